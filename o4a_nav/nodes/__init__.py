@@ -1,0 +1,1 @@
+"""Thin ROS 2 node adapters. These are the only modules (with some commands) that import rclpy."""

