@@ -1,0 +1,104 @@
+"""Conversions between ROS 2 messages and the core types.
+
+Readers only touch message attributes, so they work on rclpy messages and on the
+message objects that `rosbags` deserialises. Builders need the rclpy message classes and
+import them lazily; this module never imports rclpy itself.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from o4a_nav import image_conv
+from o4a_nav.types import Pose2D, ScanData
+
+
+def stamp_to_sec(stamp) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def sec_to_stamp_fields(t: float) -> tuple[int, int]:
+    sec = int(math.floor(t))
+    nanosec = int(round((t - sec) * 1e9))
+    if nanosec >= 1_000_000_000:
+        sec, nanosec = sec + 1, nanosec - 1_000_000_000
+    return sec, nanosec
+
+
+def image_msg_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W, 3) uint8 RGB at its own size."""
+    return image_conv.to_rgb(msg.data, int(msg.height), int(msg.width), msg.encoding, int(msg.step) or None)
+
+
+def image_msg_to_model_input(msg) -> np.ndarray:
+    """sensor_msgs/Image -> (96, 96, 3) uint8 RGB, the model input."""
+    return image_conv.resize_rgb(image_msg_to_rgb(msg))
+
+
+def scan_msg_to_data(msg) -> ScanData:
+    return ScanData(
+        ranges=np.asarray(msg.ranges, dtype=np.float32),
+        angle_min=float(msg.angle_min),
+        angle_increment=float(msg.angle_increment),
+        range_min=float(msg.range_min),
+        range_max=float(msg.range_max),
+        stamp=stamp_to_sec(msg.header.stamp),
+    )
+
+
+def yaw_from_quaternion(q) -> float:
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def pose_msg_to_pose2d(pose) -> Pose2D:
+    """geometry_msgs/Pose -> Pose2D."""
+    return Pose2D(float(pose.position.x), float(pose.position.y), yaw_from_quaternion(pose.orientation))
+
+
+# ---- builders (rclpy message classes) -------------------------------------------------
+
+def fill_header(header, t: float, frame_id: str):
+    header.stamp.sec, header.stamp.nanosec = sec_to_stamp_fields(t)
+    header.frame_id = frame_id
+    return header
+
+
+def rgb_to_image_msg(img: np.ndarray, t: float, frame_id: str, encoding: str = "rgb8"):
+    from sensor_msgs.msg import Image
+
+    img = np.ascontiguousarray(img, dtype=np.uint8)
+    msg = Image()
+    fill_header(msg.header, t, frame_id)
+    msg.height, msg.width = int(img.shape[0]), int(img.shape[1])
+    channels = 1 if img.ndim == 2 else int(img.shape[2])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels
+    msg.data = img.tobytes()
+    return msg
+
+
+def scan_data_to_msg(scan: ScanData, frame_id: str, scan_time: float = 0.0):
+    from sensor_msgs.msg import LaserScan
+
+    msg = LaserScan()
+    fill_header(msg.header, scan.stamp, frame_id)
+    msg.angle_min = float(scan.angle_min)
+    msg.angle_max = float(scan.angle_max)
+    msg.angle_increment = float(scan.angle_increment)
+    msg.time_increment = 0.0
+    msg.scan_time = float(scan_time)
+    msg.range_min = float(scan.range_min)
+    msg.range_max = float(scan.range_max)
+    msg.ranges = np.asarray(scan.ranges, dtype=np.float32).tolist()
+    return msg
+
+
+def set_pose_msg(pose_msg, p: Pose2D):
+    """Fill a geometry_msgs/Pose from a Pose2D."""
+    pose_msg.position.x, pose_msg.position.y, pose_msg.position.z = float(p.x), float(p.y), 0.0
+    pose_msg.orientation.x = pose_msg.orientation.y = 0.0
+    pose_msg.orientation.z = math.sin(p.yaw / 2.0)
+    pose_msg.orientation.w = math.cos(p.yaw / 2.0)
+    return pose_msg

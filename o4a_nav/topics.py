@@ -1,0 +1,26 @@
+"""Default topic, service, action and frame names (all remappable in ROS)."""
+
+FRONT_IMAGE = "front_camera/image_raw"
+REAR_IMAGE = "rear_camera/image_raw"
+SCAN = "scan"
+ODOM = "odom"
+CMD_VEL = "cmd_vel"
+CLOCK = "/clock"
+
+ACTION = "o4a/action"
+FREE_ACTIONS = "o4a/free_actions"
+SWEPT_BOX = "o4a/swept_box"
+MOTION_STATE = "o4a/motion_state"
+STATUS = "o4a/status"
+SET_GOAL = "o4a/set_goal"
+NAVIGATE = "o4a/navigate"
+
+GROUND_TRUTH_POSE = "ground_truth/pose"
+WORLD_NAME = "o4a/world_name"
+
+MAP_FRAME = "map"
+ODOM_FRAME = "odom"
+BASE_FRAME = "base_link"
+LASER_FRAME = "laser"
+FRONT_CAMERA_FRAME = "front_camera_optical"
+REAR_CAMERA_FRAME = "rear_camera_optical"
