@@ -1,0 +1,289 @@
+"""A_free from a planar laser scan (ROS-free).
+
+FORWARD is blocked when any obstacle return lies inside the box swept in front of the
+robot (base frame, x forward, y left):
+
+    box_x_min < x < box_x_max  and  |y| < box_half_width
+
+The paper uses 0 < x < 0.5 m, |y| < 0.17 m. Our default half-width is 0.20 m so that the
+box is at least as wide as a robot of radius 0.20 m (the simulated robot): a box narrower
+than the robot lets an obstacle graze the robot's sides. The constructor refuses a box
+narrower than the footprint's half-width or shorter than the footprint's front plus one
+FORWARD step (0.25 m).
+
+Rotations in place: with a circular footprint centred on the base origin (the default,
+``footprint`` empty) rotations sweep no new area and are always free, as in the paper.
+With a polygonal footprint (``footprint`` = [x1, y1, x2, y2, ...] in the base frame) a
+rotation by ``rotation_step`` rad is blocked when an obstacle point enters the area
+swept by the polygon. The sweep is checked by sampling the rotation so that no point
+moves more than ``rotation_resolution`` (default 1 cm) between samples. Returns that lie
+inside the current footprint cannot be outside obstacles (they are self-hits, or the
+robot is already in contact) and are ignored for the rotation check only; FORWARD still
+counts them.
+
+Range semantics (sensor_msgs/LaserScan, REP 117), per ray:
+- finite, range_min <= r <= range_max: a valid return, an obstacle point.
+- +inf, or finite r > range_max: no return within range: free along the ray.
+- -inf: an object closer than range_min. Its exact distance is unknown, so the whole
+  segment (0, range_min] of the ray counts as occupied (``neg_inf_is_obstacle``, default
+  true). A laser mounted so that this segment reaches into the box therefore blocks
+  FORWARD on any -inf there.
+- finite r < range_min (drivers that do not follow REP 117 report "too close" like this):
+  treated like -inf when ``below_min_is_obstacle`` (default true), else ignored.
+- NaN: an invalid measurement (REP 117). Ignored by default (``nan_is_obstacle`` false)
+  and counted in ``n_invalid``; with ``nan_is_obstacle`` true the whole ray segment
+  (0, range_max] counts as occupied, which is the conservative choice for sensors that
+  report NaN for dark or transparent surfaces.
+
+STOP is never part of A_free (it is always possible).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from o4a_nav.errors import UserError
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, ScanData
+
+
+@dataclass
+class FootprintParams:
+    """Geometry used by :class:`CollisionChecker`. Lengths in metres, angles in rad."""
+
+    laser_x: float = 0.0          # laser origin in the base frame
+    laser_y: float = 0.0
+    laser_yaw: float = 0.0        # laser x axis relative to base x axis
+    box_x_min: float = 0.0        # FORWARD swept box, base frame (paper 0 .. 0.5)
+    box_x_max: float = 0.5
+    box_half_width: float = 0.20  # paper 0.17; >= robot half-width (radius 0.20 here)
+    robot_radius: float = 0.20    # circular footprint (used when footprint is empty)
+    footprint: list[float] = field(default_factory=list)  # polygon x1,y1,x2,y2,... or empty
+    rotation_step: float = ROTATE_STEP_RAD
+    rotation_resolution: float = 0.01
+    neg_inf_is_obstacle: bool = True
+    below_min_is_obstacle: bool = True
+    nan_is_obstacle: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FootprintParams":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise UserError(f"collision checker: unknown footprint parameter(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class FreeActionsResult:
+    """A_free and what it was computed from."""
+
+    free: frozenset          # frozenset[Action], never contains STOP
+    forward_clearance: float  # x distance [m] from box_x_min to the nearest occupied point in
+    #                           the corridor |y| < box_half_width ahead of box_x_min; +inf if none
+    points_in_box: int        # rays whose obstacle (point or -inf segment) lies in the box
+    n_invalid: int            # NaN rays
+    stamp: float              # stamp of the scan
+
+    @property
+    def forward(self) -> bool:
+        return Action.FORWARD in self.free
+
+    @property
+    def rotate_left(self) -> bool:
+        return Action.ROTATE_LEFT in self.free
+
+    @property
+    def rotate_right(self) -> bool:
+        return Action.ROTATE_RIGHT in self.free
+
+
+def _points_in_polygon(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd rule, vectorised over points. poly: (k, 2)."""
+    inside = np.zeros(px.shape, dtype=bool)
+    xj, yj = poly[-1]
+    for xi, yi in poly:
+        cond = (yi > py) != (yj > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xcross = (xj - xi) * (py - yi) / (yj - yi) + xi
+        inside ^= cond & (px < xcross)
+        xj, yj = xi, yi
+    return inside
+
+
+class CollisionChecker:
+    """Computes A_free from a :class:`~o4a_nav.types.ScanData`. Stateless apart from the
+    geometry; cheap enough to run on every scan (vectorised numpy)."""
+
+    def __init__(self, params: FootprintParams | None = None, **overrides):
+        p = params or FootprintParams()
+        if overrides:
+            p = FootprintParams(**{**p.__dict__, **overrides})
+        self.params = p
+        self._validate()
+        fp = np.asarray(p.footprint, dtype=np.float64)
+        self.polygon: np.ndarray | None = fp.reshape(-1, 2) if fp.size else None
+        if self.polygon is not None:
+            self._circumradius = float(np.max(np.hypot(self.polygon[:, 0], self.polygon[:, 1])))
+        else:
+            self._circumradius = p.robot_radius
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> None:
+        p = self.params
+        for name in ("laser_x", "laser_y", "laser_yaw", "box_x_min", "box_x_max", "box_half_width",
+                     "robot_radius", "rotation_step", "rotation_resolution"):
+            v = getattr(p, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise UserError(f"collision checker: parameter {name} must be a finite number, got {v!r}")
+        if p.box_x_max <= p.box_x_min:
+            raise UserError(f"collision checker: box_x_max ({p.box_x_max}) must exceed box_x_min ({p.box_x_min})")
+        if p.robot_radius <= 0 or p.box_half_width <= 0:
+            raise UserError("collision checker: robot_radius and box_half_width must be > 0")
+        if p.rotation_resolution <= 0:
+            raise UserError("collision checker: rotation_resolution must be > 0")
+        fp = list(p.footprint)
+        if fp and (len(fp) % 2 or len(fp) < 6):
+            raise UserError(
+                f"collision checker: footprint must list at least 3 points as x1, y1, x2, y2, ... "
+                f"(got {len(fp)} numbers)")
+        if fp:
+            pts = np.asarray(fp, dtype=np.float64).reshape(-1, 2)
+            half_w = float(np.max(np.abs(pts[:, 1])))
+            front = float(np.max(pts[:, 0]))
+        else:
+            half_w = front = p.robot_radius
+        if p.box_half_width + 1e-9 < half_w:
+            raise UserError(
+                f"collision checker: box_half_width ({p.box_half_width} m) is narrower than the robot "
+                f"({half_w} m half-width); obstacles beside the box would hit the robot")
+        if p.box_x_max + 1e-9 < front + FORWARD_STEP_M:
+            raise UserError(
+                f"collision checker: box_x_max ({p.box_x_max} m) must cover the robot front ({front} m) "
+                f"plus one FORWARD step ({FORWARD_STEP_M} m)")
+
+    # ------------------------------------------------------------------ geometry
+    def box_polygon(self) -> list[tuple[float, float]]:
+        """Corners of the FORWARD swept box in the base frame (for RViz)."""
+        p = self.params
+        return [(p.box_x_min, -p.box_half_width), (p.box_x_max, -p.box_half_width),
+                (p.box_x_max, p.box_half_width), (p.box_x_min, p.box_half_width)]
+
+    def _to_base(self, angles: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        a = angles + p.laser_yaw
+        return p.laser_x + r * np.cos(a), p.laser_y + r * np.sin(a)
+
+    def _in_box(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        p = self.params
+        return (x > p.box_x_min) & (x < p.box_x_max) & (np.abs(y) < p.box_half_width)
+
+    def _segment_hits(self, angles: np.ndarray, r0: float, r1: np.ndarray, x_max: float):
+        """Open-box intersection of ray segments [r0, r1] (Liang-Barsky). Returns
+        (hit mask, x of the entry point or +inf) for the box with the given x_max."""
+        p = self.params
+        a = angles + p.laser_yaw
+        dx, dy = np.cos(a), np.sin(a)
+        t0 = np.full(angles.shape, float(r0))
+        t1 = np.asarray(r1, dtype=np.float64).copy()
+        for p0, d, lo, hi in ((p.laser_x, dx, p.box_x_min, x_max),
+                              (p.laser_y, dy, -p.box_half_width, p.box_half_width)):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                ta = (lo - p0) / d
+                tb = (hi - p0) / d
+            par = np.abs(d) < 1e-12
+            enter = np.where(par, -np.inf, np.minimum(ta, tb))
+            exit_ = np.where(par, np.inf, np.maximum(ta, tb))
+            outside = par & ~((p0 > lo) & (p0 < hi))
+            t0 = np.maximum(t0, enter)
+            t1 = np.where(outside, -np.inf, np.minimum(t1, exit_))
+        hit = t0 < t1
+        x_entry = np.where(hit, p.laser_x + t0 * dx, np.inf)
+        return hit, x_entry
+
+    # ------------------------------------------------------------------ main entry
+    def free_actions(self, scan: ScanData) -> FreeActionsResult:
+        p = self.params
+        r = np.asarray(scan.ranges, dtype=np.float64).ravel()
+        angles = scan.angle_min + scan.angle_increment * np.arange(r.size, dtype=np.float64)
+        rmin, rmax = float(scan.range_min), float(scan.range_max)
+
+        nan = np.isnan(r)
+        valid = np.isfinite(r) & (r >= rmin) & (r <= rmax)
+        close = np.zeros_like(valid)
+        if p.neg_inf_is_obstacle:
+            close |= np.isneginf(r)
+        if p.below_min_is_obstacle:
+            close |= np.isfinite(r) & (r < rmin)
+        seg_end = np.where(close, max(rmin, 1e-3), np.nan)
+        if p.nan_is_obstacle:
+            seg_end = np.where(nan, rmax, seg_end)
+        seg = close | (nan & p.nan_is_obstacle)
+
+        # valid returns as points
+        vx, vy = self._to_base(angles[valid], r[valid])
+        in_box = self._in_box(vx, vy)
+        corridor = (vx > p.box_x_min) & (np.abs(vy) < p.box_half_width)
+        clearance = float(np.min(vx[corridor])) - p.box_x_min if corridor.any() else math.inf
+        n_in_box = int(in_box.sum())
+
+        # unknown-distance rays as segments
+        if seg.any():
+            hit, _ = self._segment_hits(angles[seg], 0.0, seg_end[seg], p.box_x_max)
+            n_in_box += int(hit.sum())
+            _, x_entry = self._segment_hits(angles[seg], 0.0, seg_end[seg], math.inf)
+            if x_entry.size:
+                clearance = min(clearance, float(np.min(x_entry)) - p.box_x_min)
+
+        free = set()
+        if n_in_box == 0:
+            free.add(Action.FORWARD)
+        if self.polygon is None:
+            free.update((Action.ROTATE_LEFT, Action.ROTATE_RIGHT))
+        else:
+            px, py = vx, vy
+            if seg.any():
+                sx, sy = self._sample_segments(angles[seg], seg_end[seg])
+                px, py = np.concatenate([px, sx]), np.concatenate([py, sy])
+            if not self._rotation_blocked(px, py, +1.0):
+                free.add(Action.ROTATE_LEFT)
+            if not self._rotation_blocked(px, py, -1.0):
+                free.add(Action.ROTATE_RIGHT)
+        return FreeActionsResult(frozenset(free), max(clearance, 0.0), n_in_box, int(nan.sum()),
+                                 float(scan.stamp))
+
+    def _sample_segments(self, angles: np.ndarray, ends: np.ndarray):
+        res = self.params.rotation_resolution
+        xs, ys = [], []
+        for a, e in zip(angles, ends):
+            e = min(float(e), self._circumradius + abs(self.params.laser_x) + abs(self.params.laser_y) + 1.0)
+            ts = np.linspace(0.0, e, max(2, int(math.ceil(e / res)) + 1))
+            x, y = self._to_base(np.full(ts.shape, a), ts)
+            xs.append(x)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def _rotation_blocked(self, x: np.ndarray, y: np.ndarray, sign: float) -> bool:
+        """True when rotating the footprint by sign * rotation_step sweeps over a point."""
+        poly = self.polygon
+        rr = np.hypot(x, y)
+        near = rr <= self._circumradius + 1e-9
+        if not near.any():
+            return False
+        x, y = x[near], y[near]
+        # points inside the current footprint are self-hits (ignored here, see module doc)
+        outside = ~_points_in_polygon(x, y, poly)
+        x, y = x[outside], y[outside]
+        if x.size == 0:
+            return False
+        step = self.params.rotation_step
+        n = max(2, int(math.ceil(step * self._circumradius / self.params.rotation_resolution)) + 1)
+        for phi in np.linspace(0.0, step, n)[1:]:
+            # robot rotated by sign*phi: a world point q is covered when R(-sign*phi) q is in the polygon
+            c, s = math.cos(sign * phi), math.sin(sign * phi)
+            qx = c * x + s * y
+            qy = -s * x + c * y
+            if _points_in_polygon(qx, qy, poly).any():
+                return True
+        return False
