@@ -34,11 +34,14 @@ mkdir -p "$STAMPS"
 VPY=$VENV/bin/python
 
 # 2. Python dependencies
-req_hash=$(hash_of requirements.txt)
+req_hash=$(hash_of requirements.txt requirements-robot.txt)
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_hash" ]; then
   log "installing Python dependencies (requirements.txt)"
-  "$VPY" -m pip install --disable-pip-version-check -q --upgrade "pip>=23" 
-  "$VPY" -m pip install --disable-pip-version-check -q -r requirements.txt
+  # (grep drops this machine's notes about absent local package mirrors)
+  "$VPY" -m pip install --disable-pip-version-check -q -r requirements.txt 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  "$VPY" -c 'import torch, rclpy, rosbags, cv2, scipy, pyglet' \
+    || { echo "[setup] error: pip install -r requirements.txt failed (see above)" >&2; exit 1; }
   echo "$req_hash" > "$STAMPS/requirements"
   rm -f "$STAMPS/msgs"   # rebuild interfaces against the new wheels
 else
