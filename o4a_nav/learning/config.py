@@ -1,0 +1,142 @@
+"""Model and training configuration (plain dataclasses, stored in meta.json).
+
+Two model presets: `compact` (the default; trains on a 2-core CPU) and `paper` (ResNet-18
+backbone from scratch, 512-d per image, 5-layer Conv1D fusion, 256-d codes: the paper's
+network). Select with `o4a train --preset paper` or override single fields with
+`--set model.backbone=resnet18`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from o4a_nav.errors import UserError
+
+# f-dagger classes: index 0 = NOT_CONNECTED, then class k+1 = Action(k).
+CLASSES = ("NOT_CONNECTED", "STOP", "FORWARD", "ROTATE_LEFT", "ROTATE_RIGHT")
+NOT_CONNECTED = 0
+NUM_CLASSES = len(CLASSES)
+
+
+def action_to_class(action):
+    """Action value (0..3) -> f-dagger class (1..4). Works on ints, numpy and torch."""
+    return action + 1
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "compact"            # "compact" | "resnet18"
+    image_size: int = 96
+    compact_channels: tuple = (32, 64, 96, 128, 128)
+    image_feature_dim: int = 256          # per-camera vector (paper: 512 with ResNet-18)
+    fusion_conv_layers: int = 2           # Conv1D layers over the 2 camera channels (paper: 5)
+    fusion_conv_channels: int = 8
+    fusion_hidden: int = 256              # MLP hidden width after fusion (paper: 256)
+    embed_dim: int = 128                  # n, size of x = h(o) (paper: 256)
+    inverse_hidden: tuple = (128, 64)     # f-dagger MLP on concat(x_i, x_j)
+    forward_hidden: int = 256             # f residual MLP width
+    geodesic_dim: int = 128               # width of g
+    geodesic_blocks: int = 2              # residual blocks in g
+    geodesic_hidden: int = 128            # MLP on g(x_g) - g(x_s)
+
+    def __post_init__(self):
+        self.compact_channels = tuple(int(c) for c in self.compact_channels)
+        self.inverse_hidden = tuple(int(c) for c in self.inverse_hidden)
+        if self.backbone not in ("compact", "resnet18"):
+            raise UserError(f"model.backbone must be 'compact' or 'resnet18', not {self.backbone!r}")
+        if self.image_size != 96:
+            raise UserError("model.image_size must be 96 (the model input of o4a_nav.image_conv)")
+
+
+@dataclass
+class TrainConfig:
+    # stage 1: h + f-dagger
+    batch_size: int = 64                  # B consecutive pairs per step (B^2 in-batch pairs)
+    local_epochs: int = 12
+    lr: float = 1e-4                      # paper: Adam 1e-4
+    margin_pos: float = 1.0               # m+ (paper)
+    margin_neg: float = 10.0              # m- (paper)
+    ce_weight: float = 1.0
+    contrastive_weight: float = 1.0
+    freeze_h_epochs: int = 2              # last epochs: h frozen, f-dagger fine-tuned alone
+    augment: bool = True                  # small brightness/contrast jitter
+    # stage 2: graph
+    graph_block: int = 1024               # f-dagger evaluated on block x block pairs at once
+    # stage 3: f
+    forward_epochs: int = 10
+    forward_batch: int = 256
+    # stage 4: p+
+    geodesic_steps: int = 6000
+    geodesic_batch: int = 512
+    geodesic_noise: float = 0.1           # Gaussian noise on codes (paper sigma 0.1)
+    geodesic_sources: int = 2000          # Dijkstra sources kept per world (rows of d_G)
+    geodesic_lr: float = 1e-3
+    # data
+    val_fraction: float = 0.3             # share of trajectories held out (paper 30 %)
+    seed: int = 0
+    threads: int = 2                      # torch CPU threads
+
+
+PRESETS = {
+    "compact": {},
+    "paper": {"backbone": "resnet18", "image_feature_dim": 512, "fusion_conv_layers": 5,
+              "embed_dim": 256, "fusion_hidden": 256, "inverse_hidden": (256, 128),
+              "forward_hidden": 256, "geodesic_dim": 256, "geodesic_hidden": 256},
+}
+
+
+def _coerce(value: str, current):
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, tuple):
+        return tuple(int(v) for v in value.split(",") if v)
+    return value
+
+
+def make_configs(preset: str = "compact", overrides: list[str] | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """Preset + `section.field=value` overrides (section: model or train)."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    model_kw = dict(PRESETS[preset])
+    train_kw: dict = {}
+    mdefaults = {f.name: f.default for f in fields(ModelConfig)}
+    tdefaults = {f.name: f.default for f in fields(TrainConfig)}
+    for item in overrides or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UserError(f"--set {item!r}: expected section.field=value (e.g. train.local_epochs=5)")
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        table, target = {"model": (mdefaults, model_kw), "train": (tdefaults, train_kw)}.get(section, (None, None))
+        if table is None or name not in table:
+            raise UserError(f"--set {item!r}: unknown setting {key}")
+        try:
+            target[name] = _coerce(value, table[name] if name not in target else target[name])
+        except ValueError:
+            raise UserError(f"--set {item!r}: bad value for {key}") from None
+    return ModelConfig(**model_kw), TrainConfig(**train_kw)
+
+
+def to_dict(cfg) -> dict:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def model_config_from_dict(d: dict) -> ModelConfig:
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown model settings {sorted(unknown)}")
+    return ModelConfig(**d)
+
+
+def train_config_from_dict(d: dict) -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,183 @@
+"""The model directory: save/load the O4A networks with their metadata.
+
+Layout of models/NAME/ (contract in docs/ARCHITECTURE.md):
+    meta.json        format, config, versions, world names, input spec, classes
+    weights.pt       state dicts: backbone (h), inverse (f-dagger), forward (f), geodesic/<i> (p+ per world)
+    report.json      training figures (written by the pipeline)
+    report.md, *.png training report
+    graph_<world>.npz  training graph (codes + sparse edges) for the graph baseline
+
+    model = load_model(path)            # raises ModelLoadError (missing, corrupt, incompatible)
+    model.worlds                        # world names with a p+ head
+    x = model.embed(front, rear)        # uint8 (96,96,3) or (B,96,96,3) each -> float (B, n)
+    model.inverse_logits(x_i, x_j)      # (B, 5) [NOT_CONNECTED, STOP, FORWARD, LEFT, RIGHT]
+    model.forward_kinematics(x, a)      # a: Action values 1..3 -> (B, n)
+    model.geodesic(x_s, x_g, world)     # (B,) p+ >= 0
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from o4a_nav.errors import ModelLoadError
+from o4a_nav.learning.config import CLASSES, ModelConfig, model_config_from_dict, to_dict
+from o4a_nav.learning.models import ForwardHead, GeodesicHead, InverseHead, LocalBackbone, images_to_tensor
+
+FORMAT = "o4a_nav.model"
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+WEIGHTS_FILE = "weights.pt"
+INPUT_SPEC = {"cameras": ["front", "rear"], "height": 96, "width": 96, "channels": 3, "encoding": "rgb8",
+              "dtype": "uint8", "scale": "pixels / 255, no mean/std normalisation",
+              "converter": "o4a_nav.image_conv.to_model_input"}
+
+
+class O4AModel(nn.Module):
+    """h, f-dagger, f and one p+ per world. Inference methods run without gradients in eval mode."""
+
+    def __init__(self, cfg: ModelConfig, worlds=()):
+        super().__init__()
+        self.config = cfg
+        self.backbone = LocalBackbone(cfg)
+        self.inverse = InverseHead(cfg)
+        self.forward_model = ForwardHead(cfg)
+        self.geodesic_heads = nn.ModuleList()
+        self.worlds: list[str] = []
+        self.meta: dict = {}
+        for w in worlds:
+            self.add_world(w)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def add_world(self, name: str) -> GeodesicHead:
+        if name in self.worlds:
+            raise ValueError(f"world {name!r} already has a p+ head")
+        head = GeodesicHead(self.config).to(self.device if len(list(self.parameters())) else "cpu")
+        self.worlds.append(name)
+        self.geodesic_heads.append(head)
+        return head
+
+    def geodesic_head(self, world: str) -> GeodesicHead:
+        try:
+            return self.geodesic_heads[self.worlds.index(world)]
+        except ValueError:
+            raise KeyError(f"no p+ head for world {world!r}; this model knows: {', '.join(self.worlds) or 'none'}") from None
+
+    # ---- inference API (used by the navigator and the benchmark) ----
+    @torch.inference_mode()
+    def embed(self, front, rear) -> torch.Tensor:
+        self.eval()
+        f = images_to_tensor(front, self.device)
+        r = images_to_tensor(rear, self.device)
+        if f.shape != r.shape:
+            raise ValueError(f"front {tuple(f.shape)} and rear {tuple(r.shape)} batches differ")
+        return self.backbone(f, r)
+
+    @torch.inference_mode()
+    def inverse_logits(self, x_i, x_j) -> torch.Tensor:
+        self.eval()
+        x_i, x_j = _codes(x_i, self.device), _codes(x_j, self.device)
+        return self.inverse(*torch.broadcast_tensors(x_i, x_j))
+
+    @torch.inference_mode()
+    def forward_kinematics(self, x, a) -> torch.Tensor:
+        self.eval()
+        return self.forward_model(_codes(x, self.device), a)
+
+    @torch.inference_mode()
+    def geodesic(self, x_s, x_g, world: str) -> torch.Tensor:
+        self.eval()
+        x_s, x_g = _codes(x_s, self.device), _codes(x_g, self.device)
+        x_s, x_g = torch.broadcast_tensors(x_s, x_g)
+        return self.geodesic_head(world)(x_s, x_g)
+
+
+def _codes(x, device) -> torch.Tensor:
+    t = torch.as_tensor(x, dtype=torch.float32, device=device)
+    return t[None] if t.ndim == 1 else t
+
+
+def _versions() -> dict:
+    import o4a_nav
+
+    return {"o4a_nav": getattr(o4a_nav, "__version__", "unknown"), "torch": torch.__version__,
+            "numpy": np.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def save_model(model: O4AModel, path, extra_meta: dict | None = None) -> Path:
+    """Write weights.pt + meta.json atomically (temp file + rename). Returns the directory."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = path / (WEIGHTS_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path / WEIGHTS_FILE)
+    meta = dict(model.meta)
+    meta.update(extra_meta or {})
+    meta.update({"format": FORMAT, "format_version": FORMAT_VERSION, "config": to_dict(model.config),
+                 "worlds": list(model.worlds), "classes": list(CLASSES), "input": INPUT_SPEC,
+                 "embed_dim": model.config.embed_dim, "versions": _versions(),
+                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    model.meta = meta
+    tmp = path / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, path / META_FILE)
+    return path
+
+
+def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
+    """Load a model directory. ModelLoadError names the file and what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model directory {path} does not exist (train one with `o4a train --bags ... --out {path}`)")
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} is not a model directory")
+    meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
+    if not meta_path.is_file():
+        raise ModelLoadError(f"{path} is not an o4a model directory: {META_FILE} is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{meta_path} is corrupt: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelLoadError(f"{meta_path} is not an o4a model description (format field missing or wrong)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(f"{meta_path}: model format version {meta.get('format_version')} is not supported "
+                             f"by this o4a_nav (expects {FORMAT_VERSION}); retrain the model")
+    if list(meta.get("classes", [])) != list(CLASSES):
+        raise ModelLoadError(f"{meta_path}: f-dagger classes {meta.get('classes')} differ from {list(CLASSES)}")
+    try:
+        cfg = model_config_from_dict(meta["config"])
+        worlds = [str(w) for w in meta["worlds"]]
+    except Exception as exc:
+        raise ModelLoadError(f"{meta_path}: invalid config or worlds field ({exc})") from None
+    if not weights_path.is_file():
+        raise ModelLoadError(f"{path}: {WEIGHTS_FILE} is missing")
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{weights_path} is corrupt or not a torch weights file: {exc}") from None
+    model = O4AModel(cfg, worlds)
+    try:
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{weights_path} does not match the architecture in {META_FILE}: "
+                             f"{str(exc).splitlines()[0]}") from None
+    model.meta = meta
+    model.to(device)
+    model.eval()
+    return model
