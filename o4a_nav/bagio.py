@@ -105,14 +105,15 @@ class BagWriter:
             self._writer.close()
             self._writer = None
 
-    def connection(self, topic: str, msgtype: str):
+    def connection(self, topic: str, msgtype: str, latched: bool = False):
+        """The topic's connection, added on first use (`latched`: record transient-local QoS)."""
         conn = self._connections.get(topic)
         if conn is None:
             if msgtype not in self._store.fielddefs:
                 raise BagError(f"topic {topic}: message type {msgtype} is unknown to the bag type store")
             conn = self._writer.add_connection(
                 topic, msgtype, typestore=self._store,
-                offered_qos_profiles=[qos_for(msgtype, topic in self._latched)])
+                offered_qos_profiles=[qos_for(msgtype, latched or topic in self._latched)])
             self._connections[topic] = conn
         elif conn.msgtype != msgtype:
             raise BagError(f"topic {topic} has type {conn.msgtype}, not {msgtype}")
@@ -146,6 +147,19 @@ def topics(path) -> dict[str, tuple[str, int]]:
     reader = _open_reader(path)
     try:
         return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
+    finally:
+        reader.close()
+
+
+def offered_qos(path) -> dict[str, list]:
+    """{topic: [rosbags Qos, ...]}: the QoS profiles the recorded publishers offered
+    (empty list when the bag does not say)."""
+    reader = _open_reader(path)
+    try:
+        out: dict[str, list] = {}
+        for c in reader.connections:
+            out.setdefault(c.topic, []).extend(getattr(c.ext, "offered_qos_profiles", None) or [])
+        return out
     finally:
         reader.close()
 

@@ -1,0 +1,9 @@
+"""ROS-free logic behind `o4a record`, `o4a replay` and `o4a replay-check`.
+
+- topics.py: topic-name normalisation, selection of a bag's topics, type-name parsing.
+- qos.py: which QoS to subscribe / publish with (recording adapts to the publishers,
+  replay reuses the QoS the recording saw).
+- schedule.py: when each message is due during playback (--rate) and the /clock value.
+- navrun.py: a recorded navigation run (goal, per-step observations and actions), the
+  comparison of replayed decisions with the recorded ones, and the report.
+"""

@@ -1,0 +1,78 @@
+"""o4a record: write ROS 2 topics into a rosbag2 folder (MCAP or sqlite3)."""
+from __future__ import annotations
+
+HELP = "record topics into a rosbag2 folder (MCAP by default), like `ros2 bag record`"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("topics", nargs="*", metavar="TOPIC", help="topics to record (or use --topics / --all)")
+    p.add_argument("--topics", dest="topic_opt", nargs="+", default=[], metavar="TOPIC",
+                   help="topics to record (same as the positional list)")
+    p.add_argument("-a", "--all", action="store_true", help="record every topic (except /rosout, /parameter_events)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output bag folder (must not exist)")
+    p.add_argument("-s", "--storage", choices=["mcap", "sqlite3"], default="mcap",
+                   help="storage format (default mcap, as ros2 bag on Jazzy)")
+    p.add_argument("-d", "--duration", type=float, default=0.0, metavar="S",
+                   help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
+    p.add_argument("--use-sim-time", action="store_true",
+                   help="stamp messages with /clock time instead of wall time")
+
+
+def run(args) -> int:
+    import signal
+    import sys
+    import time
+
+    from o4a_nav.errors import UserError
+
+    topics = list(args.topics) + list(args.topic_opt)
+    if args.all and topics:
+        raise UserError("give either topics or --all, not both")
+    if not args.all and not topics:
+        raise UserError("no topics to record: name them (o4a record scan front_camera/image_raw ...) or use --all")
+    if args.duration < 0:
+        raise UserError(f"--duration must be >= 0 (got {args.duration})")
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    from o4a_nav import bagio
+    from o4a_nav.nodes.recorder import Recorder
+
+    stop = {"flag": False}
+
+    def _stop(signum, frame):
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    writer = bagio.BagWriter(args.out, storage=args.storage)
+    writer.__enter__()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = Recorder(writer, None if args.all else topics, use_sim_time=args.use_sim_time)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        print(f"recording to {args.out} ({args.storage}); Ctrl-C to stop", file=sys.stderr, flush=True)
+        t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+        while not stop["flag"] and time.monotonic() < t_end and node.error is None:
+            executor.spin_once(timeout_sec=0.05)
+        if node.error is not None:
+            raise UserError(f"recording to {args.out} failed: {node.error}")
+        counts = dict(node.counts)
+        types = dict(node.types)
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        writer.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    total = sum(counts.values())
+    print(f"wrote {total} messages to {args.out}", file=sys.stderr)
+    for t in sorted(counts):
+        print(f"  {t}: {counts[t]} ({types.get(t, 'never published')})", file=sys.stderr)
+    for t in sorted(t for t, n in counts.items() if n == 0):
+        print(f"warning: no message received on topic {t}", file=sys.stderr)
+    return 0
