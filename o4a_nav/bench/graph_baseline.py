@@ -1,0 +1,178 @@
+"""SPTM-like semi-parametric baseline: the training graph is kept at run time.
+
+Each step: embed the current images with h, localise them at the nearest node code
+(L2, all N nodes), follow the shortest path (Dijkstra on the training graph, edge weight
+d_h) towards the node nearest the goal code, and take the action f-dagger predicts from
+the current code to the next waypoint's code. The shortest-path tree towards the goal
+node is computed once per goal (Dijkstra on the reversed graph: the same paths as a
+per-step Dijkstra from the current node, without repeating it 500 times); localisation
+is per step, so memory and per-step latency grow with the number of nodes N.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from o4a_nav.errors import ModelLoadError
+from o4a_nav.types import Action
+
+from .policies import MOTIONS, EpisodeContext, Policy
+
+_CODE_KEYS = ("codes", "node_codes", "x", "embeddings")
+
+
+@dataclass
+class TrainingGraph:
+    codes: np.ndarray  # (N, n) float32
+    src: np.ndarray  # (E,) int
+    dst: np.ndarray  # (E,) int
+    weight: np.ndarray  # (E,) float32
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.src.shape[0])
+
+    @classmethod
+    def load(cls, path) -> "TrainingGraph":
+        path = Path(path)
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: training graph file not found (written by `o4a train`)")
+        try:
+            with np.load(path) as z:
+                keys = set(z.files)
+                ck = next((k for k in _CODE_KEYS if k in keys), None)
+                if ck is None:
+                    raise ModelLoadError(f"{path}: no node codes (expected one of {_CODE_KEYS}, found {sorted(keys)})")
+                codes = np.asarray(z[ck], dtype=np.float32)
+                if {"src", "dst"} <= keys:
+                    src, dst = z["src"], z["dst"]
+                    weight = z["weight"] if "weight" in keys else z["weights"] if "weights" in keys else None
+                elif "edges" in keys:
+                    e = z["edges"]
+                    src, dst = e[:, 0], e[:, 1]
+                    weight = e[:, 2] if e.shape[1] > 2 else None
+                else:
+                    raise ModelLoadError(f"{path}: no edge list (expected src/dst/weight, found {sorted(keys)})")
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{path}: unreadable training graph: {exc}") from exc
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        if weight is None:
+            weight = np.linalg.norm(codes[src] - codes[dst], axis=1)
+        return cls(codes, src, dst, np.asarray(weight, dtype=np.float32))
+
+    def subsample(self, n_nodes: int, rng: np.random.Generator) -> "TrainingGraph":
+        """Induced subgraph on ``n_nodes`` nodes chosen uniformly at random."""
+        n_nodes = min(n_nodes, self.n_nodes)
+        keep = np.sort(rng.choice(self.n_nodes, size=n_nodes, replace=False))
+        remap = np.full(self.n_nodes, -1, dtype=np.int64)
+        remap[keep] = np.arange(n_nodes)
+        mask = (remap[self.src] >= 0) & (remap[self.dst] >= 0)
+        return TrainingGraph(self.codes[keep], remap[self.src[mask]], remap[self.dst[mask]], self.weight[mask])
+
+
+class GraphPlanner:
+    """Run-time structures of the baseline: node codes + CSR adjacency of the reversed
+    graph, and the per-goal shortest-path tree."""
+
+    def __init__(self, graph: TrainingGraph):
+        from scipy.sparse import csr_matrix
+
+        self.codes = np.ascontiguousarray(graph.codes, dtype=np.float32)
+        self.sq_norms = np.einsum("ij,ij->i", self.codes, self.codes)
+        n = graph.n_nodes
+        # Edge weights of exactly 0 would vanish from a sparse matrix: floor them.
+        w = np.maximum(graph.weight.astype(np.float64), 1e-6)
+        # Reversed graph: Dijkstra from the goal gives, for each node, its successor on
+        # the shortest path node -> goal in the original graph.
+        self.reversed_adj = csr_matrix((w, (graph.dst, graph.src)), shape=(n, n))
+        self.next_hop = np.full(n, -9999, dtype=np.int64)
+        self.dist_to_goal = np.full(n, np.inf)
+        self.goal_node = -1
+
+    @property
+    def memory_bytes(self) -> int:
+        a = self.reversed_adj
+        return int(self.codes.nbytes + self.sq_norms.nbytes + a.data.nbytes + a.indices.nbytes + a.indptr.nbytes)
+
+    def localise(self, x: np.ndarray) -> int:
+        d2 = self.sq_norms - 2.0 * (self.codes @ x)
+        return int(np.argmin(d2))
+
+    def plan(self, goal_node: int) -> None:
+        from scipy.sparse.csgraph import dijkstra
+
+        dist, pred = dijkstra(self.reversed_adj, directed=True, indices=goal_node, return_predecessors=True)
+        self.dist_to_goal, self.next_hop, self.goal_node = dist, pred, goal_node
+
+    def path_from(self, node: int, max_hops: int) -> list[int]:
+        path = []
+        while node != self.goal_node and len(path) < max_hops:
+            node = int(self.next_hop[node])
+            if node < 0:
+                break
+            path.append(node)
+        return path
+
+
+def _to_numpy(t) -> np.ndarray:
+    return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+class GraphPolicy(Policy):
+    """The SPTM-like baseline as a benchmark policy."""
+
+    name = "graph"
+
+    def __init__(self, model, graph: TrainingGraph, stop_threshold: float = 3.5, lookahead: int = 3, seed: int = 0):
+        self.model = model
+        self.planner = GraphPlanner(graph)
+        self.stop_threshold = stop_threshold
+        self.lookahead = lookahead
+        self.rng = np.random.default_rng(seed)
+        self.x_goal: np.ndarray | None = None
+        self.plan_time_s = 0.0
+
+    def _embed(self, front, rear) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return _to_numpy(self.model.embed(front, rear)).reshape(-1).astype(np.float32)
+
+    def reset(self, ctx: EpisodeContext) -> None:
+        self.rng = np.random.default_rng(ctx.seed)
+        self.x_goal = self._embed(ctx.goal_front, ctx.goal_rear)
+        t0 = time.perf_counter()
+        self.planner.plan(self.planner.localise(self.x_goal))
+        self.plan_time_s = time.perf_counter() - t0
+
+    def act(self, front, rear, free) -> Action:
+        import torch
+
+        x = self._embed(front, rear)
+        if float(np.linalg.norm(x - self.x_goal)) < self.stop_threshold:
+            return Action.STOP
+        options = [a for a in MOTIONS if a in free] or [Action.ROTATE_LEFT]
+        node = self.planner.localise(x)
+        path = self.planner.path_from(node, self.lookahead)
+        if not path or not math.isfinite(self.planner.dist_to_goal[node]):
+            return options[int(self.rng.integers(len(options)))]
+        # f-dagger from the current code to each waypoint of the short lookahead; take the
+        # first waypoint that is not "the same place" (STOP) and its most likely motion.
+        xs = torch.from_numpy(np.repeat(x[None], len(path), axis=0))
+        xw = torch.from_numpy(self.planner.codes[path])
+        with torch.no_grad():
+            logits = _to_numpy(self.model.inverse_logits(xs, xw))
+        for row in logits:
+            if int(np.argmax(row)) != 1 + int(Action.STOP):
+                break
+        # classes: [NOT_CONNECTED, STOP, FORWARD, LEFT, RIGHT] -> Action value = class - 1
+        return max(options, key=lambda a: row[1 + int(a)])
