@@ -1,0 +1,228 @@
+"""The O4A navigator core (ROS-free): graph-free image-goal navigation with a neural
+potential field. The ROS `navigator` node and `o4a bench` both call this class.
+
+Every control step (paper, "Navigation"):
+1. x_t = h(o_t); x_g = h(o_g) is cached by :meth:`O4ANavigator.set_goal`.
+2. STOP when d_h(x_t, x_g) = ||x_t - x_g|| < stop_threshold (optionally also when
+   f-dagger(x_t, x_g) says the two are connected, ``stop_on_connected``).
+3. Otherwise, for each a in A_free predict the waypoint w_a = f(x_t, a) and its potential
+       P(a) = p+(w_a, x_g) + sum_{b in B} max(0, m_r - ||b - w_a||)
+   (attractor + repulsor; either can be switched off for the paper's ablations), take
+   argmin_a P(a) and push w_a into the waypoint memory B (a ring of ``memory_size``).
+   Ties go to the first of FORWARD, ROTATE_LEFT, ROTATE_RIGHT.
+
+``anti_oscillation`` (our addition, off by default so that the default is the paper's
+rule): the rotation that would undo the previous rotation (LEFT right after RIGHT or the
+reverse) is dropped from the candidates while another free motion remains. It removes
+the LEFT/RIGHT dithering that a flat potential produces; the benchmark measures it
+against the greedy rule.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from o4a_nav import image_conv
+from o4a_nav.errors import ImageFormatError, ModelLoadError, UserError
+from o4a_nav.types import Action
+
+_OPPOSITE = {Action.ROTATE_LEFT: Action.ROTATE_RIGHT, Action.ROTATE_RIGHT: Action.ROTATE_LEFT}
+
+
+@dataclass
+class NavigatorParams:
+    stop_threshold: float = 3.5     # d_h under which STOP is called (paper 3.5)
+    memory_size: int = 500          # |B|, waypoints kept for the repulsor (paper 500)
+    repulsion_margin: float = 2.5   # m_r (paper 2.5)
+    use_attractor: bool = True      # p+ term (off: paper's "without attractor" ablation)
+    use_repulsor: bool = True       # memory term (off: paper's "without repulsor" ablation)
+    anti_oscillation: bool = False  # drop the rotation that undoes the previous one
+    stop_on_connected: bool = False  # also STOP when f-dagger(x_t, x_g) != NOT_CONNECTED
+    max_steps: int = 500            # decisions per goal before giving up (FAILED)
+
+    def __post_init__(self):
+        if not (self.stop_threshold >= 0 and math.isfinite(self.stop_threshold)):
+            raise UserError(f"navigator: stop_threshold must be a finite number >= 0, got {self.stop_threshold}")
+        if int(self.memory_size) < 1:
+            raise UserError(f"navigator: memory_size must be >= 1, got {self.memory_size}")
+        if not (self.repulsion_margin >= 0 and math.isfinite(self.repulsion_margin)):
+            raise UserError(f"navigator: repulsion_margin must be a finite number >= 0, got {self.repulsion_margin}")
+        if int(self.max_steps) < 1:
+            raise UserError(f"navigator: max_steps must be >= 1, got {self.max_steps}")
+        self.memory_size = int(self.memory_size)
+        self.max_steps = int(self.max_steps)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NavigatorParams":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise UserError(f"navigator: unknown parameter(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class Candidate:
+    action: Action
+    potential: float
+    attraction: float
+    repulsion: float
+
+    def __iter__(self):  # unpacks as (action, P, attraction, repulsion)
+        return iter((self.action, self.potential, self.attraction, self.repulsion))
+
+
+@dataclass
+class Decision:
+    action: Action
+    goal_distance: float            # d_h(x_t, x_g)
+    candidates: list = field(default_factory=list)  # list[Candidate], evaluation order
+    latency_s: float = 0.0          # time spent in step()
+    step: int = 0                   # decisions taken for this goal, this one included
+    reached: bool = False           # STOP because d_h < stop_threshold (or f-dagger said so)
+    failed: bool = False            # STOP because max_steps is exhausted
+    reason: str = ""
+
+
+class O4ANavigator:
+    """O4A decision rule around a loaded model (o4a_nav.learning.model_io API:
+    embed, forward_kinematics, geodesic, inverse_logits, worlds)."""
+
+    def __init__(self, model, world: str | None = None, params: NavigatorParams | None = None):
+        import torch
+
+        self._torch = torch
+        self.model = model
+        self.params = params or NavigatorParams()
+        worlds = list(getattr(model, "worlds", []) or [])
+        if world is None and self.params.use_attractor:
+            if len(worlds) == 1:
+                world = worlds[0]
+            elif not worlds:
+                raise ModelLoadError("model has no p+ (geodesic) head for any world; the attractor needs one")
+            else:
+                raise UserError(f"model has p+ heads for several worlds ({', '.join(worlds)}); choose one (world)")
+        if world is not None and worlds and world not in worlds:
+            raise UserError(f"model has no p+ head for world {world!r}; it knows: {', '.join(worlds)}")
+        self.world = world
+        self._x_g = None
+        self._memory = None   # torch (memory_size, n) ring buffer
+        self._mem_len = 0
+        self._mem_pos = 0
+        self._last_motion: Action | None = None
+        self.steps = 0
+        self.forwards = 0
+        self.rotations = 0
+
+    # ------------------------------------------------------------------ goal
+    @staticmethod
+    def _prepare(front, rear) -> tuple[np.ndarray, np.ndarray]:
+        front, rear = np.asarray(front), np.asarray(rear)
+        for name, img in (("front", front), ("rear", rear)):
+            if img.size == 0:
+                raise ImageFormatError(f"{name} image is empty")
+        image_conv.check_pair(front.shape, rear.shape)
+        return image_conv.array_to_model_input(front), image_conv.array_to_model_input(rear)
+
+    def set_goal(self, front, rear) -> None:
+        """Cache x_g = h(o_g) and clear the repulsive memory and step counters. Raises
+        ImageFormatError (and keeps the current goal) for bad images."""
+        f, r = self._prepare(front, rear)
+        x_g = self.model.embed(f, r)
+        self._x_g = x_g.reshape(1, -1).float()
+        self.reset_memory()
+
+    def clear_goal(self) -> None:
+        self._x_g = None
+        self.reset_memory()
+
+    def reset_memory(self) -> None:
+        self._memory = None
+        self._mem_len = self._mem_pos = 0
+        self._last_motion = None
+        self.steps = self.forwards = self.rotations = 0
+
+    @property
+    def has_goal(self) -> bool:
+        return self._x_g is not None
+
+    @property
+    def memory_len(self) -> int:
+        return self._mem_len
+
+    def goal_distance(self, front, rear) -> float:
+        """d_h between an observation and the goal."""
+        if self._x_g is None:
+            raise UserError("no goal set")
+        f, r = self._prepare(front, rear)
+        x = self.model.embed(f, r).reshape(1, -1).float()
+        return float(self._torch.linalg.vector_norm(x - self._x_g))
+
+    # ------------------------------------------------------------------ step
+    def _push(self, w) -> None:
+        torch = self._torch
+        if self._memory is None:
+            self._memory = torch.zeros(self.params.memory_size, w.shape[-1], dtype=w.dtype)
+        self._memory[self._mem_pos] = w
+        self._mem_pos = (self._mem_pos + 1) % self.params.memory_size
+        self._mem_len = min(self._mem_len + 1, self.params.memory_size)
+
+    def step(self, front, rear, free) -> Decision:
+        """One decision from the current observation and A_free (a set of Actions)."""
+        t0 = time.perf_counter()
+        torch = self._torch
+        p = self.params
+        if self._x_g is None:
+            raise UserError("no goal set: call set_goal first")
+        f, r = self._prepare(front, rear)
+        with torch.inference_mode():
+            x = self.model.embed(f, r).reshape(1, -1).float()
+            d_h = float(torch.linalg.vector_norm(x - self._x_g))
+            self.steps += 1
+            if d_h < p.stop_threshold:
+                return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
+                                reason=f"d_h {d_h:.3f} < stop_threshold {p.stop_threshold}")
+            if p.stop_on_connected:
+                cls = int(torch.argmax(self.model.inverse_logits(x, self._x_g).reshape(-1)))
+                if cls != 0:
+                    return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
+                                    reason="f-dagger: goal is one action away")
+            if self.steps > p.max_steps:
+                return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, failed=True,
+                                reason=f"max_steps {p.max_steps} exhausted")
+            cands = [a for a in Action.motions() if a in set(free)]
+            if p.anti_oscillation and self._last_motion in _OPPOSITE:
+                undo = _OPPOSITE[self._last_motion]
+                if undo in cands and len(cands) > 1:
+                    cands.remove(undo)
+            if not cands:
+                self.steps -= 1  # no decision taken
+                return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps,
+                                reason="no collision-free motion")
+            acts = torch.tensor([int(a) for a in cands], dtype=torch.long)
+            w = self.model.forward_kinematics(x.expand(len(cands), -1), acts).float()
+            if p.use_attractor:
+                att = self.model.geodesic(w, self._x_g.expand(len(cands), -1), self.world).float().reshape(-1)
+            else:
+                att = torch.zeros(len(cands))
+            if p.use_repulsor and self._mem_len:
+                dist = torch.cdist(w, self._memory[: self._mem_len])
+                rep = torch.clamp(p.repulsion_margin - dist, min=0.0).sum(dim=1)
+            else:
+                rep = torch.zeros(len(cands))
+            pot = att + rep
+            i = int(torch.argmin(pot))  # first minimum: FORWARD, LEFT, RIGHT order
+            chosen = cands[i]
+            if p.use_repulsor:
+                self._push(w[i].detach().clone())
+        self._last_motion = chosen
+        if chosen == Action.FORWARD:
+            self.forwards += 1
+        else:
+            self.rotations += 1
+        att_l, rep_l, pot_l = att.tolist(), rep.tolist(), pot.tolist()
+        candidates = [Candidate(a, pot_l[k], att_l[k], rep_l[k]) for k, a in enumerate(cands)]
+        return Decision(chosen, d_h, candidates, time.perf_counter() - t0, self.steps)
