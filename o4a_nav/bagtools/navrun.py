@@ -1,0 +1,184 @@
+"""A recorded navigation run and the comparison of replayed decisions (ROS-free).
+
+Layout of a navigation-run bag (what `o4a replay-check` reads; topic names match with or
+without a leading '/'):
+
+| topic | type | role |
+|---|---|---|
+| front_camera/image_raw, rear_camera/image_raw | sensor_msgs/Image | observations |
+| scan | sensor_msgs/LaserScan | A_free (through the collision checker) and the safety check |
+| o4a/action | o4a_msgs/DiscreteAction | the decisions taken during the run |
+| o4a/goal/front_image, o4a/goal/rear_image | sensor_msgs/Image | the goal (SetGoal images), latched |
+| o4a/motion_state | o4a_msgs/MotionState | optional: how each motion ended (default SUCCEEDED) |
+
+The navigator node publishes the goal images on the two goal topics (transient local)
+whenever it accepts a goal, so `o4a record` captures them; a bag may hold several goals,
+each applies to the actions recorded after it.
+
+Each recorded DiscreteAction is one step. Its observation is the front / rear image whose
+header stamp equals the action's header stamp when the bag has one (the navigator stamps
+an action with the stamp of the images it decided on), otherwise the latest image
+received before the action; the scan is the latest scan received before the action.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from o4a_nav.errors import BagError
+from o4a_nav.types import Action
+
+FRONT = "/front_camera/image_raw"
+REAR = "/rear_camera/image_raw"
+SCAN = "/scan"
+ACTION = "/o4a/action"
+GOAL_FRONT = "/o4a/goal/front_image"
+GOAL_REAR = "/o4a/goal/rear_image"
+MOTION_STATE = "/o4a/motion_state"
+REQUIRED = (FRONT, REAR, SCAN, ACTION, GOAL_FRONT, GOAL_REAR)
+
+SUCCEEDED = 2   # o4a_msgs/MotionState.SUCCEEDED
+
+
+def _stamp(msg) -> float:
+    s = msg.header.stamp
+    return float(s.sec) + float(s.nanosec) * 1e-9
+
+
+@dataclass
+class Step:
+    index: int
+    t_bag: float
+    goal: int                 # index into NavRun.goals
+    front: object             # image message (rosbags or rclpy object)
+    rear: object
+    scan: object
+    action: Action            # recorded decision
+    sequence: int
+    motion_state: int = SUCCEEDED   # how the recorded motion ended
+
+
+@dataclass
+class NavRun:
+    goals: list = field(default_factory=list)   # [(front msg, rear msg)]
+    steps: list = field(default_factory=list)   # [Step]
+
+
+def extract_run(records, bag: str = "bag") -> NavRun:
+    """records: iterable of (topic, t_bag, msg) in bag-time order, topics normalised.
+
+    Raises BagError naming the topic when a required topic has no message, or when an
+    action comes before any goal or any observation."""
+    seen = {t: 0 for t in REQUIRED}
+    run = NavRun()
+    latest: dict[str, object] = {}
+    by_stamp: dict[str, dict[float, object]] = {FRONT: {}, REAR: {}}
+    pending_goal: dict[str, object] = {}
+    motion: dict[int, int] = {}
+    actions = []
+    for topic, t, msg in records:
+        if topic in seen:
+            seen[topic] += 1
+        if topic in (FRONT, REAR):
+            latest[topic] = msg
+            by_stamp[topic][round(_stamp(msg), 6)] = msg
+        elif topic == SCAN:
+            latest[SCAN] = msg
+        elif topic in (GOAL_FRONT, GOAL_REAR):
+            pending_goal[topic] = msg
+            if GOAL_FRONT in pending_goal and GOAL_REAR in pending_goal:
+                run.goals.append((pending_goal.pop(GOAL_FRONT), pending_goal.pop(GOAL_REAR)))
+        elif topic == MOTION_STATE:
+            if int(msg.state) >= SUCCEEDED:      # final states only
+                motion[int(msg.sequence)] = int(msg.state)
+        elif topic == ACTION:
+            actions.append((t, msg, dict(latest), len(run.goals) - 1))
+    for name in REQUIRED:
+        if seen[name] == 0:
+            raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
+                           f"(required: {', '.join(REQUIRED)})")
+    for t, msg, obs, goal in actions:
+        if goal < 0:
+            raise BagError(f"bag {bag}: action at t={t:.3f}s on {ACTION} comes before any goal on "
+                           f"{GOAL_FRONT} / {GOAL_REAR}")
+        missing = [n for n in (FRONT, REAR, SCAN) if n not in obs]
+        if missing:
+            raise BagError(f"bag {bag}: action at t={t:.3f}s on {ACTION} comes before any message on {missing[0]}")
+        key = round(_stamp(msg), 6)
+        front = by_stamp[FRONT].get(key, obs[FRONT])
+        rear = by_stamp[REAR].get(key, obs[REAR])
+        try:
+            action = Action(int(msg.action))
+        except ValueError:
+            raise BagError(f"bag {bag}: invalid action value {msg.action} on {ACTION} at t={t:.3f}s") from None
+        run.steps.append(Step(len(run.steps), t, goal, front, rear, obs[SCAN], action, int(msg.sequence),
+                              motion.get(int(msg.sequence), SUCCEEDED)))
+    if not run.steps:
+        raise BagError(f"bag {bag} has no messages on topic {ACTION}")
+    return run
+
+
+@dataclass
+class StepResult:
+    index: int
+    t_bag: float
+    recorded: str
+    replayed: str             # action name, or "none" when the navigator gave no decision
+    agree: bool
+    forward_free: bool        # FORWARD allowed by the collision checker on the recorded scan
+    unsafe: bool              # replayed FORWARD while the swept box holds an obstacle
+    recorded_unsafe: bool     # the recorded run did so
+
+
+@dataclass
+class Report:
+    bag: str
+    model: str
+    steps: int
+    agreed: int
+    unsafe_forwards: int
+    recorded_unsafe_forwards: int
+    min_agreement: float
+    results: list = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float:
+        return self.agreed / self.steps if self.steps else float("nan")
+
+    @property
+    def passed(self) -> bool:
+        return self.unsafe_forwards == 0 and self.steps > 0 and self.agreement >= self.min_agreement
+
+    def summary(self) -> str:
+        lines = [f"replay-check {self.bag} with model {self.model}",
+                 f"  decisions: {self.steps}, agreement: {self.agreed}/{self.steps} "
+                 f"({100 * self.agreement:.1f} %, required {100 * self.min_agreement:.1f} %)",
+                 f"  unsafe FORWARD (obstacle in swept box): replayed {self.unsafe_forwards}, "
+                 f"recorded {self.recorded_unsafe_forwards}"]
+        for r in self.results:
+            if not r.agree or r.unsafe:
+                lines.append(f"  step {r.index} t={r.t_bag:.3f}s: recorded {r.recorded}, replayed {r.replayed}"
+                             + (" UNSAFE" if r.unsafe else ""))
+        lines.append("  PASS" if self.passed else "  FAIL")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["agreement"] = None if math.isnan(self.agreement) else self.agreement
+        d["passed"] = self.passed
+        return json.dumps(d, indent=2)
+
+
+def compare(run: NavRun, replayed: list, forward_free: list, bag: str = "bag", model: str = "",
+            min_agreement: float = 0.0) -> Report:
+    """replayed[i]: Action (or None) the navigator decided at step i; forward_free[i]: bool
+    from the collision checker on step i's recorded scan."""
+    results = []
+    for step, got, free in zip(run.steps, replayed, forward_free):
+        results.append(StepResult(
+            step.index, step.t_bag, step.action.name, got.name if got is not None else "none",
+            got == step.action, bool(free), got == Action.FORWARD and not free,
+            step.action == Action.FORWARD and not free))
+    return Report(bag, model, len(results), sum(r.agree for r in results), sum(r.unsafe for r in results),
+                  sum(r.recorded_unsafe for r in results), min_agreement, results)
