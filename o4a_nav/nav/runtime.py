@@ -1,0 +1,314 @@
+"""The navigator node's logic without ROS: inputs, staleness, stop-and-go, safety gate,
+goals. The `navigator` node converts messages and forwards them here; everything that
+decides what the robot does is in this module (and in O4ANavigator / CollisionChecker).
+
+Timing: every time is in seconds of the node clock (ROS time, or /clock with
+use_sim_time); input times are the header stamps (their arrival time when a stamp is
+zero). ``arrival`` times are time.perf_counter() values used only to measure the decision
+latency (newest image arrival -> action published).
+
+Rules:
+- Stop-and-go: after an action is published, no new decision until the base controller
+  reported that motion finished (MotionState SUCCEEDED/ABORTED for its sequence) and
+  both images and the A_free inputs were stamped after that moment. Each image pair is
+  used for at most one decision. A motion with no final report after ``motion_timeout``
+  is stopped (STOP published) and treated as finished.
+- Stale inputs: with a goal, any of front_camera, rear_camera, scan, free_actions older
+  than ``stale_timeout`` (or missing) -> STOP is published once, state STALE_INPUT with
+  the names; navigation resumes by itself when the data is fresh again.
+- Safety gate: A_free = (FreeActions topic) & (CollisionChecker on the latest scan seen
+  here). FORWARD is therefore never published while the latest scan has a return in the
+  swept box, even if the collision checker node lags or is misconfigured.
+- No model: goals are refused with the load error; nothing but STOP is ever published.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from o4a_nav.errors import UserError
+from o4a_nav.nav.collision import CollisionChecker
+from o4a_nav.nav.navigator import Decision, O4ANavigator
+from o4a_nav.types import Action, ScanData
+
+# o4a_msgs/NavigatorStatus states
+IDLE, NAVIGATING, WAITING_MOTION, STALE_INPUT, REACHED, FAILED, NO_MODEL = range(7)
+STATE_NAMES = ["IDLE", "NAVIGATING", "WAITING_MOTION", "STALE_INPUT", "REACHED", "FAILED", "NO_MODEL"]
+# o4a_msgs/MotionState states
+MOTION_SUCCEEDED, MOTION_ABORTED = 2, 3
+
+INPUTS = ("front_camera", "rear_camera", "scan", "free_actions")
+
+
+@dataclass
+class RuntimeParams:
+    stale_timeout: float = 0.5     # s: older inputs stop the robot
+    motion_timeout: float = 10.0   # s: a motion without a final MotionState is stopped
+    use_free_actions: bool = True  # require and use the o4a/free_actions topic
+    use_scan_gate: bool = True     # also check the latest scan here (same CollisionChecker)
+
+    def __post_init__(self):
+        for name in ("stale_timeout", "motion_timeout"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise UserError(f"navigator: {name} must be a finite number > 0, got {v!r}")
+        if not (self.use_free_actions or self.use_scan_gate):
+            raise UserError("navigator: use_free_actions and use_scan_gate cannot both be false "
+                            "(there would be no collision check)")
+
+
+@dataclass
+class GoalResult:
+    success: bool
+    reason: str
+    steps: int = 0
+    forwards: int = 0
+    rotations: int = 0
+    final_goal_distance: float = math.nan
+
+
+@dataclass
+class _Input:
+    value: object = None
+    stamp: float = -math.inf
+    arrival: float = 0.0
+
+
+@dataclass
+class Status:
+    state: int = IDLE
+    stale_inputs: list = field(default_factory=list)
+    goal_distance: float = math.nan
+    stop_threshold: float = math.nan
+    candidates: list = field(default_factory=list)
+    chosen_action: int = 0
+    step: int = 0
+    forwards: int = 0
+    rotations: int = 0
+    decision_latency_ms: float = math.nan
+    message: str = ""
+
+    @property
+    def state_text(self) -> str:
+        return STATE_NAMES[self.state]
+
+
+class NavigatorRuntime:
+    """Callbacks (all optional): publish_action(action: Action, seq: int),
+    publish_status(status: Status), on_feedback(goal_id, status),
+    on_goal_done(goal_id, GoalResult), log(level: str, text)."""
+
+    def __init__(self, navigator: O4ANavigator | None, checker: CollisionChecker,
+                 params: RuntimeParams | None = None, model_error: str = "",
+                 publish_action=None, publish_status=None, on_feedback=None, on_goal_done=None, log=None):
+        self.nav = navigator
+        self.checker = checker
+        self.params = params or RuntimeParams()
+        self.model_error = model_error or ("no model loaded" if navigator is None else "")
+        self._pub_action = publish_action or (lambda a, s: None)
+        self._pub_status = publish_status or (lambda st: None)
+        self._on_feedback = on_feedback or (lambda gid, st: None)
+        self._on_goal_done = on_goal_done or (lambda gid, res: None)
+        self._log = log or (lambda level, text: None)
+        self.inputs = {name: _Input() for name in INPUTS}
+        self.scan_free: frozenset = frozenset()
+        self.topic_free: frozenset = frozenset()
+        self.seq = 0
+        self.goal_id = None
+        self.default_max_steps = navigator.params.max_steps if navigator is not None else 0
+        self.pending_seq: int | None = None
+        self.pending_since = 0.0
+        self.motion_done = -math.inf      # node-clock time the last motion finished
+        self.last_obs_stamp = -math.inf   # newest image stamp already used for a decision
+        self.stopped_for_stale = False
+        self.last_published: Action | None = None
+        self.status = Status(state=NO_MODEL if navigator is None else IDLE, message=self.model_error)
+        if navigator is not None:
+            self.status.stop_threshold = navigator.params.stop_threshold
+
+    # ------------------------------------------------------------------ helpers
+    def _publish(self, action: Action) -> int:
+        self.seq += 1
+        self._pub_action(Action(action), self.seq)
+        self.last_published = Action(action)
+        return self.seq
+
+    def _set_state(self, state: int, message: str | None = None) -> None:
+        changed = state != self.status.state or (message is not None and message != self.status.message)
+        self.status.state = state
+        if message is not None:
+            self.status.message = message
+        if changed:
+            self._pub_status(self.status)
+
+    def stale_inputs(self, now: float) -> list[str]:
+        names = ["front_camera", "rear_camera"]
+        if self.params.use_scan_gate:
+            names.append("scan")
+        if self.params.use_free_actions:
+            names.append("free_actions")
+        return [n for n in names if now - self.inputs[n].stamp > self.params.stale_timeout]
+
+    def free_set(self) -> set:
+        free = set(Action.motions())
+        if self.params.use_scan_gate:
+            free &= set(self.scan_free)
+        if self.params.use_free_actions:
+            free &= set(self.topic_free)
+        return free
+
+    # ------------------------------------------------------------------ inputs
+    def on_image(self, which: str, img96: np.ndarray, stamp: float, now: float, arrival: float | None = None) -> None:
+        key = "front_camera" if which == "front" else "rear_camera"
+        self.inputs[key] = _Input(img96, stamp, time.perf_counter() if arrival is None else arrival)
+        self.tick(now)
+
+    def on_scan(self, scan: ScanData, now: float) -> None:
+        res = self.checker.free_actions(scan)
+        self.scan_free = res.free
+        self.inputs["scan"] = _Input(res, scan.stamp, time.perf_counter())
+        self.tick(now)
+
+    def on_free_actions(self, free: set, stamp: float, now: float) -> None:
+        self.topic_free = frozenset(a for a in free if a != Action.STOP)
+        self.inputs["free_actions"] = _Input(self.topic_free, stamp, time.perf_counter())
+        self.tick(now)
+
+    def on_motion_state(self, seq: int, state: int, stamp: float, message: str, now: float) -> None:
+        if self.pending_seq is not None and seq == self.pending_seq and state in (MOTION_SUCCEEDED, MOTION_ABORTED):
+            self.pending_seq = None
+            self.motion_done = max(stamp, self.pending_since)
+            if state == MOTION_ABORTED:
+                self._log("warn", f"motion {seq} aborted by the base: {message}")
+            self.tick(now)
+
+    # ------------------------------------------------------------------ goals
+    def set_goal(self, front_rgb, rear_rgb, now: float, goal_id=None, max_steps: int = 0) -> tuple[bool, str]:
+        """Accept (True, msg) or reject (False, reason) a goal; a rejected goal keeps the old one."""
+        if self.nav is None:
+            return False, f"navigator has no usable model: {self.model_error}"
+        old_counts, was_active = self._counts(), self.active
+        try:
+            self.nav.set_goal(front_rgb, rear_rgb)
+        except UserError as exc:
+            return False, f"goal rejected: {exc}"
+        except ValueError as exc:  # model-side shape checks
+            return False, f"goal rejected: {exc}"
+        if was_active:
+            self._finish(GoalResult(False, "pre-empted by a new goal", *old_counts), notify_state=False,
+                         clear_goal=False)
+        self.goal_id = goal_id
+        self.nav.params.max_steps = int(max_steps) if max_steps and max_steps > 0 else self.default_max_steps
+        self.last_obs_stamp = -math.inf
+        self.stopped_for_stale = False
+        self.status.candidates = []
+        self.status.step = self.status.forwards = self.status.rotations = 0
+        self.status.goal_distance = math.nan
+        self._set_state(NAVIGATING, "new goal")
+        self._log("info", "new goal accepted (repulsive memory cleared)")
+        self.tick(now)
+        return True, "goal accepted"
+
+    def cancel(self, goal_id=None, reason: str = "canceled") -> None:
+        if not self.active or (goal_id is not None and goal_id != self.goal_id):
+            return
+        self._publish(Action.STOP)
+        self.pending_seq = None
+        self._finish(GoalResult(False, reason, *self._counts()), state=IDLE)
+
+    def _counts(self):
+        n = self.nav
+        return (n.steps, n.forwards, n.rotations, self.status.goal_distance) if n else (0, 0, 0, math.nan)
+
+    def _finish(self, result: GoalResult, state: int = IDLE, notify_state: bool = True,
+                clear_goal: bool = True) -> None:
+        gid, self.goal_id = self.goal_id, None
+        if self.nav is not None:
+            self._log("info", f"goal finished: {result.reason}; steps {result.steps}, forwards {result.forwards}, "
+                              f"rotations {result.rotations}")
+            if clear_goal:
+                self.nav.clear_goal()
+        if notify_state:
+            self._set_state(state, result.reason)
+        self._on_goal_done(gid, result)
+
+    @property
+    def active(self) -> bool:
+        return self.nav is not None and self.nav.has_goal
+
+    # ------------------------------------------------------------------ control
+    def tick(self, now: float) -> None:
+        """Re-evaluate; called on every input and by the node's timer."""
+        if self.nav is None:
+            return
+        if not self.active:
+            return
+        p = self.params
+        stale = self.stale_inputs(now)
+        if self.pending_seq is not None and now - self.pending_since > p.motion_timeout:
+            self._log("warn", f"motion {self.pending_seq} not reported finished after {p.motion_timeout} s: STOP")
+            self._publish(Action.STOP)
+            self.pending_seq = None
+            self.motion_done = now
+        if stale:
+            self.status.stale_inputs = stale
+            if not self.stopped_for_stale:
+                self._publish(Action.STOP)
+                self.stopped_for_stale = True
+                if self.pending_seq is not None:
+                    self.pending_seq = None
+                    self.motion_done = now
+            self._set_state(STALE_INPUT, "stale or missing input: " + ", ".join(stale))
+            return
+        if self.stopped_for_stale:
+            self.stopped_for_stale = False
+            self.status.stale_inputs = []
+            self._log("info", "inputs fresh again: resuming")
+            self._set_state(NAVIGATING, "inputs fresh again")
+        if self.pending_seq is not None:
+            self._set_state(WAITING_MOTION)
+            return
+        front, rear = self.inputs["front_camera"], self.inputs["rear_camera"]
+        obs_stamp = min(front.stamp, rear.stamp)
+        if obs_stamp <= self.motion_done or obs_stamp <= self.last_obs_stamp:
+            self._set_state(NAVIGATING)
+            return
+        for name in ("scan", "free_actions"):
+            enabled = p.use_scan_gate if name == "scan" else p.use_free_actions
+            if enabled and self.inputs[name].stamp <= self.motion_done:
+                self._set_state(NAVIGATING)
+                return
+        self._decide(front, rear, obs_stamp, now)
+
+    def _decide(self, front: _Input, rear: _Input, obs_stamp: float, now: float) -> None:
+        free = self.free_set()
+        d: Decision = self.nav.step(front.value, rear.value, free)
+        self.last_obs_stamp = obs_stamp
+        st = self.status
+        st.goal_distance = d.goal_distance
+        st.candidates = [(int(c.action), c.potential, c.attraction, c.repulsion) for c in d.candidates]
+        st.chosen_action = int(d.action)
+        st.step, st.forwards, st.rotations = self.nav.steps, self.nav.forwards, self.nav.rotations
+        action = d.action
+        if action == Action.FORWARD and Action.FORWARD not in self.free_set():  # pragma: no cover - guard
+            action = Action.STOP
+        self._publish(action)
+        st.decision_latency_ms = (time.perf_counter() - max(front.arrival, rear.arrival)) * 1e3
+        if action != Action.STOP:
+            self.pending_seq = self.seq
+            self.pending_since = now
+            self._set_state(WAITING_MOTION, f"{action.name} (step {st.step})")
+            self._pub_status(st)
+            self._on_feedback(self.goal_id, st)
+            return
+        self._on_feedback(self.goal_id, st)
+        if d.reached:
+            self._finish(GoalResult(True, d.reason, *self._counts()), state=REACHED)
+        elif d.failed:
+            self._finish(GoalResult(False, d.reason, *self._counts()), state=FAILED)
+        else:  # no free motion: wait for new observations
+            self._set_state(NAVIGATING, d.reason)
+            self._pub_status(st)
