@@ -39,6 +39,7 @@ MOTION_STATE = "/o4a/motion_state"
 REQUIRED = (FRONT, REAR, SCAN, ACTION, GOAL_FRONT, GOAL_REAR)
 
 SUCCEEDED = 2   # o4a_msgs/MotionState.SUCCEEDED
+KEEP_IMAGES = 200  # images per camera kept for matching an action's stamp
 
 
 def _stamp(msg) -> float:
@@ -82,7 +83,10 @@ def extract_run(records, bag: str = "bag") -> NavRun:
             seen[topic] += 1
         if topic in (FRONT, REAR):
             latest[topic] = msg
-            by_stamp[topic][round(_stamp(msg), 6)] = msg
+            recent = by_stamp[topic]
+            recent[round(_stamp(msg), 6)] = msg
+            if len(recent) > KEEP_IMAGES:          # bounded memory on long recordings
+                del recent[next(iter(recent))]
         elif topic == SCAN:
             latest[SCAN] = msg
         elif topic in (GOAL_FRONT, GOAL_REAR):
@@ -93,7 +97,12 @@ def extract_run(records, bag: str = "bag") -> NavRun:
             if int(msg.state) >= SUCCEEDED:      # final states only
                 motion[int(msg.sequence)] = int(msg.state)
         elif topic == ACTION:
-            actions.append((t, msg, dict(latest), len(run.goals) - 1))
+            key = round(_stamp(msg), 6)
+            obs = dict(latest)
+            for name in (FRONT, REAR):              # the images the decision was taken on
+                if key in by_stamp[name]:
+                    obs[name] = by_stamp[name][key]
+            actions.append((t, msg, obs, len(run.goals) - 1))
     for name in REQUIRED:
         if seen[name] == 0:
             raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
@@ -105,14 +114,11 @@ def extract_run(records, bag: str = "bag") -> NavRun:
         missing = [n for n in (FRONT, REAR, SCAN) if n not in obs]
         if missing:
             raise BagError(f"bag {bag}: action at t={t:.3f}s on {ACTION} comes before any message on {missing[0]}")
-        key = round(_stamp(msg), 6)
-        front = by_stamp[FRONT].get(key, obs[FRONT])
-        rear = by_stamp[REAR].get(key, obs[REAR])
         try:
             action = Action(int(msg.action))
         except ValueError:
             raise BagError(f"bag {bag}: invalid action value {msg.action} on {ACTION} at t={t:.3f}s") from None
-        run.steps.append(Step(len(run.steps), t, goal, front, rear, obs[SCAN], action, int(msg.sequence),
+        run.steps.append(Step(len(run.steps), t, goal, obs[FRONT], obs[REAR], obs[SCAN], action, int(msg.sequence),
                               motion.get(int(msg.sequence), SUCCEEDED)))
     if not run.steps:
         raise BagError(f"bag {bag} has no messages on topic {ACTION}")

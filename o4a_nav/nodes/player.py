@@ -153,3 +153,159 @@ def wait_for_subscribers(node: Player, timeout: float) -> None:
         if all(p.get_subscription_count() > 0 for p in node._pubs.values()):
             return
         time.sleep(0.05)
+
+
+# ---- step-by-step driver for `o4a replay-check` ----------------------------------------------
+
+class StepDriver(Node):
+    """Feeds a recorded navigation run (bagtools.navrun.NavRun of rclpy messages) to a
+    running navigator + collision checker, one decision at a time, on simulated time.
+
+    The driver owns /clock: the nodes under test must run with use_sim_time. Step k is at
+    T_k = t0 + k * step_period; inside it the driver
+      1. publishes /clock = T_k and the MotionState that ended the previous motion
+         (the recorded outcome, stamped T_k), so the navigator's stop-and-go gate opens;
+      2. publishes the recorded scan stamped T_k + 1 ms and waits for the collision
+         checker's FreeActions for that stamp;
+      3. calls o4a/set_goal when the step starts a new goal (before the images if the
+         previous goal is over, after the acknowledgement otherwise);
+      4. publishes the recorded front and rear images stamped T_k + 1 ms and waits for
+         the navigator's DiscreteAction.
+    Time only moves when the driver says so, so no input ever goes stale and the outcome
+    does not depend on the machine's speed.
+    """
+
+    def __init__(self, step_period: float = 0.1, t0: float = 1000.0, timeout: float = 30.0,
+                 node_name: str = "o4a_replay_check"):
+        super().__init__(node_name)
+        import threading
+
+        from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
+        from o4a_msgs.srv import SetGoal
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, LaserScan
+
+        from o4a_nav import topics
+
+        self._MotionState, self._Clock, self._SetGoal = MotionState, Clock, SetGoal
+        self.step_period, self.t0, self.timeout = float(step_period), float(t0), float(timeout)
+        reliable = QoSProfile(depth=10)
+        self._clock_pub = self.create_publisher(Clock, "/clock", reliable)
+        self._front_pub = self.create_publisher(Image, topics.FRONT_IMAGE, reliable)
+        self._rear_pub = self.create_publisher(Image, topics.REAR_IMAGE, reliable)
+        self._scan_pub = self.create_publisher(LaserScan, topics.SCAN, reliable)
+        self._motion_pub = self.create_publisher(MotionState, topics.MOTION_STATE, reliable)
+        self._goal_client = self.create_client(SetGoal, topics.SET_GOAL)
+        self._cond = threading.Condition()
+        self._actions: list = []
+        self._free: dict = {}
+        self._nav_state = 0
+        self.create_subscription(DiscreteAction, topics.ACTION, self._on_action, QoSProfile(depth=100))
+        self.create_subscription(FreeActions, topics.FREE_ACTIONS, self._on_free, QoSProfile(depth=10))
+        self.create_subscription(NavigatorStatus, topics.STATUS, self._on_status, QoSProfile(depth=10))
+
+    # callbacks (executor thread)
+    def _on_action(self, msg) -> None:
+        with self._cond:
+            self._actions.append(msg)
+            self._cond.notify_all()
+
+    def _on_free(self, msg) -> None:
+        with self._cond:
+            self._free[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+            self._cond.notify_all()
+
+    def _on_status(self, msg) -> None:
+        with self._cond:
+            self._nav_state = int(msg.state)
+            self._cond.notify_all()
+
+    # helpers
+    @staticmethod
+    def _stamp(t: float):
+        from builtin_interfaces.msg import Time
+
+        sec = int(math.floor(t))
+        return Time(sec=sec, nanosec=min(999_999_999, int(round((t - sec) * 1e9))))
+
+    def _wait(self, predicate, what: str):
+        with self._cond:
+            if not self._cond.wait_for(predicate, timeout=self.timeout):
+                raise TimeoutError(what)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until the stack's subscriptions and the goal service are matched."""
+        deadline = time.monotonic() + timeout
+        pubs = (self._front_pub, self._rear_pub, self._scan_pub, self._motion_pub)
+        while time.monotonic() < deadline:
+            if all(p.get_subscription_count() > 0 for p in pubs) and self._goal_client.service_is_ready():
+                if self.count_publishers("o4a/action") and self.count_publishers("o4a/free_actions"):
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("the navigator / collision checker did not appear (subscriptions, o4a/set_goal)")
+
+    def set_clock(self, t: float) -> None:
+        msg = self._Clock()
+        msg.clock = self._stamp(t)
+        self._clock_pub.publish(msg)
+
+    def _set_goal(self, goal) -> None:
+        req = self._SetGoal.Request()
+        req.front, req.rear = goal
+        future = self._goal_client.call_async(req)
+        self._wait(lambda: future.done(), "o4a/set_goal did not answer")
+        res = future.result()
+        if not res.accepted:
+            raise BagError(f"the navigator rejected the recorded goal: {res.message}")
+
+    def _navigator_active(self) -> bool:
+        with self._cond:
+            return self._nav_state in (1, 2, 3)   # NAVIGATING, WAITING_MOTION, STALE_INPUT
+
+    def run(self, run, progress=None) -> list:
+        """Returns the replayed Action (or None after a timeout) for every step of `run`."""
+        from o4a_nav.types import Action
+
+        replayed: list = []
+        prev_action = None          # DiscreteAction the navigator published last step
+        prev_state = 2
+        goal_index = -1
+        for k, step in enumerate(run.steps):
+            t = self.t0 + k * self.step_period
+            t_obs = t + 0.001
+            self.set_clock(t)
+            if prev_action is not None:
+                ack = self._MotionState()
+                ack.header.stamp = self._stamp(t)
+                ack.sequence, ack.action, ack.state = prev_action.sequence, prev_action.action, prev_state
+                self._motion_pub.publish(ack)
+            new_goal = step.goal != goal_index
+            goal_first = new_goal and self._navigator_active()
+            if goal_first:
+                self._set_goal(run.goals[step.goal])
+            with self._cond:
+                n_before = len(self._actions)
+            step.scan.header.stamp = self._stamp(t_obs)
+            key = (step.scan.header.stamp.sec, step.scan.header.stamp.nanosec)
+            self._scan_pub.publish(step.scan)
+            try:
+                self._wait(lambda: key in self._free, f"no o4a/free_actions for the scan of step {k}")
+                step.front.header.stamp = self._stamp(t_obs)
+                step.rear.header.stamp = self._stamp(t_obs)
+                self._front_pub.publish(step.front)
+                self._rear_pub.publish(step.rear)
+                if new_goal and not goal_first:
+                    self._set_goal(run.goals[step.goal])
+                goal_index = step.goal
+                self._wait(lambda: len(self._actions) > n_before, f"no o4a/action for step {k}")
+            except TimeoutError as exc:
+                self.get_logger().error(f"replay-check stopped: {exc}")
+                replayed.extend([None] * (len(run.steps) - k))
+                break
+            with self._cond:
+                msg = self._actions[n_before]
+            replayed.append(Action(int(msg.action)))
+            prev_action, prev_state = msg, step.motion_state
+            if progress is not None:
+                progress.update(1)
+        return replayed

@@ -1,0 +1,149 @@
+"""o4a replay-check: replay a recorded navigation run through the real navigator and
+collision checker nodes and compare their decisions with the recorded ones."""
+from __future__ import annotations
+
+HELP = "replay a recorded navigation run through the navigator and compare its decisions"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("bag", metavar="BAG", help="navigation-run bag (layout: docs/BAGS.md)")
+    p.add_argument("--model", required=True, metavar="DIR", help="model directory (o4a train output)")
+    p.add_argument("--world", default="", help="p+ head to use when the model has several worlds")
+    p.add_argument("--params-file", default=None, metavar="YAML",
+                   help="ROS 2 parameter file for the navigator / collision_checker (as for the nodes)")
+    p.add_argument("--min-agreement", type=float, default=0.0, metavar="PCT",
+                   help="fail when fewer than PCT %% of the decisions agree (default 0: report only; "
+                        "100 for a strict regression check)")
+    p.add_argument("--report", default=None, metavar="FILE", help="write the per-step report as JSON")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, deterministic)")
+    p.add_argument("--seed", type=int, default=0, help="torch / numpy seed (default 0)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="give up when the stack answers a step in no S seconds (default 30)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def load_run(bag):
+    """The NavRun of a bag, as rclpy messages (so the driver can republish them)."""
+    from rclpy.serialization import deserialize_message
+
+    from o4a_nav import bagio
+    from o4a_nav.bagtools import navrun
+    from o4a_nav.bagtools import topics as topicmod
+    from o4a_nav.errors import BagError
+    from o4a_nav.nodes.player import msg_class
+
+    info = bagio.topics(bag)
+    wanted = {topicmod.normalize(t): t for t in info}
+    for name in navrun.REQUIRED:
+        if name not in wanted or info[wanted[name]][1] == 0:
+            have = ", ".join(sorted(wanted)) or "none"
+            raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
+                           f"(topics in the bag: {have})")
+    names = [wanted[n] for n in (*navrun.REQUIRED, navrun.MOTION_STATE) if n in wanted]
+    classes = {t: msg_class(info[t][0], topicmod.normalize(t)) for t in names}
+    for t in names:
+        expected = {navrun.ACTION: "o4a_msgs/msg/DiscreteAction", navrun.SCAN: "sensor_msgs/msg/LaserScan",
+                    navrun.MOTION_STATE: "o4a_msgs/msg/MotionState"}.get(topicmod.normalize(t), "sensor_msgs/msg/Image")
+        if info[t][0] != expected:
+            raise BagError(f"bag {bag}: topic {topicmod.normalize(t)} has type {info[t][0]}, expected {expected}")
+
+    def records():
+        for topic, msgtype, t, raw in bagio.read(bag, topics=names, raw=True):
+            try:
+                msg = deserialize_message(raw, classes[topic])
+            except Exception as exc:
+                raise BagError(f"bag {bag}: a {msgtype} message on topic {topicmod.normalize(topic)} at "
+                               f"t={t:.3f}s is corrupted and cannot be decoded ({exc})") from exc
+            yield topicmod.normalize(topic), t, msg
+
+    return navrun.extract_run(records(), str(bag))
+
+
+def run(args) -> int:
+    import sys
+
+    from o4a_nav.errors import UserError
+
+    if not 0.0 <= args.min_agreement <= 100.0:
+        raise UserError(f"--min-agreement must be a percentage in 0..100 (got {args.min_agreement})")
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1 (got {args.threads})")
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+    from tqdm import tqdm
+
+    from o4a_nav import ros_conv
+    from o4a_nav.bagtools import navrun
+    from o4a_nav.learning.model_io import load_model
+
+    load_model(args.model)        # a clear ModelLoadError before anything starts
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    stack = None
+    try:
+        the_run = load_run(args.bag)
+        stack = Stack(args)
+        forward_free = [stack.forward_free(ros_conv.scan_msg_to_data(s.scan)) for s in the_run.steps]
+        with tqdm(total=len(the_run.steps), unit="step", desc="replay-check", disable=args.quiet,
+                  file=sys.stderr) as bar:
+            replayed = stack.driver.run(the_run, progress=bar)
+    finally:
+        if stack is not None:
+            stack.close()
+        rclpy.try_shutdown()
+    report = navrun.compare(the_run, replayed, forward_free, bag=str(args.bag), model=str(args.model),
+                            min_agreement=args.min_agreement / 100.0)
+    print(report.summary())
+    if args.report:
+        from pathlib import Path
+
+        Path(args.report).write_text(report.to_json())
+    return 0 if report.passed else 1
+
+
+class Stack:
+    """The navigator and collision checker nodes (in this process, on simulated time) and
+    the step driver, spun by one executor thread."""
+
+    def __init__(self, args):
+        import threading
+
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+        from o4a_nav.nodes.navigator import NavigatorNode
+        from o4a_nav.nodes.player import StepDriver
+
+        sim_time = Parameter("use_sim_time", value=True)
+        nav_params = [sim_time, Parameter("model_dir", value=str(args.model))]
+        if args.world:
+            nav_params.append(Parameter("world", value=args.world))
+        extra = ["--ros-args", "--params-file", args.params_file] if args.params_file else None
+        self.checker_node = CollisionCheckerNode(parameter_overrides=[sim_time], cli_args=extra)
+        self.nav_node = NavigatorNode(parameter_overrides=nav_params, cli_args=extra)
+        self.driver = StepDriver(timeout=args.timeout)
+        self.executor = MultiThreadedExecutor(num_threads=3)
+        for n in (self.checker_node, self.nav_node, self.driver):
+            self.executor.add_node(n)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        self.driver.wait_ready(timeout=args.timeout)
+
+    def forward_free(self, scan) -> bool:
+        from o4a_nav.types import Action
+
+        return Action.FORWARD in self.checker_node.checker.free_actions(scan).free
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        for n in (self.driver, self.nav_node, self.checker_node):
+            n.destroy_node()
+        self._thread.join(timeout=2.0)
