@@ -1,0 +1,121 @@
+"""`base_controller` node: executes o4a_msgs/DiscreteAction on a differential-drive base.
+
+Subscribes o4a/action (reliable) and odom (nav_msgs/Odometry, best effort: accepts
+sensor-data and reliable publishers); publishes cmd_vel (geometry_msgs/Twist, or
+TwistStamped with use_stamped) and o4a/motion_state (o4a_msgs/MotionState) on every state
+change. Closed loop on odometry; zero velocity on STOP, on stale odometry or commands and
+when a motion does not finish in time. Logic in o4a_nav/nav/base_controller.py.
+"""
+from __future__ import annotations
+
+import math
+
+from rclpy.node import Node
+
+from o4a_nav import ros_conv, topics
+from o4a_nav.nav.base_controller import EXECUTING, BaseController, BaseControllerParams, STATE_NAMES
+from o4a_nav.nodes._common import P, SENSOR_QOS, declare, declare_dataclass, now_sec, reliable, stamp_or
+from o4a_nav.types import Action
+
+SPECS = {
+    "forward_distance": P("distance driven by one FORWARD [m] (paper 0.25)", (0.01, 5.0)),
+    "rotation_angle": P("angle turned by one ROTATE_LEFT/RIGHT [rad] (paper 15 deg = 0.2618)", (0.01, math.pi)),
+    "max_linear_speed": P("top forward speed [m/s]", (0.01, 3.0)),
+    "min_linear_speed": P("floor of the forward speed ramp-down [m/s]", (0.0, 3.0)),
+    "max_angular_speed": P("top turn rate [rad/s]", (0.01, 6.0)),
+    "min_angular_speed": P("floor of the turn-rate ramp-down [rad/s]", (0.0, 6.0)),
+    "linear_gain": P("v = gain * remaining distance, clamped [1/s]", (0.0, 100.0)),
+    "angular_gain": P("w = gain * remaining angle, clamped [1/s]", (0.0, 100.0)),
+    "heading_gain": P("heading hold during FORWARD [1/s]", (0.0, 100.0)),
+    "distance_tolerance": P("FORWARD succeeds within this distance of its target [m]", (0.001, 0.5)),
+    "angle_tolerance": P("ROTATE succeeds within this angle of its target [rad]", (0.001, 0.5)),
+    "odom_timeout": P("odometry older than this stops the robot [s]", (0.01, 10.0)),
+    "command_timeout": P("a DiscreteAction older than this on arrival is refused [s]", (0.01, 10.0)),
+    "action_timeout": P("a motion not finished after this is aborted [s]; 0 = 3x nominal + 2 s", (0.0, 120.0)),
+}
+
+
+class BaseControllerNode(Node):
+    def __init__(self, node_name: str = "base_controller", **kwargs):
+        super().__init__(node_name, **kwargs)
+        values = declare_dataclass(self, BaseControllerParams(), SPECS)
+        self.ctl = BaseController(BaseControllerParams.from_dict(values))
+        rate = declare(self, "control_rate", 50.0, P("control loop rate [Hz]", (1.0, 1000.0)))
+        self.use_stamped = declare(self, "use_stamped", False, P("publish geometry_msgs/TwistStamped on cmd_vel"))
+        self.base_frame = declare(self, "base_frame", topics.BASE_FRAME, P("frame_id of TwistStamped"))
+        from geometry_msgs.msg import Twist, TwistStamped
+        from nav_msgs.msg import Odometry
+        from o4a_msgs.msg import DiscreteAction, MotionState
+
+        self._Twist, self._TwistStamped, self._MotionState = Twist, TwistStamped, MotionState
+        self.pub_cmd = self.create_publisher(TwistStamped if self.use_stamped else Twist, topics.CMD_VEL, reliable(10))
+        self.pub_state = self.create_publisher(MotionState, topics.MOTION_STATE, reliable(10))
+        self.create_subscription(Odometry, topics.ODOM, self._on_odom, SENSOR_QOS)
+        self.create_subscription(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
+        self.timer = self.create_timer(1.0 / rate, self._tick)
+        self._was_moving = False
+        self.get_logger().info(
+            f"base controller: FORWARD {self.ctl.params.forward_distance} m, ROTATE "
+            f"{math.degrees(self.ctl.params.rotation_angle):.1f} deg, {rate:.0f} Hz, "
+            f"cmd_vel as {'TwistStamped' if self.use_stamped else 'Twist'}")
+
+    def _on_odom(self, msg):
+        now = now_sec(self)
+        stamp = stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now)
+        self.ctl.on_odom(ros_conv.pose_msg_to_pose2d(msg.pose.pose), stamp)
+
+    def _on_action(self, msg):
+        now = now_sec(self)
+        try:
+            action = Action(int(msg.action))
+        except ValueError:
+            self.get_logger().error(f"{topics.ACTION}: unknown action value {msg.action}; stopping")
+            action = Action.STOP
+        stamp = ros_conv.stamp_to_sec(msg.header.stamp)
+        out = self.ctl.command(action, int(msg.sequence), now, stamp if stamp > 0 else None)
+        self._emit(out, now)
+
+    def _tick(self):
+        now = now_sec(self)
+        self._emit(self.ctl.update(now), now)
+
+    def _emit(self, out, now: float):
+        moving = out.linear != 0.0 or out.angular != 0.0
+        if moving or self._was_moving or out.reports:
+            self._publish_cmd(out.linear, out.angular, now)
+        self._was_moving = moving
+        for r in out.reports:
+            m = self._MotionState()
+            ros_conv.fill_header(m.header, now, self.base_frame)
+            m.sequence, m.action, m.state, m.message = int(r.sequence), int(r.action), int(r.state), r.message
+            self.pub_state.publish(m)
+            if r.state != EXECUTING:
+                log = self.get_logger().warning if r.message and r.state == 3 else self.get_logger().debug
+                log(f"motion {r.sequence} {Action(r.action).name}: {STATE_NAMES[r.state]} {r.message}")
+
+    def _publish_cmd(self, v: float, w: float, now: float):
+        if self.use_stamped:
+            msg = self._TwistStamped()
+            ros_conv.fill_header(msg.header, now, self.base_frame)
+            twist = msg.twist
+        else:
+            msg = twist = self._Twist()
+        twist.linear.x, twist.angular.z = float(v), float(w)
+        self.pub_cmd.publish(msg)
+
+    def shutdown(self):
+        """Leave the robot standing."""
+        try:
+            self._publish_cmd(0.0, 0.0, now_sec(self))
+        except Exception:  # context already shut down
+            pass
+
+
+def main(args=None):
+    from o4a_nav.nodes._common import spin_node
+
+    return spin_node(BaseControllerNode, args)
+
+
+if __name__ == "__main__":
+    main()

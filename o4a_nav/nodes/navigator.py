@@ -1,0 +1,279 @@
+"""`navigator` node: the O4A navigator on ROS 2.
+
+Subscribes front_camera/image_raw and rear_camera/image_raw (sensor data QoS; any size;
+rgb8, bgr8, mono8, rgba8, bgra8), scan (sensor data; safety gate), o4a/free_actions and
+o4a/motion_state. Serves o4a/set_goal (o4a_msgs/srv/SetGoal) and the o4a/navigate action
+(o4a_msgs/action/NavigateToImage: feedback each step, cancel = STOP, result on success,
+failure, cancel or pre-emption). Publishes o4a/action (o4a_msgs/DiscreteAction) and
+o4a/status (o4a_msgs/NavigatorStatus) on each decision, state change and periodically.
+
+All decisions are taken by o4a_nav/nav/runtime.py (stop-and-go, stale inputs, safety
+gate) around o4a_nav/nav/navigator.py (the O4A rule). A missing or corrupt model leaves
+the node running in state NO_MODEL: it refuses goals with the load error and never
+publishes motion.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import rclpy
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+
+from o4a_nav import ros_conv, topics
+from o4a_nav.errors import UserError
+from o4a_nav.nav import runtime as rt
+from o4a_nav.nav.collision import CollisionChecker, FootprintParams
+from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
+from o4a_nav.nodes._common import P, SENSOR_QOS, declare, declare_dataclass, now_sec, reliable, stamp_or
+from o4a_nav.nodes.collision_checker import FOOTPRINT_SPECS
+from o4a_nav.types import Action
+
+NAV_SPECS = {
+    "stop_threshold": P("STOP when the local distance d_h(x_t, x_g) is below this (paper 3.5)", (0.0, 1000.0)),
+    "memory_size": P("waypoints kept for the repulsive term, |B| (paper 500)", (1, 100000)),
+    "repulsion_margin": P("repulsion margin m_r (paper 2.5)", (0.0, 1000.0)),
+    "use_attractor": P("use the p+ attractor (false: the paper's 'without attractor' ablation)"),
+    "use_repulsor": P("use the repulsive memory (false: the paper's 'without repulsor' ablation)"),
+    "anti_oscillation": P("drop the rotation that undoes the previous one (our addition, off = paper rule)"),
+    "stop_on_connected": P("also STOP when f-dagger says the goal is one action away"),
+    "max_steps": P("decisions per goal before FAILED (paper 500); a NavigateToImage goal may override", (1, 1000000)),
+}
+RUNTIME_SPECS = {
+    "stale_timeout": P("images, scan or free_actions older than this stop the robot [s]", (0.01, 60.0)),
+    "motion_timeout": P("a motion not reported finished after this is stopped [s]", (0.1, 600.0)),
+    "use_free_actions": P("use A_free from o4a/free_actions (collision_checker node)"),
+    "use_scan_gate": P("also check the latest scan in this node (same CollisionChecker, footprint params)"),
+}
+
+
+class NavigatorNode(Node):
+    def __init__(self, node_name: str = "navigator", **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.model_path = declare(self, "model_path", "models/o4a_default",
+                                  P("model directory written by `o4a train`"))
+        self.world = declare(self, "world", "", P("world whose p+ head to use; empty = the model's only one"))
+        threads = declare(self, "torch_threads", 2, P("torch CPU threads for inference", (1, 64)))
+        status_rate = declare(self, "status_rate", 2.0, P("periodic o4a/status rate [Hz]", (0.1, 100.0)))
+        nav_params = NavigatorParams.from_dict(declare_dataclass(self, NavigatorParams(), NAV_SPECS))
+        rt_params = rt.RuntimeParams(**declare_dataclass(self, rt.RuntimeParams(), RUNTIME_SPECS))
+        checker = CollisionChecker(FootprintParams.from_dict(declare_dataclass(self, FootprintParams(), FOOTPRINT_SPECS)))
+
+        from o4a_msgs.action import NavigateToImage
+        from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
+        from o4a_msgs.srv import SetGoal
+        from sensor_msgs.msg import Image, LaserScan
+
+        self._DiscreteAction, self._NavigatorStatus, self._NavigateToImage = DiscreteAction, NavigatorStatus, NavigateToImage
+        self.lock = threading.RLock()
+        navigator, error = self._load(threads, nav_params)
+        self.runtime = rt.NavigatorRuntime(
+            navigator, checker, rt_params, model_error=error,
+            publish_action=self._publish_action, publish_status=self._publish_status,
+            on_feedback=self._on_feedback, on_goal_done=self._on_goal_done, log=self._log)
+        if navigator is None:
+            self.runtime.status.stop_threshold = nav_params.stop_threshold
+        self._goals: dict = {}   # goal id -> [event, goal_handle, result]
+        self.latencies_ms: list[float] = []
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.pub_action = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
+        self.pub_status = self.create_publisher(NavigatorStatus, topics.STATUS, reliable(10))
+        self.create_subscription(Image, topics.FRONT_IMAGE, lambda m: self._on_image("front", m), SENSOR_QOS,
+                                 callback_group=inputs)
+        self.create_subscription(Image, topics.REAR_IMAGE, lambda m: self._on_image("rear", m), SENSOR_QOS,
+                                 callback_group=inputs)
+        self.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS, callback_group=inputs)
+        self.create_subscription(FreeActions, topics.FREE_ACTIONS, self._on_free, reliable(1), callback_group=inputs)
+        self.create_subscription(MotionState, topics.MOTION_STATE, self._on_motion, reliable(10), callback_group=inputs)
+        self.create_service(SetGoal, topics.SET_GOAL, self._on_set_goal, callback_group=inputs)
+        self.action_server = ActionServer(
+            self, NavigateToImage, topics.NAVIGATE, execute_callback=self._execute,
+            goal_callback=lambda req: GoalResponse.ACCEPT, cancel_callback=lambda gh: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup())
+        self.create_timer(0.1, self._tick, callback_group=inputs)
+        self.create_timer(1.0 / status_rate, lambda: self._publish_status(self.runtime.status), callback_group=inputs)
+        self._publish_status(self.runtime.status)
+
+    # ------------------------------------------------------------------ model
+    def _load(self, threads: int, params: NavigatorParams):
+        try:
+            import numpy as np
+            import torch
+
+            from o4a_nav.learning.model_io import load_model
+
+            torch.set_num_threads(int(threads))
+            model = load_model(self.model_path)
+            nav = O4ANavigator(model, self.world or None, params)
+            z = np.zeros((96, 96, 3), np.uint8)
+            model.embed(z, z)  # warm-up: the first call allocates
+            self.get_logger().info(f"model {self.model_path} loaded (world {nav.world}); "
+                                   f"stop_threshold {params.stop_threshold}, memory {params.memory_size}, "
+                                   f"m_r {params.repulsion_margin}")
+            return nav, ""
+        except UserError as exc:
+            msg = str(exc)
+        except Exception as exc:  # a corrupt model must not crash-loop the node
+            msg = f"cannot load model {self.model_path}: {type(exc).__name__}: {exc}"
+        self.get_logger().error(f"{msg}. The navigator stays up in NO_MODEL and refuses goals; "
+                                f"set model_path to a trained model directory and restart it.")
+        return None, msg
+
+    # ------------------------------------------------------------------ outputs
+    def _log(self, level: str, text: str):
+        {"info": self.get_logger().info, "warn": self.get_logger().warning,
+         "error": self.get_logger().error}.get(level, self.get_logger().info)(text)
+
+    def _publish_action(self, action: Action, seq: int):
+        msg = self._DiscreteAction()
+        ros_conv.fill_header(msg.header, now_sec(self), topics.BASE_FRAME)
+        msg.action, msg.sequence = int(action), int(seq)
+        self.pub_action.publish(msg)
+
+    def _publish_status(self, st: rt.Status):
+        msg = self._NavigatorStatus()
+        ros_conv.fill_header(msg.header, now_sec(self), topics.BASE_FRAME)
+        msg.state, msg.state_text = int(st.state), st.state_text
+        msg.stale_inputs = list(st.stale_inputs)
+        msg.goal_distance = float(st.goal_distance)
+        msg.stop_threshold = float(st.stop_threshold)
+        msg.candidate_actions = [int(c[0]) for c in st.candidates]
+        msg.candidate_potentials = [float(c[1]) for c in st.candidates]
+        msg.candidate_attraction = [float(c[2]) for c in st.candidates]
+        msg.candidate_repulsion = [float(c[3]) for c in st.candidates]
+        msg.chosen_action = int(st.chosen_action)
+        msg.step, msg.forwards, msg.rotations = int(st.step), int(st.forwards), int(st.rotations)
+        msg.decision_latency_ms = float(st.decision_latency_ms)
+        msg.message = st.message
+        self.pub_status.publish(msg)
+
+    def _on_feedback(self, gid, st: rt.Status):
+        if math.isfinite(st.decision_latency_ms):
+            self.latencies_ms.append(st.decision_latency_ms)
+        entry = self._goals.get(gid)
+        if entry is None:
+            return
+        fb = self._NavigateToImage.Feedback()
+        fb.step, fb.goal_distance = int(st.step), float(st.goal_distance)
+        fb.last_action, fb.state = int(st.chosen_action), int(st.state)
+        entry[1].publish_feedback(fb)
+
+    def _on_goal_done(self, gid, result: rt.GoalResult):
+        entry = self._goals.get(gid)
+        if entry is not None:
+            entry[2] = result
+            entry[0].set()
+
+    # ------------------------------------------------------------------ inputs
+    def _on_image(self, which: str, msg):
+        arrival = time.perf_counter()
+        now = now_sec(self)
+        try:
+            img = ros_conv.image_msg_to_model_input(msg)
+        except UserError as exc:
+            self.get_logger().error(f"{which} image ignored: {exc}", throttle_duration_sec=5.0)
+            return
+        with self.lock:
+            self.runtime.on_image(which, img, stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), now, arrival)
+
+    def _on_scan(self, msg):
+        now = now_sec(self)
+        scan = ros_conv.scan_msg_to_data(msg)
+        scan.stamp = stamp_or(scan.stamp, now)
+        with self.lock:
+            self.runtime.on_scan(scan, now)
+
+    def _on_free(self, msg):
+        now = now_sec(self)
+        free = {a for a, ok in ((Action.FORWARD, msg.forward), (Action.ROTATE_LEFT, msg.rotate_left),
+                                (Action.ROTATE_RIGHT, msg.rotate_right)) if ok}
+        with self.lock:
+            self.runtime.on_free_actions(free, stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), now)
+
+    def _on_motion(self, msg):
+        now = now_sec(self)
+        with self.lock:
+            self.runtime.on_motion_state(int(msg.sequence), int(msg.state),
+                                         stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), msg.message, now)
+
+    def _tick(self):
+        with self.lock:
+            self.runtime.tick(now_sec(self))
+
+    # ------------------------------------------------------------------ goals
+    def _goal_images(self, front_msg, rear_msg):
+        return ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg)
+
+    def _set_goal(self, front_msg, rear_msg, gid=None, max_steps: int = 0) -> tuple[bool, str]:
+        try:
+            front, rear = self._goal_images(front_msg, rear_msg)
+        except UserError as exc:
+            return False, f"goal rejected: {exc}"
+        with self.lock:
+            if self.runtime.nav is None:
+                return False, f"navigator has no usable model: {self.runtime.model_error}"
+            return self.runtime.set_goal(front, rear, now_sec(self), goal_id=gid, max_steps=max_steps)
+
+    def _on_set_goal(self, request, response):
+        response.accepted, response.message = self._set_goal(request.front, request.rear)
+        (self.get_logger().info if response.accepted else self.get_logger().warning)(
+            f"{topics.SET_GOAL}: {response.message}")
+        return response
+
+    def _execute(self, goal_handle):
+        Result = self._NavigateToImage.Result
+        gid = bytes(goal_handle.goal_id.uuid)
+        entry = [threading.Event(), goal_handle, None]
+        self._goals[gid] = entry
+        req = goal_handle.request
+        ok, msg = self._set_goal(req.front, req.rear, gid, int(req.max_steps))
+        if not ok:
+            self._goals.pop(gid, None)
+            self.get_logger().warning(f"{topics.NAVIGATE}: {msg}")
+            goal_handle.abort()
+            return Result(success=False, reason=msg)
+        canceled = False
+        while not entry[0].wait(0.05):
+            if not rclpy.ok() or not self.context.ok():
+                break
+            if goal_handle.is_cancel_requested and not canceled:
+                canceled = True
+                with self.lock:
+                    self.runtime.cancel(gid, "canceled")
+        self._goals.pop(gid, None)
+        res: rt.GoalResult = entry[2] or rt.GoalResult(False, "navigator shutting down")
+        out = Result(success=bool(res.success), reason=res.reason, steps=int(res.steps), forwards=int(res.forwards),
+                     rotations=int(res.rotations), final_goal_distance=float(res.final_goal_distance))
+        if canceled and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif res.success:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        return out
+
+    def shutdown(self):
+        with self.lock:
+            for entry in list(self._goals.values()):
+                entry[2] = rt.GoalResult(False, "navigator shutting down")
+                entry[0].set()
+            try:
+                if self.runtime.active:
+                    self._publish_action(Action.STOP, self.runtime.seq + 1)
+            except Exception:
+                pass
+        self.action_server.destroy()
+
+
+def main(args=None):
+    from o4a_nav.nodes._common import spin_node
+
+    return spin_node(NavigatorNode, args)
+
+
+if __name__ == "__main__":
+    main()
