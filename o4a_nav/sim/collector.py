@@ -1,7 +1,7 @@
 """Exploration episodes in the simulator (ROS-free): the loop behind `o4a collect`, the
 coverage measurement and the benchmark script. Yields one Frame per recorded step.
 
-Per frame t (stamp t * dt): the observation (front, rear, scan, ground-truth pose) and
+Per frame i (stamp (i + 1) * dt, so that no stamp is zero): the observation (front, rear, scan, ground-truth pose) and
 the action executed from it. A FORWARD the simulator rejects is not recorded: the
 policy is told (`blocked()`) and chooses again from the same observation. The last frame
 of each trajectory has action STOP; the robot then respawns at a random free pose.
@@ -46,7 +46,7 @@ def explore(robot: SimRobot, steps: int, seed: int = 0, params: ExplorerParams =
     policy = ExplorationPolicy(seed, params)
     traj = 0
     for i in range(int(steps)):
-        t = i * dt
+        t = (i + 1) * dt
         robot.time = t
         if render:
             front, rear = robot.render()

@@ -1,0 +1,75 @@
+"""o4a collect: explore a simulated world and record a rosbag2 (MCAP) for training."""
+from __future__ import annotations
+
+HELP = "explore a simulated world with the random-walk policy and record a rosbag2 for `o4a train`"
+
+# Topic names in the bag (fully qualified, as `ros2 bag record` writes them).
+FRONT, REAR, SCAN, POSE, ACTION, WORLD = (
+    "/front_camera/image_raw", "/rear_camera/image_raw", "/scan", "/ground_truth/pose", "/o4a/action",
+    "/o4a/world_name")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--world", required=True, help="built-in world name (see `o4a worlds`) or path to a world .yaml")
+    p.add_argument("--steps", type=int, default=10000, metavar="N",
+                   help="frames to record, trajectory-final STOP frames included (default 10000)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output bag folder (must not exist)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the spawn poses and the policy (default 0)")
+    p.add_argument("--trajectory-length", type=int, default=500, metavar="T",
+                   help="frames per trajectory; the last is STOP and the robot respawns (default 500, the paper's)")
+    p.add_argument("--forward-prob", type=float, default=0.9,
+                   help="probability of keeping on FORWARD when it is free (persistence, default 0.9)")
+    p.add_argument("--dt", type=float, default=0.1, help="seconds between frames in the bag's stamps (default 0.1)")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="bag storage (default mcap)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    import sys
+    import time
+
+    from o4a_nav.errors import UserError
+
+    if args.steps < 1:
+        raise UserError(f"--steps must be >= 1 (got {args.steps})")
+    if args.dt <= 0:
+        raise UserError(f"--dt must be > 0 (got {args.dt})")
+    from pathlib import Path
+
+    if Path(args.out).exists():
+        raise UserError(f"--out {args.out} exists already; choose a new folder (a bag is never overwritten)")
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from o4a_nav import bagio
+    from o4a_nav import topics as T
+    from o4a_nav.sim import SimRobot, load_world
+    from o4a_nav.sim.collector import coverage, explore
+    from o4a_nav.sim.explore import ExplorerParams
+
+    params = ExplorerParams(trajectory_length=args.trajectory_length, forward_prob=args.forward_prob).validate()
+    world = load_world(args.world)
+    robot = SimRobot(world, seed=args.seed)
+    xy = np.zeros((args.steps, 2))
+    n_traj = 0
+    t0 = time.perf_counter()
+    with bagio.BagWriter(args.out, storage=args.storage, latched_topics=[WORLD]) as w:
+        w.write(WORLD, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
+        bar = tqdm(total=args.steps, unit="step", desc=f"collect {world.name}", disable=args.quiet, file=sys.stderr)
+        for f in explore(robot, args.steps, seed=args.seed, params=params, dt=args.dt):
+            w.write(FRONT, "sensor_msgs/msg/Image", f.t, bagio.image_msg(f.front, f.t, T.FRONT_CAMERA_FRAME))
+            w.write(REAR, "sensor_msgs/msg/Image", f.t, bagio.image_msg(f.rear, f.t, T.REAR_CAMERA_FRAME))
+            w.write(SCAN, "sensor_msgs/msg/LaserScan", f.t, bagio.scan_msg(f.scan, T.LASER_FRAME))
+            w.write(POSE, "geometry_msgs/msg/PoseStamped", f.t, bagio.pose_msg(f.pose, f.t, T.MAP_FRAME))
+            w.write(ACTION, "o4a_msgs/msg/DiscreteAction", f.t, bagio.action_msg(int(f.action), f.t, f.index))
+            xy[f.index] = (f.pose.x, f.pose.y)
+            n_traj = f.trajectory + 1
+            bar.update(1)
+        bar.close()
+    dt = time.perf_counter() - t0
+    robot.close()
+    print(f"{args.out}: world {world.name}, {args.steps} frames in {n_traj} trajectories, "
+          f"{robot.collisions} rejected moves, coverage {coverage(world, xy):.1%} of {world.free_area:.0f} m^2, "
+          f"{args.steps / dt:.0f} steps/s")
+    return 0
