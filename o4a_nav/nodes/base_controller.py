@@ -90,8 +90,11 @@ class BaseControllerNode(Node):
             m.sequence, m.action, m.state, m.message = int(r.sequence), int(r.action), int(r.state), r.message
             self.pub_state.publish(m)
             if r.state != EXECUTING:
-                log = self.get_logger().warning if r.message and r.state == 3 else self.get_logger().debug
-                log(f"motion {r.sequence} {Action(r.action).name}: {STATE_NAMES[r.state]} {r.message}")
+                text = f"motion {r.sequence} {Action(r.action).name}: {STATE_NAMES[r.state]} {r.message}"
+                if r.state == 3:
+                    self.get_logger().warning(text)
+                else:
+                    self.get_logger().debug(text)
 
     def _publish_cmd(self, v: float, w: float, now: float):
         if self.use_stamped:

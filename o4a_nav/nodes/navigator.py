@@ -125,8 +125,13 @@ class NavigatorNode(Node):
 
     # ------------------------------------------------------------------ outputs
     def _log(self, level: str, text: str):
-        {"info": self.get_logger().info, "warn": self.get_logger().warning,
-         "error": self.get_logger().error}.get(level, self.get_logger().info)(text)
+        # rclpy loggers refuse one call site with changing severities: one call per level
+        if level == "error":
+            self.get_logger().error(text)
+        elif level == "warn":
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
 
     def _publish_action(self, action: Action, seq: int):
         msg = self._DiscreteAction()
@@ -220,8 +225,7 @@ class NavigatorNode(Node):
 
     def _on_set_goal(self, request, response):
         response.accepted, response.message = self._set_goal(request.front, request.rear)
-        (self.get_logger().info if response.accepted else self.get_logger().warning)(
-            f"{topics.SET_GOAL}: {response.message}")
+        self._log("info" if response.accepted else "warn", f"{topics.SET_GOAL}: {response.message}")
         return response
 
     def _execute(self, goal_handle):
@@ -238,7 +242,7 @@ class NavigatorNode(Node):
             return Result(success=False, reason=msg)
         canceled = False
         while not entry[0].wait(0.05):
-            if not rclpy.ok() or not self.context.ok():
+            if not self.context.ok():
                 break
             if goal_handle.is_cancel_requested and not canceled:
                 canceled = True

@@ -1,0 +1,414 @@
+"""The navigation nodes under real rclpy (in-process MultiThreadedExecutor, own context):
+collision_checker, base_controller and navigator with a real (randomly initialised) model
+directory."""
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from o4a_nav import ros_conv, topics
+from o4a_nav.nav import runtime as rt
+from o4a_nav.nodes._common import SENSOR_QOS, reliable
+from o4a_nav.types import Action, Pose2D, ScanData
+
+pytestmark = pytest.mark.ros
+
+
+def wait_until(pred, timeout=10.0, period=0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(period)
+    return pred()
+
+
+@pytest.fixture
+def ros():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
+    nodes = []
+    th = threading.Thread(target=ex.spin, daemon=True)
+
+    def add(node):
+        nodes.append(node)
+        ex.add_node(node)
+        return node
+
+    th.start()
+    yield ctx, add
+    for n in nodes:
+        if hasattr(n, "shutdown"):
+            n.shutdown()
+    ex.shutdown(timeout_sec=2.0)
+    for n in nodes:
+        n.destroy_node()
+    rclpy.shutdown(context=ctx)
+    th.join(timeout=5.0)
+
+
+class Probe(Node):
+    """Plays the robot around the node under test and records what it publishes."""
+
+    def __init__(self, ctx):
+        super().__init__("probe", context=ctx)
+        from geometry_msgs.msg import PolygonStamped, Twist
+        from nav_msgs.msg import Odometry
+        from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
+        from sensor_msgs.msg import Image, LaserScan
+
+        self.Odometry, self.FreeActions, self.MotionState, self.DiscreteAction = Odometry, FreeActions, MotionState, DiscreteAction
+        self.pub_front = self.create_publisher(Image, topics.FRONT_IMAGE, SENSOR_QOS)
+        self.pub_rear = self.create_publisher(Image, topics.REAR_IMAGE, SENSOR_QOS)
+        self.pub_scan = self.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
+        self.pub_free = self.create_publisher(FreeActions, topics.FREE_ACTIONS, reliable(1))
+        self.pub_odom = self.create_publisher(Odometry, topics.ODOM, SENSOR_QOS)
+        self.pub_motion = self.create_publisher(MotionState, topics.MOTION_STATE, reliable(10))
+        self.pub_action = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
+        self.actions, self.statuses, self.cmds, self.free, self.boxes, self.motion = [], [], [], [], [], []
+        self.create_subscription(DiscreteAction, topics.ACTION, self.actions.append, reliable(10))
+        self.create_subscription(NavigatorStatus, topics.STATUS, self.statuses.append, reliable(10))
+        self.create_subscription(Twist, topics.CMD_VEL, self.cmds.append, reliable(10))
+        self.create_subscription(FreeActions, topics.FREE_ACTIONS, self.free.append, reliable(1))
+        self.create_subscription(PolygonStamped, topics.SWEPT_BOX, self.boxes.append, reliable(1, latched=True))
+        self.create_subscription(MotionState, topics.MOTION_STATE, self.motion.append, reliable(10))
+
+    def now(self):
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def images(self, front, rear=None, encoding="rgb8"):
+        t = self.now()
+        self.pub_front.publish(ros_conv.rgb_to_image_msg(front, t, "front", encoding))
+        self.pub_rear.publish(ros_conv.rgb_to_image_msg(front if rear is None else rear, t, "rear", encoding))
+
+    def scan(self, ranges=None):
+        r = np.full(181, np.inf, np.float32) if ranges is None else np.asarray(ranges, np.float32)
+        n = len(r)
+        s = ScanData(r, -math.pi / 2, math.pi / max(n - 1, 1), 0.05, 10.0, stamp=self.now())
+        self.pub_scan.publish(ros_conv.scan_data_to_msg(s, topics.LASER_FRAME))
+
+    def free_all(self, forward=True):
+        m = self.FreeActions()
+        ros_conv.fill_header(m.header, self.now(), "laser")
+        m.forward, m.rotate_left, m.rotate_right = forward, True, True
+        self.pub_free.publish(m)
+
+    def odom(self, pose: Pose2D):
+        m = self.Odometry()
+        ros_conv.fill_header(m.header, self.now(), topics.ODOM_FRAME)
+        ros_conv.set_pose_msg(m.pose.pose, pose)
+        self.pub_odom.publish(m)
+
+    def status_states(self):
+        return [s.state for s in self.statuses]
+
+
+# ------------------------------------------------------------------ collision checker
+def test_collision_checker_node_publishes_free_actions_and_box(ros):
+    from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+
+    ctx, add = ros
+    add(CollisionCheckerNode(context=ctx))
+    probe = add(Probe(ctx))
+    assert wait_until(lambda: probe.boxes, 5.0)
+    xs = sorted({round(p.x, 3) for p in probe.boxes[-1].polygon.points})
+    assert xs == [0.0, 0.5] and probe.boxes[-1].header.frame_id == topics.BASE_FRAME
+    assert wait_until(lambda: (probe.scan() or True) and probe.free, 5.0)
+    assert probe.free[-1].forward and math.isinf(probe.free[-1].forward_clearance)
+    r = np.full(181, np.inf, np.float32)
+    r[90] = 0.3
+    n = len(probe.free)
+    probe.scan(r)
+    assert wait_until(lambda: len(probe.free) > n, 5.0)
+    last = probe.free[-1]
+    assert not last.forward and last.points_in_box == 1 and last.rotate_left and last.rotate_right
+    assert last.forward_clearance == pytest.approx(0.3, abs=1e-5)
+
+
+def test_collision_checker_node_rejects_bad_geometry(ros):
+    from o4a_nav.errors import UserError
+    from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+
+    ctx, _ = ros
+    with pytest.raises(UserError, match="box_half_width"):
+        CollisionCheckerNode(context=ctx, parameter_overrides=[Parameter("box_half_width", value=0.1)])
+
+
+# ------------------------------------------------------------------ base controller
+class Unicycle:
+    """Integrates cmd_vel into odometry, like a base would (test harness, not a mock of our code)."""
+
+    def __init__(self, probe, blocked=False):
+        self.probe, self.pose, self.blocked = probe, Pose2D(0.0, 0.0, 0.0), blocked
+        self.running, self.publish_odom = True, True
+        self.th = threading.Thread(target=self.run, daemon=True)
+        self.th.start()
+
+    def run(self):
+        dt = 0.02
+        while self.running:
+            if self.probe.cmds and not self.blocked:
+                c = self.probe.cmds[-1]
+                p = self.pose
+                self.pose = Pose2D(p.x + c.linear.x * dt * math.cos(p.yaw), p.y + c.linear.x * dt * math.sin(p.yaw),
+                                   p.yaw + c.angular.z * dt)
+            if self.publish_odom:
+                self.probe.odom(self.pose)
+            time.sleep(dt)
+
+    def stop(self):
+        self.running = False
+        self.th.join(2.0)
+
+
+def send_action(probe, action, seq, stamp=None):
+    m = probe.DiscreteAction()
+    ros_conv.fill_header(m.header, probe.now() if stamp is None else stamp, "base_link")
+    m.action, m.sequence = int(action), seq
+    probe.pub_action.publish(m)
+
+
+def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
+    from o4a_nav.nodes.base_controller import BaseControllerNode
+
+    ctx, add = ros
+    add(BaseControllerNode(context=ctx))
+    probe = add(Probe(ctx))
+    base = Unicycle(probe)
+    try:
+        time.sleep(0.3)
+        send_action(probe, Action.FORWARD, 1)
+        assert wait_until(lambda: any(m.sequence == 1 and m.state == 2 for m in probe.motion), 10.0)
+        assert math.hypot(base.pose.x, base.pose.y) == pytest.approx(0.25, abs=0.03)
+        assert probe.cmds[-1].linear.x == 0.0
+        send_action(probe, Action.ROTATE_LEFT, 2)
+        assert wait_until(lambda: any(m.sequence == 2 and m.state == 2 for m in probe.motion), 10.0)
+        assert base.pose.yaw == pytest.approx(math.radians(15), abs=0.04)
+        # stale odometry during a motion: ABORTED and zero velocity
+        send_action(probe, Action.FORWARD, 3)
+        assert wait_until(lambda: any(m.sequence == 3 and m.state == 1 for m in probe.motion), 5.0)
+        base.publish_odom = False
+        assert wait_until(lambda: any(m.sequence == 3 and m.state == 3 for m in probe.motion), 5.0)
+        msg = [m for m in probe.motion if m.sequence == 3 and m.state == 3][0].message
+        assert "odometry" in msg
+        assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 2.0)
+        # stale command refused
+        base.publish_odom = True
+        time.sleep(0.2)
+        send_action(probe, Action.FORWARD, 4, stamp=probe.now() - 5.0)
+        assert wait_until(lambda: any(m.sequence == 4 and m.state == 3 for m in probe.motion), 5.0)
+        assert "stale command" in [m for m in probe.motion if m.sequence == 4][-1].message
+    finally:
+        base.stop()
+
+
+# ------------------------------------------------------------------ navigator
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import torch
+
+    from o4a_nav.learning.config import ModelConfig
+    from o4a_nav.learning.model_io import O4AModel, save_model
+
+    torch.manual_seed(0)
+    return str(save_model(O4AModel(ModelConfig(), ["test_world"]), tmp_path_factory.mktemp("model") / "m"))
+
+
+def nav_node(ctx, model_path, **params):
+    from o4a_nav.nodes.navigator import NavigatorNode
+
+    over = [Parameter("model_path", value=model_path), Parameter("torch_threads", value=1)]
+    over += [Parameter(k, value=v) for k, v in params.items()]
+    return NavigatorNode(context=ctx, parameter_overrides=over)
+
+
+def call_set_goal(probe, front, rear, enc_front="rgb8", enc_rear="rgb8"):
+    from o4a_msgs.srv import SetGoal
+
+    cli = probe.create_client(SetGoal, topics.SET_GOAL)
+    assert cli.wait_for_service(timeout_sec=10.0)
+    req = SetGoal.Request()
+    req.front = ros_conv.rgb_to_image_msg(front, probe.now(), "front", enc_front)
+    req.rear = ros_conv.rgb_to_image_msg(rear, probe.now(), "rear", enc_rear)
+    fut = cli.call_async(req)
+    assert wait_until(fut.done, 20.0)
+    probe.destroy_client(cli)
+    return fut.result()
+
+
+def rand_img(seed, h=96, w=96):
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_navigator_without_model_refuses_and_never_moves(ros, tmp_path):
+    ctx, add = ros
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "meta.json").write_text("{not json")
+    node = add(nav_node(ctx, str(corrupt)))
+    probe = add(Probe(ctx))
+    assert node.runtime.status.state == rt.NO_MODEL
+    res = call_set_goal(probe, rand_img(1), rand_img(2))
+    assert not res.accepted and "corrupt" in res.message
+    for _ in range(5):
+        probe.images(rand_img(3))
+        probe.scan()
+        probe.free_all()
+        time.sleep(0.05)
+    assert wait_until(lambda: probe.statuses, 5.0)
+    assert probe.statuses[-1].state == rt.NO_MODEL and "corrupt" in probe.statuses[-1].message
+    assert probe.actions == []
+
+
+def test_navigator_goal_validation_and_stale_inputs(ros, model_dir):
+    ctx, add = ros
+    node = add(nav_node(ctx, model_dir, stale_timeout=0.3, stop_threshold=0.0))  # random model: codes are close
+    probe = add(Probe(ctx))
+    # bad goals: wrong encoding, mismatched sizes, empty image
+    res = call_set_goal(probe, rand_img(1), rand_img(2), enc_front="yuv422")
+    assert not res.accepted and "encoding" in res.message
+    res = call_set_goal(probe, rand_img(1, 96, 96), rand_img(2, 120, 160))
+    assert not res.accepted and "differ in size" in res.message
+    res = call_set_goal(probe, np.zeros((0, 0, 3), np.uint8), rand_img(2))
+    assert not res.accepted and "empty" in res.message
+    assert not node.runtime.active
+    res = call_set_goal(probe, rand_img(1, 120, 160), rand_img(2, 120, 160), enc_front="bgr8")
+    assert res.accepted, res.message
+    # no inputs yet: STOP and status names the stale inputs
+    assert wait_until(lambda: probe.actions and probe.statuses and probe.statuses[-1].state == rt.STALE_INPUT, 5.0)
+    assert probe.actions[-1].action == Action.STOP
+    assert set(probe.statuses[-1].stale_inputs) == {"front_camera", "rear_camera", "scan", "free_actions"}
+    # data flows: a motion is decided
+    n = len(probe.actions)
+    for _ in range(20):
+        probe.images(rand_img(5))
+        probe.scan()
+        probe.free_all()
+        if len(probe.actions) > n:
+            break
+        time.sleep(0.05)
+    assert wait_until(lambda: len(probe.actions) > n, 5.0)
+    assert probe.actions[-1].action in (Action.FORWARD, Action.ROTATE_LEFT, Action.ROTATE_RIGHT)
+    assert wait_until(lambda: probe.statuses[-1].state == rt.WAITING_MOTION, 5.0)
+    st = probe.statuses[-1]
+    assert len(st.candidate_actions) == 3 and st.step == 1 and st.decision_latency_ms > 0
+    # a bad goal now keeps the current one
+    res = call_set_goal(probe, rand_img(1, 96, 96), rand_img(2, 48, 48))
+    assert not res.accepted and node.runtime.active
+    # the scan stops: STOP naming "scan"
+    n = len(probe.actions)
+    for _ in range(12):
+        probe.images(rand_img(5))
+        probe.free_all()
+        time.sleep(0.05)
+    assert wait_until(lambda: probe.statuses[-1].state == rt.STALE_INPUT, 5.0)
+    assert list(probe.statuses[-1].stale_inputs) == ["scan"]
+    assert probe.actions[-1].action == Action.STOP and len(probe.actions) == n + 1
+
+
+def test_navigator_forward_gate_follows_latest_scan(ros, model_dir):
+    """Several random scans through the node: FORWARD is never published when the scan
+    the node last received has a return in the swept box."""
+    ctx, add = ros
+    node = add(nav_node(ctx, model_dir, stop_threshold=0.0))
+    probe = add(Probe(ctx))
+    probe.images(rand_img(7))
+    probe.scan()
+    probe.free_all()
+    assert call_set_goal(probe, rand_img(1), rand_img(2)).accepted
+    rng = np.random.default_rng(0)
+    seen = 0
+    for k in range(8):
+        ranges = np.where(rng.random(181) < 0.03, rng.uniform(0.06, 1.0, 181), np.inf).astype(np.float32)
+        rf = np.where(np.isfinite(ranges), ranges, 0.0)
+        x = rf * np.cos(np.linspace(-math.pi / 2, math.pi / 2, 181))
+        y = rf * np.sin(np.linspace(-math.pi / 2, math.pi / 2, 181))
+        blocked = bool(np.any(np.isfinite(ranges) & (x > 0) & (x < 0.5) & (np.abs(y) < 0.2)))
+        n = len(probe.actions)
+        # the previous motion finished
+        if probe.actions:
+            m = probe.MotionState()
+            ros_conv.fill_header(m.header, probe.now(), "base_link")
+            m.sequence, m.state, m.action = probe.actions[-1].sequence, 2, probe.actions[-1].action
+            probe.pub_motion.publish(m)
+        time.sleep(0.05)
+        probe.scan(ranges)
+        probe.free_all(forward=True)  # a lagging checker says free: the gate must still hold
+        time.sleep(0.05)
+        probe.images(rand_img(10 + k))
+        assert wait_until(lambda: len(probe.actions) > n, 5.0)
+        a = probe.actions[-1].action
+        seen += 1
+        if blocked:
+            assert a != Action.FORWARD
+    assert seen == 8 and node.runtime.nav.steps >= 8
+
+
+def test_navigate_action_success_and_cancel(ros, model_dir):
+    from o4a_msgs.action import NavigateToImage
+
+    ctx, add = ros
+    # a random model puts different images ~0.05 apart: a tiny threshold separates "here" from elsewhere
+    add(nav_node(ctx, model_dir, stop_threshold=0.01))
+    probe = add(Probe(ctx))
+    client = ActionClient(probe, NavigateToImage, topics.NAVIGATE)
+    assert client.wait_for_server(timeout_sec=10.0)
+    here = rand_img(11)
+    stop = threading.Event()
+
+    def stream():
+        while not stop.is_set():
+            probe.images(here)
+            probe.scan()
+            probe.free_all()
+            time.sleep(0.05)
+
+    th = threading.Thread(target=stream, daemon=True)
+    th.start()
+    try:
+        # goal = the current view: d_h = 0 < threshold -> success at the first decision
+        goal = NavigateToImage.Goal()
+        goal.front = ros_conv.rgb_to_image_msg(here, probe.now(), "f")
+        goal.rear = ros_conv.rgb_to_image_msg(here, probe.now(), "r")
+        fb = []
+        fut = client.send_goal_async(goal, feedback_callback=lambda m: fb.append(m.feedback))
+        assert wait_until(fut.done, 10.0) and fut.result().accepted
+        res_fut = fut.result().get_result_async()
+        assert wait_until(res_fut.done, 15.0)
+        res = res_fut.result().result
+        assert res.success and res.steps == 1 and res.final_goal_distance < 1e-3
+        assert probe.actions[-1].action == Action.STOP
+        assert wait_until(lambda: fb, 5.0) and fb[-1].step == 1
+        # far goal, then cancel: result canceled, STOP published
+        goal.front = ros_conv.rgb_to_image_msg(rand_img(12), probe.now(), "f")
+        goal.rear = ros_conv.rgb_to_image_msg(rand_img(13), probe.now(), "r")
+        fut = client.send_goal_async(goal)
+        assert wait_until(fut.done, 10.0)
+        gh = fut.result()
+        assert wait_until(lambda: probe.actions[-1].action != Action.STOP, 10.0)
+        cfut = gh.cancel_goal_async()
+        assert wait_until(cfut.done, 10.0)
+        rfut = gh.get_result_async()
+        assert wait_until(rfut.done, 10.0)
+        assert rfut.result().status == 5  # GoalStatus.STATUS_CANCELED
+        assert not rfut.result().result.success and rfut.result().result.reason == "canceled"
+        assert probe.actions[-1].action == Action.STOP
+        # bad goal through the action: aborted with the reason
+        goal.rear = ros_conv.rgb_to_image_msg(rand_img(13, 50, 50), probe.now(), "r")
+        fut = client.send_goal_async(goal)
+        assert wait_until(fut.done, 10.0)
+        rfut = fut.result().get_result_async()
+        assert wait_until(rfut.done, 10.0)
+        assert not rfut.result().result.success and "differ in size" in rfut.result().result.reason
+    finally:
+        stop.set()
+        th.join(2.0)
+        client.destroy()
