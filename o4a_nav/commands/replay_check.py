@@ -11,6 +11,10 @@ def add_arguments(p) -> None:
     p.add_argument("--world", default="", help="p+ head to use when the model has several worlds")
     p.add_argument("--params-file", default=None, metavar="YAML",
                    help="ROS 2 parameter file for the navigator / collision_checker (as for the nodes)")
+    p.add_argument("--safety-params", default=None, metavar="YAML",
+                   help="ROS 2 parameter file whose collision_checker (or /**) section gives the robot's "
+                        "true footprint for the safety check (default: the built-in footprint); "
+                        "independent of --params-file, so a misconfigured stack is caught")
     p.add_argument("--min-agreement", type=float, default=0.0, metavar="PCT",
                    help="fail when fewer than PCT %% of the decisions agree (default 0: report only; "
                         "100 for a strict regression check)")
@@ -83,6 +87,7 @@ def run(args) -> int:
     from o4a_nav import ros_conv
     from o4a_nav.bagtools import navrun
     from o4a_nav.learning.model_io import load_model
+    from o4a_nav.types import Action
 
     load_model(args.model)        # a clear ModelLoadError before anything starts
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
@@ -90,7 +95,9 @@ def run(args) -> int:
     try:
         the_run = load_run(args.bag)
         stack = Stack(args)
-        forward_free = [stack.forward_free(ros_conv.scan_msg_to_data(s.scan)) for s in the_run.steps]
+        reference = safety_checker(args.safety_params)
+        forward_free = [Action.FORWARD in reference.free_actions(ros_conv.scan_msg_to_data(s.scan)).free
+                        for s in the_run.steps]
         with tqdm(total=len(the_run.steps), unit="step", desc="replay-check", disable=args.quiet,
                   file=sys.stderr) as bar:
             replayed = stack.driver.run(the_run, progress=bar)
@@ -108,6 +115,22 @@ def run(args) -> int:
     return 0 if report.passed else 1
 
 
+def safety_checker(path):
+    """The one CollisionChecker with the robot's true footprint: built-in defaults, or the
+    collision_checker / `/**` section of a ROS 2 parameter file."""
+    from dataclasses import fields
+
+    from o4a_nav.nav.collision import CollisionChecker, FootprintParams
+    from o4a_nav.nodes._common import load_param_file
+
+    if not path:
+        return CollisionChecker()
+    sections = load_param_file(path)
+    merged = {**sections.get("**", {}), **sections.get("collision_checker", {})}
+    names = {f.name for f in fields(FootprintParams)}
+    return CollisionChecker(FootprintParams.from_dict({k: v for k, v in merged.items() if k in names}))
+
+
 class Stack:
     """The navigator and collision checker nodes (in this process, on simulated time) and
     the step driver, spun by one executor thread."""
@@ -116,20 +139,23 @@ class Stack:
         import threading
 
         from rclpy.executors import MultiThreadedExecutor
-        from rclpy.parameter import Parameter
-
         from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+        from o4a_nav.nodes._common import node_overrides
         from o4a_nav.nodes.navigator import NavigatorNode
+        from o4a_nav.errors import ModelLoadError
         from o4a_nav.nodes.player import StepDriver
 
-        sim_time = Parameter("use_sim_time", value=True)
-        nav_params = [sim_time, Parameter("model_dir", value=str(args.model))]
+        files = [args.params_file] if args.params_file else []
+        nav_extra = {"use_sim_time": True, "model_path": str(args.model), "torch_threads": int(args.threads)}
         if args.world:
-            nav_params.append(Parameter("world", value=args.world))
-        extra = ["--ros-args", "--params-file", args.params_file] if args.params_file else None
-        self.checker_node = CollisionCheckerNode(parameter_overrides=[sim_time], cli_args=extra)
-        self.nav_node = NavigatorNode(parameter_overrides=nav_params, cli_args=extra)
-        self.driver = StepDriver(timeout=args.timeout)
+            nav_extra["world"] = args.world
+        self.checker_node = CollisionCheckerNode(
+            parameter_overrides=node_overrides(files, "collision_checker", {"use_sim_time": True}))
+        self.nav_node = NavigatorNode(parameter_overrides=node_overrides(files, "navigator", nav_extra))
+        if self.nav_node.runtime.nav is None:
+            raise ModelLoadError(self.nav_node.runtime.model_error)
+        self.driver = StepDriver(stale_timeout=float(self.nav_node.get_parameter("stale_timeout").value),
+                                 timeout=args.timeout)
         self.executor = MultiThreadedExecutor(num_threads=3)
         for n in (self.checker_node, self.nav_node, self.driver):
             self.executor.add_node(n)
@@ -137,13 +163,9 @@ class Stack:
         self._thread.start()
         self.driver.wait_ready(timeout=args.timeout)
 
-    def forward_free(self, scan) -> bool:
-        from o4a_nav.types import Action
-
-        return Action.FORWARD in self.checker_node.checker.free_actions(scan).free
-
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=2.0)
+        self.nav_node.shutdown()
         for n in (self.driver, self.nav_node, self.checker_node):
             n.destroy_node()
-        self._thread.join(timeout=2.0)

@@ -21,7 +21,7 @@ from o4a_nav import bagio
 from o4a_nav.bagtools import qos as qosmod
 from o4a_nav.bagtools import topics as topicmod
 from o4a_nav.bagtools.schedule import Schedule
-from o4a_nav.errors import BagError
+from o4a_nav.errors import BagError, UserError
 
 
 def msg_class(msgtype: str, topic: str = ""):
@@ -161,22 +161,27 @@ class StepDriver(Node):
     """Feeds a recorded navigation run (bagtools.navrun.NavRun of rclpy messages) to a
     running navigator + collision checker, one decision at a time, on simulated time.
 
-    The driver owns /clock: the nodes under test must run with use_sim_time. Step k is at
-    T_k = t0 + k * step_period; inside it the driver
-      1. publishes /clock = T_k and the MotionState that ended the previous motion
-         (the recorded outcome, stamped T_k), so the navigator's stop-and-go gate opens;
+    The driver owns /clock: the nodes under test run with use_sim_time, so time only
+    moves when the driver says so; no input goes stale and nothing depends on the
+    machine's speed. For each goal of the run the driver jumps the clock past the
+    navigator's stale_timeout and calls o4a/set_goal: with no fresh input the navigator
+    publishes one STOP and waits in STALE_INPUT (status), which the driver lets pass.
+    Then, for each step k at time T_k (+step_period per step) it
+      1. publishes /clock = T_k and the MotionState that ended the previous motion (the
+         recorded outcome, stamped T_k), which opens the stop-and-go gate;
       2. publishes the recorded scan stamped T_k + 1 ms and waits for the collision
          checker's FreeActions for that stamp;
-      3. calls o4a/set_goal when the step starts a new goal (before the images if the
-         previous goal is over, after the acknowledgement otherwise);
-      4. publishes the recorded front and rear images stamped T_k + 1 ms and waits for
-         the navigator's DiscreteAction.
-    Time only moves when the driver says so, so no input ever goes stale and the outcome
-    does not depend on the machine's speed.
+      3. publishes the recorded front and rear images stamped T_k + 1 ms and takes the
+         next DiscreteAction as the navigator's decision.
+    After a STOP that ends the goal (status REACHED / FAILED) the remaining steps of that
+    goal have no replayed decision (None).
     """
 
-    def __init__(self, step_period: float = 0.1, t0: float = 1000.0, timeout: float = 30.0,
-                 node_name: str = "o4a_replay_check"):
+    TERMINAL = (0, 4, 5)          # NavigatorStatus IDLE, REACHED, FAILED
+    STALE_INPUT = 3
+
+    def __init__(self, stale_timeout: float = 0.5, step_period: float = 0.1, t0: float = 1000.0,
+                 timeout: float = 30.0, node_name: str = "o4a_replay_check"):
         super().__init__(node_name)
         import threading
 
@@ -188,6 +193,7 @@ class StepDriver(Node):
         from o4a_nav import topics
 
         self._MotionState, self._Clock, self._SetGoal = MotionState, Clock, SetGoal
+        self.stale_timeout = float(stale_timeout)
         self.step_period, self.t0, self.timeout = float(step_period), float(t0), float(timeout)
         reliable = QoSProfile(depth=10)
         self._clock_pub = self.create_publisher(Clock, "/clock", reliable)
@@ -198,11 +204,11 @@ class StepDriver(Node):
         self._goal_client = self.create_client(SetGoal, topics.SET_GOAL)
         self._cond = threading.Condition()
         self._actions: list = []
-        self._free: dict = {}
-        self._nav_state = 0
+        self._free: set = set()
+        self._states: list[int] = []
         self.create_subscription(DiscreteAction, topics.ACTION, self._on_action, QoSProfile(depth=100))
         self.create_subscription(FreeActions, topics.FREE_ACTIONS, self._on_free, QoSProfile(depth=10))
-        self.create_subscription(NavigatorStatus, topics.STATUS, self._on_status, QoSProfile(depth=10))
+        self.create_subscription(NavigatorStatus, topics.STATUS, self._on_status, QoSProfile(depth=100))
 
     # callbacks (executor thread)
     def _on_action(self, msg) -> None:
@@ -212,12 +218,16 @@ class StepDriver(Node):
 
     def _on_free(self, msg) -> None:
         with self._cond:
-            self._free[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+            self._free.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
             self._cond.notify_all()
 
     def _on_status(self, msg) -> None:
         with self._cond:
-            self._nav_state = int(msg.state)
+            self._states.append(int(msg.state))
+            self._cond.notify_all()
+
+    def _notify(self) -> None:
+        with self._cond:
             self._cond.notify_all()
 
     # helpers
@@ -228,19 +238,21 @@ class StepDriver(Node):
         sec = int(math.floor(t))
         return Time(sec=sec, nanosec=min(999_999_999, int(round((t - sec) * 1e9))))
 
-    def _wait(self, predicate, what: str):
+    def _wait(self, predicate, what: str, timeout: float | None = None) -> bool:
         with self._cond:
-            if not self._cond.wait_for(predicate, timeout=self.timeout):
-                raise TimeoutError(what)
+            ok = self._cond.wait_for(predicate, timeout=self.timeout if timeout is None else timeout)
+        if not ok and timeout is None:
+            raise TimeoutError(what)
+        return ok
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until the stack's subscriptions and the goal service are matched."""
         deadline = time.monotonic() + timeout
-        pubs = (self._front_pub, self._rear_pub, self._scan_pub, self._motion_pub)
+        pubs = (self._front_pub, self._rear_pub, self._scan_pub, self._motion_pub, self._clock_pub)
         while time.monotonic() < deadline:
-            if all(p.get_subscription_count() > 0 for p in pubs) and self._goal_client.service_is_ready():
-                if self.count_publishers("o4a/action") and self.count_publishers("o4a/free_actions"):
-                    return
+            if (all(p.get_subscription_count() > 0 for p in pubs) and self._goal_client.service_is_ready()
+                    and self.count_publishers("o4a/action") and self.count_publishers("o4a/free_actions")):
+                return
             time.sleep(0.05)
         raise TimeoutError("the navigator / collision checker did not appear (subscriptions, o4a/set_goal)")
 
@@ -249,42 +261,58 @@ class StepDriver(Node):
         msg.clock = self._stamp(t)
         self._clock_pub.publish(msg)
 
-    def _set_goal(self, goal) -> None:
+    def _start_goal(self, goal) -> None:
+        """o4a/set_goal with stale inputs: let the navigator's STOP / STALE_INPUT pass."""
+        with self._cond:
+            n_states = len(self._states)
         req = self._SetGoal.Request()
         req.front, req.rear = goal
         future = self._goal_client.call_async(req)
+        future.add_done_callback(lambda _: self._notify())
         self._wait(lambda: future.done(), "o4a/set_goal did not answer")
         res = future.result()
         if not res.accepted:
-            raise BagError(f"the navigator rejected the recorded goal: {res.message}")
+            raise UserError(f"the navigator rejected the recorded goal: {res.message}")
+        self._wait(lambda: self.STALE_INPUT in self._states[n_states:],
+                   "the navigator did not report STALE_INPUT after the goal")
+        time.sleep(0.2)      # the STOP published with it is in flight: let it land
 
-    def _navigator_active(self) -> bool:
-        with self._cond:
-            return self._nav_state in (1, 2, 3)   # NAVIGATING, WAITING_MOTION, STALE_INPUT
+    def _goal_over(self, n_states: int) -> bool:
+        """After a STOP decision: did the navigator end the goal (REACHED / FAILED)?"""
+        return self._wait(lambda: any(s in self.TERMINAL for s in self._states[n_states:]), "", timeout=1.0)
 
     def run(self, run, progress=None) -> list:
-        """Returns the replayed Action (or None after a timeout) for every step of `run`."""
+        """Returns the replayed Action (or None) for every step of `run`."""
         from o4a_nav.types import Action
 
         replayed: list = []
         prev_action = None          # DiscreteAction the navigator published last step
         prev_state = 2
         goal_index = -1
+        goal_over = False
+        t = self.t0
         for k, step in enumerate(run.steps):
-            t = self.t0 + k * self.step_period
-            t_obs = t + 0.001
-            self.set_clock(t)
+            if step.goal != goal_index:
+                t += self.stale_timeout + 1.0
+                self.set_clock(t)
+                self._start_goal(run.goals[step.goal])
+                goal_index, goal_over, prev_action = step.goal, False, None
+            else:
+                t += self.step_period
+                self.set_clock(t)
+            if goal_over:
+                replayed.append(None)
+                if progress is not None:
+                    progress.update(1)
+                continue
             if prev_action is not None:
                 ack = self._MotionState()
                 ack.header.stamp = self._stamp(t)
                 ack.sequence, ack.action, ack.state = prev_action.sequence, prev_action.action, prev_state
                 self._motion_pub.publish(ack)
-            new_goal = step.goal != goal_index
-            goal_first = new_goal and self._navigator_active()
-            if goal_first:
-                self._set_goal(run.goals[step.goal])
             with self._cond:
-                n_before = len(self._actions)
+                n_actions, n_states = len(self._actions), len(self._states)
+            t_obs = t + 0.001
             step.scan.header.stamp = self._stamp(t_obs)
             key = (step.scan.header.stamp.sec, step.scan.header.stamp.nanosec)
             self._scan_pub.publish(step.scan)
@@ -294,18 +322,18 @@ class StepDriver(Node):
                 step.rear.header.stamp = self._stamp(t_obs)
                 self._front_pub.publish(step.front)
                 self._rear_pub.publish(step.rear)
-                if new_goal and not goal_first:
-                    self._set_goal(run.goals[step.goal])
-                goal_index = step.goal
-                self._wait(lambda: len(self._actions) > n_before, f"no o4a/action for step {k}")
+                self._wait(lambda: len(self._actions) > n_actions, f"no o4a/action for step {k}")
             except TimeoutError as exc:
                 self.get_logger().error(f"replay-check stopped: {exc}")
                 replayed.extend([None] * (len(run.steps) - k))
                 break
             with self._cond:
-                msg = self._actions[n_before]
-            replayed.append(Action(int(msg.action)))
+                msg = self._actions[n_actions]
+            action = Action(int(msg.action))
+            replayed.append(action)
             prev_action, prev_state = msg, step.motion_state
+            if action == Action.STOP and self._goal_over(n_states):
+                goal_over = True
             if progress is not None:
                 progress.update(1)
         return replayed

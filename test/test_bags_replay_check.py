@@ -1,0 +1,193 @@
+"""o4a replay-check: a navigation run recorded in the simulator replays through the real
+collision_checker and navigator nodes (real rclpy) with 100 % decision agreement; changed
+decisions and unsafe FORWARDs are reported and fail the check; bad bags give clear errors.
+
+Model: models/o4a_default when it exists (default navigator parameters), otherwise a
+small randomly initialised model saved with model_io (agreement is about determinism, so
+any fixed weights do; stop_threshold 0 keeps the random model from stopping at once).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from o4a_nav import bagio, cli
+from o4a_nav.bagtools import navrun
+from o4a_nav.bagtools import topics as topicmod
+from o4a_nav.types import Action
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "models" / "o4a_default"
+WORLD = "two_rooms"
+STEPS = 24
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """(model dir, params file or None, MCAP bag, sqlite3 bag, actions of the run)."""
+    import torch
+
+    from o4a_nav.bagtools.simrun import write_sim_navigation_bag
+    from o4a_nav.learning.model_io import load_model
+    from o4a_nav.nav.navigator import NavigatorParams
+
+    tmp = tmp_path_factory.mktemp("replay_check")
+    torch.set_num_threads(1)
+    params_file = None
+    world = WORLD
+    if (DEFAULT_MODEL / "meta.json").is_file():
+        model_dir = DEFAULT_MODEL
+        model = load_model(model_dir)
+        world = model.worlds[0] if model.worlds else WORLD
+        nav_params = NavigatorParams(max_steps=STEPS)
+    else:
+        from o4a_nav.learning.config import ModelConfig
+        from o4a_nav.learning.model_io import O4AModel, save_model
+
+        torch.manual_seed(0)
+        cfg = ModelConfig(compact_channels=(8, 16, 16, 32, 32), image_feature_dim=32, fusion_hidden=32,
+                          embed_dim=16, inverse_hidden=(16, 16), forward_hidden=32, geodesic_dim=16,
+                          geodesic_blocks=1, geodesic_hidden=16)
+        model_dir = save_model(O4AModel(cfg, worlds=[WORLD]), tmp / "random_model")
+        model = load_model(model_dir)
+        params_file = tmp / "params.yaml"
+        params_file.write_text("navigator:\n  ros__parameters:\n    stop_threshold: 0.0\n")
+        nav_params = NavigatorParams(stop_threshold=0.0, max_steps=STEPS)
+    mcap = tmp / "run_mcap"
+    summary = write_sim_navigation_bag(mcap, model, world, max_steps=STEPS, seed=3, params=nav_params)
+    sqlite = copy_bag(mcap, tmp / "run_sqlite3", "sqlite3")
+    return model_dir, params_file, mcap, sqlite, summary["actions"]
+
+
+def copy_bag(src, dst, storage, edit=None):
+    """Copy a bag message by message (raw), optionally editing messages: edit(topic, msg) -> msg."""
+    store = bagio.typestore()
+    latched = [navrun.GOAL_FRONT, navrun.GOAL_REAR]
+    with bagio.BagWriter(dst, storage=storage, latched_topics=latched) as w:
+        for topic, msgtype, t, raw in bagio.read(src, raw=True):
+            if edit is not None:
+                msg = edit(topicmod.normalize(topic), store.deserialize_cdr(raw, msgtype))
+                if msg is None:
+                    continue
+                raw = store.serialize_cdr(msg, msgtype)
+            w.write(topic, msgtype, t, raw)
+    return Path(dst)
+
+
+def replay_check(model_dir, params_file, bag, *extra):
+    report = Path(str(bag) + ".report.json")
+    cmd = [sys.executable, "-m", "o4a_nav.cli", "replay-check", str(bag), "--model", str(model_dir),
+           "--report", str(report), "-q", *extra]
+    if params_file:
+        cmd += ["--params-file", str(params_file)]
+    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    data = json.loads(report.read_text()) if report.exists() else None
+    return proc, data
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_sim_run_replays_with_full_agreement(setup, storage):
+    model_dir, params_file, mcap, sqlite, actions = setup
+    bag = mcap if storage == "mcap" else sqlite
+    proc, report = replay_check(model_dir, params_file, bag, "--min-agreement", "100")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["steps"] == len(actions) > 5
+    assert report["agreed"] == report["steps"] and report["agreement"] == 1.0
+    assert [r["replayed"] for r in report["results"]] == actions
+    assert report["unsafe_forwards"] == 0
+    assert "PASS" in proc.stdout
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_changed_decisions_are_reported_and_fail_a_strict_check(setup, tmp_path):
+    model_dir, params_file, mcap, _, actions = setup
+    flip = {Action.FORWARD: Action.ROTATE_LEFT, Action.ROTATE_LEFT: Action.ROTATE_RIGHT,
+            Action.ROTATE_RIGHT: Action.FORWARD, Action.STOP: Action.FORWARD}
+    last = len(actions) - 1
+
+    def edit(topic, msg):   # the recording says something else at the last step
+        if topic == navrun.ACTION and msg.sequence == last:
+            msg.action = int(flip[Action(msg.action)])
+        return msg
+
+    bag = copy_bag(mcap, tmp_path / "edited", "mcap", edit)
+    proc, report = replay_check(model_dir, params_file, bag, "--min-agreement", "100")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert report["agreed"] == report["steps"] - 1
+    bad = [r for r in report["results"] if not r["agree"]]
+    assert [r["index"] for r in bad] == [last] and bad[0]["replayed"] == actions[last]
+    assert f"step {last}" in proc.stdout and "FAIL" in proc.stdout
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_forward_into_an_obstacle_fails_the_check(setup, tmp_path):
+    """A stack configured with a swept box too narrow for the robot issues FORWARD while
+    the recorded scan shows a return inside the robot's true box: replay-check fails."""
+    model_dir, params_file, mcap, _, actions = setup
+    assert "FORWARD" in actions
+    x, y = 0.45, 0.10     # inside the true box (x < 0.5, |y| < 0.2), outside a |y| < 0.05 box
+
+    def edit(topic, msg):
+        if topic == navrun.SCAN:
+            i = int(round((np.arctan2(y, x) - msg.angle_min) / msg.angle_increment))
+            r = np.array(msg.ranges, dtype=np.float32)
+            r[i] = min(r[i], np.float32(np.hypot(x, y)))
+            msg.ranges = r
+        return msg
+
+    bag = copy_bag(mcap, tmp_path / "obstacle", "mcap", edit)
+    narrow = tmp_path / "narrow.yaml"
+    lines = ["/**:", "  ros__parameters:", "    robot_radius: 0.05", "    box_half_width: 0.05"]
+    if params_file:
+        lines += ["navigator:", "  ros__parameters:", "    stop_threshold: 0.0"]
+    narrow.write_text("\n".join(lines) + "\n")
+    proc, report = replay_check(model_dir, narrow, bag)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert report["unsafe_forwards"] >= 1
+    assert report["recorded_unsafe_forwards"] == actions.count("FORWARD")
+    assert "UNSAFE" in proc.stdout
+
+
+# ---- bad input (in process: fails before any node starts) ---------------------------------
+
+def test_missing_goal_topic_is_named(setup, tmp_path, capsys):
+    model_dir, _, mcap, _, _ = setup
+    bag = copy_bag(mcap, tmp_path / "nogoal", "sqlite3",
+                   lambda topic, msg: None if topic == navrun.GOAL_REAR else msg)
+    code = cli.main(["replay-check", str(bag), "--model", str(model_dir), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "/o4a/goal/rear_image" in err and "Traceback" not in err
+
+
+def test_corrupted_scan_is_named(setup, tmp_path, capsys):
+    model_dir, _, mcap, _, _ = setup
+    bag = tmp_path / "corrupt"
+    with bagio.BagWriter(bag, storage="mcap") as w:
+        for i, (topic, msgtype, t, raw) in enumerate(bagio.read(mcap, raw=True)):
+            if topicmod.normalize(topic) == navrun.SCAN and i > 20:
+                raw = raw[:40]
+            w.write(topic, msgtype, t, raw)
+    code = cli.main(["replay-check", str(bag), "--model", str(model_dir), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "/scan" in err and "corrupted" in err
+
+
+def test_extract_run_pairs_each_action_with_the_images_it_was_decided_on(setup):
+    _, _, mcap, _, actions = setup
+    records = ((topicmod.normalize(t), ts, m) for t, _, ts, m in bagio.read(mcap))
+    run = navrun.extract_run(records, "bag")
+    assert [s.action.name for s in run.steps] == actions
+    assert len(run.goals) == 1
+    for s in run.steps:
+        assert navrun._stamp(s.front) == navrun._stamp(s.rear) == navrun._stamp(s.scan)
+    assert run.steps[-1].index == len(actions) - 1
