@@ -45,10 +45,10 @@ def ros():
 
     th.start()
     yield ctx, add
+    ex.shutdown(timeout_sec=2.0)
     for n in nodes:
         if hasattr(n, "shutdown"):
             n.shutdown()
-    ex.shutdown(timeout_sec=2.0)
     for n in nodes:
         n.destroy_node()
     rclpy.shutdown(context=ctx)

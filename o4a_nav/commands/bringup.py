@@ -1,0 +1,143 @@
+"""o4a bringup: start the navigation nodes (and optionally the simulator) in one process,
+with the same nodes and parameter files as launch/navigation.launch.py and
+launch/sim_navigation.launch.py, for machines without `ros2 launch`."""
+from __future__ import annotations
+
+HELP = "start collision_checker, navigator, base_controller (and with --sim the simulator) in one process"
+
+# node name -> (module, class); the order of the launch files
+NAV_NODES = {
+    "collision_checker": ("o4a_nav.nodes.collision_checker", "CollisionCheckerNode"),
+    "navigator": ("o4a_nav.nodes.navigator", "NavigatorNode"),
+    "base_controller": ("o4a_nav.nodes.base_controller", "BaseControllerNode"),
+}
+SIM_NODES = {"sim": ("o4a_nav.nodes.sim", "SimNode")}
+
+
+def config_dir():
+    """config/ of the installed package share, or of the source tree."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "config"
+    if src.is_dir():
+        return src
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("o4a_nav")) / "config"
+    except Exception:
+        return src
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--sim", action="store_true", help="also start the simulator (sim node, config/sim.yaml)")
+    p.add_argument("--params", action="append", default=None, metavar="YAML",
+                   help="ROS 2 parameter file(s), later ones win (default: config/navigation.yaml, "
+                        "plus config/sim.yaml with --sim)")
+    p.add_argument("--model", metavar="DIR", help="navigator model_path (default: from the parameter file)")
+    p.add_argument("--world", metavar="NAME", help="sim world (with --sim)")
+    p.add_argument("--seed", type=int, help="sim seed (with --sim)")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                   help="override one parameter, e.g. --set navigator.stop_threshold=3.0 (YAML value syntax)")
+    p.add_argument("--duration", type=float, default=0.0, metavar="S",
+                   help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
+    p.add_argument("--threads", type=int, default=4, help="executor threads (default 4)")
+
+
+def plan(args) -> list[tuple[str, str, str, list]]:
+    """[(node name, module, class, rclpy Parameter overrides)] from the arguments (no rclpy
+    context needed; raises UserError for bad files or --set syntax)."""
+    import yaml
+
+    from o4a_nav.errors import UserError
+    from o4a_nav.nodes._common import load_param_file, node_overrides
+
+    cfg = config_dir()
+    files = list(args.params) if args.params else [cfg / "navigation.yaml"] + ([cfg / "sim.yaml"] if args.sim else [])
+    for f in files:
+        load_param_file(f)  # validates early, names the file
+    nodes = dict(NAV_NODES)
+    if args.sim:
+        nodes.update(SIM_NODES)
+    extra: dict[str, dict] = {name: {} for name in nodes}
+    if args.model:
+        extra["navigator"]["model_path"] = str(args.model)
+    if args.sim and args.world:
+        extra["sim"]["world"] = args.world
+    if args.sim and args.seed is not None:
+        extra["sim"]["seed"] = int(args.seed)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot or not param:
+            raise UserError(f"--set {item!r}: expected NODE.PARAM=VALUE")
+        if node not in nodes:
+            raise UserError(f"--set {item!r}: no node {node!r} here (nodes: {', '.join(nodes)})")
+        try:
+            extra[node][param] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item!r}: bad value ({exc})") from None
+    out = []
+    for name, (module, cls) in nodes.items():
+        out.append((name, module, cls, node_overrides(files, name, extra[name])))
+    return out
+
+
+def run(args) -> int:
+    import importlib
+    import signal
+    import sys
+    import threading
+    import time
+
+    from o4a_nav.errors import UserError
+
+    if args.duration < 0:
+        raise UserError(f"--duration must be >= 0 (got {args.duration})")
+    if (args.world or args.seed is not None) and not args.sim:
+        raise UserError("--world and --seed need --sim")
+    todo = plan(args)
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    stop = {"flag": False}
+
+    def _stop(signum, frame):
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    nodes = []
+    spinner = None
+    executor = MultiThreadedExecutor(num_threads=max(2, int(args.threads)))
+    try:
+        for name, module, cls, overrides in todo:
+            node_cls = getattr(importlib.import_module(module), cls)
+            nodes.append(node_cls(node_name=name, parameter_overrides=overrides))
+            executor.add_node(nodes[-1])
+        print(f"o4a bringup: running {', '.join(n for n, *_ in todo)}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        spinner = threading.Thread(target=executor.spin, name="o4a-bringup-executor", daemon=True)
+        spinner.start()
+        t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+        while not stop["flag"] and time.monotonic() < t_end and spinner.is_alive():
+            time.sleep(0.05)
+        return 0
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        if spinner is not None:
+            spinner.join(timeout=5.0)
+        for n in reversed(nodes):  # leave the robot standing (STOP, zero cmd_vel)
+            sd = getattr(n, "shutdown", None)
+            if sd is not None:
+                try:
+                    sd()
+                except Exception:
+                    pass
+        for n in nodes:
+            n.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+        for s, h in old.items():
+            signal.signal(s, h)
