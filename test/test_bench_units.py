@@ -54,12 +54,12 @@ def test_sampling_fills_bins_with_matching_distances_and_is_deterministic():
 
 
 def test_world_too_small_for_a_bin_is_reported_not_raised():
-    es = E.sample_episodes(RectWorld(4, 4), "tiny", 3, seed=0, max_tries=2000)
+    es = E.sample_episodes(RectWorld(3.5, 3.5), "tiny", 3, seed=0, max_tries=300)
     assert len(es.by_difficulty("easy")) == 3
     assert es.by_difficulty("very_hard") == [] and es.by_difficulty("hard") == []
     text = " ".join(es.notes)
     assert "very_hard" in text and "too small" in text and "tiny" in text
-    assert es.tries == 2000
+    assert es.tries == 300
 
 
 def test_unreachable_pairs_are_never_episodes():

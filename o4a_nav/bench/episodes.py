@@ -72,6 +72,30 @@ class EpisodeSet:
         return [e for e in self.episodes if e.difficulty == name]
 
 
+def geodesic_diameter(world, rng: np.random.Generator, sweeps: int = 3) -> float | None:
+    """Estimate of the world's longest shortest path [m] by repeated double sweeps on
+    the simulator's geodesic field (farthest point from a random start, then farthest
+    from that, ...). A lower bound that is exact or close for room-and-door worlds;
+    None when the world has no ``geodesic_field``."""
+    field_fn = getattr(world, "geodesic_field", None)
+    if field_fn is None or not hasattr(world, "cell_center"):
+        return None
+    p = world.sample_free_pose(rng)
+    x, y = p.x, p.y
+    best = 0.0
+    for _ in range(sweeps):
+        f = np.asarray(field_fn(x, y))
+        f = np.where(np.isfinite(f), f, -1.0)
+        i = int(np.argmax(f))
+        if f.flat[i] <= best + 1e-6:
+            break
+        best = float(f.flat[i])
+        row, col = np.unravel_index(i, f.shape)
+        cx, cy = world.cell_center(row, col)
+        x, y = float(cx), float(cy)
+    return best
+
+
 def sample_episodes(
     world,
     world_name: str,
@@ -79,49 +103,79 @@ def sample_episodes(
     seed: int,
     difficulties: tuple[str, ...] = DIFFICULTY_NAMES,
     max_tries: int | None = None,
-    geodesic=None,
-    sample_pose=None,
+    goals_per_start: int = 16,
+    pool_size: int = 1000,
 ) -> EpisodeSet:
     """Sample ``per_difficulty`` start/goal pairs for each difficulty in ``world``.
 
-    Rejection sampling: draw a start and a goal with ``world.sample_free_pose(rng)``,
-    measure ``world.geodesic(start, goal)``, keep the pair if its bin still needs
-    episodes. Stops after ``max_tries`` draws (default 400 per wanted episode) and notes
-    every bin that stayed short. Deterministic for (seed, world_name).
-    ``geodesic``/``sample_pose`` override the world's methods (tests, caching).
+    Rejection sampling, at most one episode per start: draw a start with
+    ``world.sample_free_pose(rng)``; with the simulator's ``geodesic_field`` (one
+    Dijkstra per start), draw the goal uniformly among a seeded pool of ``pool_size``
+    free poses whose geodesic distance falls in a bin that still needs episodes; without
+    it (test doubles), try ``goals_per_start`` fresh goals with ``world.geodesic``. Stops after
+    ``max_tries`` starts (default 50 per wanted episode) and notes every bin that
+    stayed short. Bins longer than the world's estimated geodesic diameter (see
+    :func:`geodesic_diameter`) are skipped at once. Deterministic for (seed, world_name).
     """
     unknown = [d for d in difficulties if d not in DIFFICULTY_NAMES]
     if unknown:
         raise ValueError(f"unknown difficulty {unknown}; known: {list(DIFFICULTY_NAMES)}")
-    geodesic = geodesic or world.geodesic
-    sample_pose = sample_pose or world.sample_free_pose
     rng = np.random.default_rng(world_seed(seed, world_name))
     wanted = {d: per_difficulty for d in difficulties}
+    diameter = geodesic_diameter(world, np.random.default_rng(world_seed(seed, world_name, 1)))
+    if diameter is not None:
+        for name, lo, _ in DIFFICULTIES:
+            if name in wanted and lo > diameter:
+                wanted[name] = 0
     found: dict[str, list[Episode]] = {d: [] for d in difficulties}
     if max_tries is None:
-        max_tries = 400 * max(1, per_difficulty * len(difficulties))
+        max_tries = 50 * max(1, sum(wanted.values()))
     tries = 0
     longest = 0.0
+    fast = hasattr(world, "geodesic_field") and hasattr(world, "cell_of")
+    if fast:
+        # A pool of goal poses drawn once; per start, one Dijkstra field gives the
+        # distance to every pooled goal (vectorised), and a goal is drawn uniformly among
+        # those in a bin that still needs episodes.
+        pool = [world.sample_free_pose(rng) for _ in range(max(pool_size, 20 * sum(wanted.values())))]
+        rows, cols = world.cell_of(np.array([g.x for g in pool]), np.array([g.y for g in pool]))
     while tries < max_tries and any(len(found[d]) < wanted[d] for d in difficulties):
         tries += 1
-        start = sample_pose(rng)
-        goal = sample_pose(rng)
-        dist = float(geodesic((start.x, start.y), (goal.x, goal.y)))
-        if math.isfinite(dist):
-            longest = max(longest, dist)
-        name = difficulty_of(dist)
-        if name is None or name not in found or len(found[name]) >= wanted[name]:
-            continue
-        found[name].append(Episode(world_name, len(found[name]), name, start, goal, dist))
+        start = world.sample_free_pose(rng)
+        if fast:
+            dists = np.asarray(world.geodesic_field(start.x, start.y))[rows, cols]
+            finite = np.isfinite(dists)
+            if finite.any():
+                longest = max(longest, float(dists[finite].max()))
+            ok = np.zeros(len(pool), dtype=bool)
+            for name, lo, hi in DIFFICULTIES:
+                if name in found and len(found[name]) < wanted[name]:
+                    ok |= (dists >= lo) & (dists < hi)
+            idx = np.flatnonzero(ok)
+            candidates = [pool[int(idx[rng.integers(len(idx))])]] if len(idx) else []
+        else:
+            candidates = (world.sample_free_pose(rng) for _ in range(goals_per_start))
+        for goal in candidates:
+            dist = float(world.geodesic((goal.x, goal.y), (start.x, start.y)))
+            if math.isfinite(dist):
+                longest = max(longest, dist)
+            name = difficulty_of(dist)
+            if name is not None and name in found and len(found[name]) < wanted[name]:
+                found[name].append(Episode(world_name, len(found[name]), name, start, goal, dist))
+                break
     out = EpisodeSet(world_name, tries=tries)
     for name in difficulties:  # stable order: by difficulty, then index
         out.episodes.extend(found[name])
-        if len(found[name]) < wanted[name]:
-            lo, hi = next((lo, hi) for n, lo, hi in DIFFICULTIES if n == name)
-            span = f"{lo:g}-{hi:g} m" if math.isfinite(hi) else f"> {lo:g} m"
+        lo, hi = next((lo, hi) for n, lo, hi in DIFFICULTIES if n == name)
+        span = f"{lo:g}-{hi:g} m" if math.isfinite(hi) else f"> {lo:g} m"
+        if wanted[name] == 0 and per_difficulty > 0:
             out.notes.append(
-                f"world '{world_name}': {len(found[name])}/{wanted[name]} {name} episodes "
-                f"(geodesic {span}) after {tries} draws; longest geodesic seen {longest:.1f} m"
+                f"world '{world_name}': no {name} episodes (geodesic {span}): the world is too small "
+                f"(its longest shortest path is about {diameter:.1f} m)")
+        elif len(found[name]) < wanted[name]:
+            out.notes.append(
+                f"world '{world_name}': only {len(found[name])}/{wanted[name]} {name} episodes "
+                f"(geodesic {span}) after {tries} start draws; longest geodesic seen {longest:.1f} m"
                 + (" (world too small for this difficulty)" if longest < lo else "")
             )
     return out
