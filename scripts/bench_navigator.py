@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Decision latency of the O4A navigator on this CPU (benchmark, not a test).
+
+Three figures, all in one run with the same model and threads:
+  embed   baseline: model.embed(front, rear) alone (the unavoidable cost of one decision)
+  core    O4ANavigator.step on a sensor_msgs/Image pair, conversion included
+          (ros_conv.image_msg_to_model_input x2 + step with |A_free| = 3 and a full memory)
+  ros     end to end under rclpy: a probe node publishes the front and rear images (after a
+          scan and A_free), the navigator node decides and publishes o4a/action; latency =
+          DiscreteAction received by the probe - second image published (includes DDS both
+          ways). The navigator's own figure (newest image arrival -> action published,
+          NavigatorStatus.decision_latency_ms) is reported as ros_node.
+
+Usage:
+  .venv/bin/python scripts/bench_navigator.py [--model models/o4a_default] [-n 200] [--threads 2]
+      [--json runs/bench_navigator.json]
+Without a model directory it uses a randomly initialised model with the default (compact)
+architecture, which costs the same per decision as a trained one. Target: ros p95 <= 20 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def stats(xs_ms):
+    a = np.asarray(xs_ms, dtype=np.float64)
+    return {"n": int(a.size), "median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)),
+            "mean_ms": float(a.mean()), "max_ms": float(a.max())}
+
+
+def get_model(path, tmp):
+    from o4a_nav.learning.model_io import load_model
+
+    if path and Path(path).exists():
+        return load_model(path), str(path)
+    import torch
+
+    from o4a_nav.learning.config import ModelConfig
+    from o4a_nav.learning.model_io import O4AModel, save_model
+
+    torch.manual_seed(0)
+    out = save_model(O4AModel(ModelConfig(), ["bench"]), Path(tmp) / "random_model")
+    return load_model(out), f"random-init compact model ({out})"
+
+
+def bench_core(model, n, rng):
+    import torch
+
+    from o4a_nav import ros_conv
+    from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
+    from o4a_nav.types import Action
+
+    free = {Action.FORWARD, Action.ROTATE_LEFT, Action.ROTATE_RIGHT}
+    imgs = rng.integers(0, 255, (8, 2, 96, 96, 3), dtype=np.uint8)
+    msgs = [(ros_conv.rgb_to_image_msg(f, 0.0, "f"), ros_conv.rgb_to_image_msg(r, 0.0, "r")) for f, r in imgs]
+    nav = O4ANavigator(model, params=NavigatorParams(stop_threshold=0.0, max_steps=10**9))
+    nav.set_goal(imgs[0, 0], imgs[0, 1])
+    for _ in range(nav.params.memory_size):  # full memory: the worst case of the repulsor
+        nav._push(torch.randn(model.embed_dim))
+    embed, core = [], []
+    for i in range(n + 10):
+        f, r = imgs[i % 8]
+        t0 = time.perf_counter()
+        model.embed(f, r)
+        t1 = time.perf_counter()
+        fm, rm = msgs[i % 8]
+        a = ros_conv.image_msg_to_model_input(fm)
+        b = ros_conv.image_msg_to_model_input(rm)
+        nav.step(a, b, free)
+        t2 = time.perf_counter()
+        if i >= 10:  # warm-up
+            embed.append((t1 - t0) * 1e3)
+            core.append((t2 - t1) * 1e3)
+    return stats(embed), stats(core)
+
+
+def bench_ros(model_dir, n, rng, threads):
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState
+    from o4a_nav import ros_conv, topics
+    from o4a_nav.nodes._common import SENSOR_QOS, reliable
+    from o4a_nav.nodes.navigator import NavigatorNode
+    from o4a_nav.types import ScanData
+    from sensor_msgs.msg import Image, LaserScan
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    nav = NavigatorNode(context=ctx, parameter_overrides=[
+        Parameter("model_path", value=model_dir), Parameter("torch_threads", value=threads),
+        Parameter("stop_threshold", value=0.0), Parameter("max_steps", value=10**6)])
+    probe = rclpy.create_node("bench_probe", context=ctx)
+    pf = probe.create_publisher(Image, topics.FRONT_IMAGE, SENSOR_QOS)
+    pr = probe.create_publisher(Image, topics.REAR_IMAGE, SENSOR_QOS)
+    ps = probe.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
+    pa = probe.create_publisher(FreeActions, topics.FREE_ACTIONS, reliable(1))
+    pm = probe.create_publisher(MotionState, topics.MOTION_STATE, reliable(10))
+    got = {"t": None, "msg": None}
+    ev = threading.Event()
+
+    def on_action(msg):
+        got["t"], got["msg"] = time.perf_counter(), msg
+        ev.set()
+
+    probe.create_subscription(DiscreteAction, topics.ACTION, on_action, reliable(10))
+    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
+    ex.add_node(nav)
+    ex.add_node(probe)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    imgs = rng.integers(0, 255, (8, 2, 96, 96, 3), dtype=np.uint8)
+
+    def now():
+        return probe.get_clock().now().nanoseconds * 1e-9
+
+    def inputs():
+        t = now()
+        ps.publish(ros_conv.scan_data_to_msg(ScanData(np.full(271, np.inf, np.float32), -2.356, 0.01745, 0.05, 10.0,
+                                                      stamp=t), topics.LASER_FRAME))
+        fa = FreeActions()
+        ros_conv.fill_header(fa.header, t, topics.LASER_FRAME)
+        fa.forward = fa.rotate_left = fa.rotate_right = True
+        pa.publish(fa)
+
+    try:
+        time.sleep(1.0)  # discovery
+        goal = imgs[0]
+        with nav.lock:
+            ok, msg = nav.runtime.set_goal(goal[0], goal[1], now())
+        assert ok, msg
+        lat = []
+        last = None
+        for i in range(n + 10):
+            if last is not None:  # the base finished the last motion
+                m = MotionState()
+                ros_conv.fill_header(m.header, now(), "base_link")
+                m.sequence, m.action, m.state = last.sequence, last.action, 2
+                pm.publish(m)
+            time.sleep(0.01)
+            inputs()
+            time.sleep(0.01)
+            ev.clear()
+            f, r = imgs[(i % 7) + 1]
+            t = now()
+            fm, rm = ros_conv.rgb_to_image_msg(f, t, "f"), ros_conv.rgb_to_image_msg(r, t, "r")
+            pf.publish(fm)
+            t_pub = time.perf_counter()
+            pr.publish(rm)
+            if not ev.wait(5.0):
+                raise RuntimeError(f"no decision within 5 s at step {i} (state {nav.runtime.status.state_text}: "
+                                   f"{nav.runtime.status.message})")
+            last = got["msg"]
+            if i >= 10:
+                lat.append((got["t"] - t_pub) * 1e3)
+        node_lat = nav.latencies_ms[10:]
+        return stats(lat), stats(node_lat)
+    finally:
+        ex.shutdown(timeout_sec=2.0)
+        nav.shutdown()
+        nav.destroy_node()
+        probe.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="models/o4a_default")
+    ap.add_argument("-n", type=int, default=200, help="decisions measured per figure")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--json", default="", help="also write the figures to this file")
+    ap.add_argument("--skip-ros", action="store_true")
+    args = ap.parse_args(argv)
+
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, desc = get_model(args.model, tmp)
+        model_dir = args.model if Path(args.model).exists() else str(Path(tmp) / "random_model")
+        embed, core = bench_core(model, args.n, rng)
+        out = {"model": desc, "threads": args.threads, "cpu": os.cpu_count(), "embed": embed, "core": core}
+        if not args.skip_ros:
+            ros, ros_node = bench_ros(model_dir, args.n, rng, args.threads)
+            out["ros"], out["ros_node"] = ros, ros_node
+    out["ratio_core_to_embed_median"] = core["median_ms"] / embed["median_ms"]
+    print(f"model: {desc}; torch threads {args.threads}; {args.n} decisions each")
+    for key in ("embed", "core", "ros", "ros_node"):
+        if key in out:
+            s = out[key]
+            print(f"  {key:9s} median {s['median_ms']:7.2f} ms   p95 {s['p95_ms']:7.2f} ms   max {s['max_ms']:7.2f} ms")
+    print(f"  core / embed (median): {out['ratio_core_to_embed_median']:.2f}x")
+    if "ros" in out:
+        verdict = "meets" if out["ros"]["p95_ms"] <= 20.0 else "MISSES"
+        print(f"  end-to-end p95 {out['ros']['p95_ms']:.2f} ms {verdict} the 20 ms target")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
