@@ -1,0 +1,211 @@
+"""`sim` node: the simulated robot as a ROS 2 driver would present it.
+
+Publishes front_camera/image_raw and rear_camera/image_raw (sensor_msgs/Image rgb8, 96x96,
+frames front_camera_optical / rear_camera_optical), scan (sensor_msgs/LaserScan, frame
+laser = base_link origin, 270 deg, REP 117), odom (nav_msgs/Odometry odom -> base_link),
+ground_truth/pose (geometry_msgs/PoseStamped in map; evaluation only), o4a/world_name
+(std_msgs/String, transient local) and, with publish_clock, /clock (sim time: stamps then
+follow the simulated clock, run other nodes with use_sim_time). Sensors use the sensor-data
+QoS (best effort); the rest is reliable.
+
+Subscribes cmd_vel (geometry_msgs/Twist, reliable) and integrates differential-drive
+motion (exact arcs, clamped speeds) at physics_rate; a translation into a wall is refused
+(the robot only turns) and counted. Commands older than cmd_vel_timeout stop the robot.
+Logic in o4a_nav/sim (SimRobot); this node only converts messages and keeps the clock.
+"""
+from __future__ import annotations
+
+import math
+
+from rclpy.node import Node
+
+from o4a_nav import ros_conv, topics
+from o4a_nav.errors import UserError
+from o4a_nav.nodes._common import P, SENSOR_QOS, declare, reliable
+from o4a_nav.types import Pose2D
+
+SPECS = {
+    "world": P("built-in world name (`o4a worlds`) or path to a world .yaml", read_only=True),
+    "seed": P("seed of the spawn pose and of the laser noise", (0, 2**31 - 1), read_only=True),
+    "initial_pose": P("spawn pose [x, y, yaw] in the map frame (m, m, rad); empty = random free pose", read_only=True),
+    "physics_rate": P("motion integration rate [Hz] (also the odom and clock rate)", (1.0, 1000.0), read_only=True),
+    "camera_rate": P("front and rear image rate [Hz]", (0.1, 100.0), read_only=True),
+    "scan_rate": P("laser scan rate [Hz]", (0.1, 100.0), read_only=True),
+    "publish_clock": P("publish /clock and stamp everything with simulated time", read_only=True),
+    "real_time_factor": P("simulated seconds per wall second (with publish_clock)", (0.01, 100.0), read_only=True),
+    "max_linear_speed": P("cmd_vel linear.x is clamped to +- this [m/s]", (0.0, 5.0)),
+    "max_angular_speed": P("cmd_vel angular.z is clamped to +- this [rad/s]", (0.0, 10.0)),
+    "cmd_vel_timeout": P("stop when the last cmd_vel is older than this [s]", (0.01, 10.0)),
+    "laser_noise_std": P("Gaussian noise on the laser ranges [m]", (0.0, 1.0), read_only=True),
+}
+
+
+class SimNode(Node):
+    def __init__(self, node_name: str = "sim", **kwargs):
+        super().__init__(node_name, **kwargs)
+        from geometry_msgs.msg import PoseStamped, Twist
+        from nav_msgs.msg import Odometry
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, LaserScan
+        from std_msgs.msg import String
+
+        from o4a_nav.sim import CameraParams, LaserParams, SimRobot, load_world
+
+        world_name = declare(self, "world", "two_rooms", SPECS["world"])
+        seed = declare(self, "seed", 0, SPECS["seed"])
+        init = declare(self, "initial_pose", [], SPECS["initial_pose"])
+        self.physics_rate = declare(self, "physics_rate", 50.0, SPECS["physics_rate"])
+        camera_rate = declare(self, "camera_rate", 10.0, SPECS["camera_rate"])
+        scan_rate = declare(self, "scan_rate", 10.0, SPECS["scan_rate"])
+        self.publish_clock = declare(self, "publish_clock", False, SPECS["publish_clock"])
+        rtf = declare(self, "real_time_factor", 1.0, SPECS["real_time_factor"])
+        self.max_v = declare(self, "max_linear_speed", 1.0, SPECS["max_linear_speed"])
+        self.max_w = declare(self, "max_angular_speed", 2.0, SPECS["max_angular_speed"])
+        self.cmd_timeout = declare(self, "cmd_vel_timeout", 0.5, SPECS["cmd_vel_timeout"])
+        noise = declare(self, "laser_noise_std", 0.0, SPECS["laser_noise_std"])
+        self.add_on_set_parameters_callback(self._on_set_params)
+
+        world = load_world(world_name)
+        pose = None
+        if init:
+            if len(init) != 3:
+                raise UserError(f"node {self.get_name()}: parameter initial_pose must be [x, y, yaw], got {init}")
+            pose = Pose2D(*map(float, init))
+            if world.collides(pose.x, pose.y):
+                raise UserError(f"node {self.get_name()}: parameter initial_pose {init} is inside a wall or box "
+                                f"of world '{world.name}'")
+        self.robot = SimRobot(world, seed=seed, laser=LaserParams(noise_std=noise), camera=CameraParams(), pose=pose)
+        self.origin = self.robot.pose   # the odom frame is the spawn pose
+        self.sim_time = 0.0
+        self.dt = 1.0 / self.physics_rate
+        self.cmd = (0.0, 0.0)
+        self.cmd_time: float | None = None
+        self.v_applied = (0.0, 0.0)
+        self.blocked_moves = 0
+        self._last_tick: float | None = None
+
+        self._msgs = dict(Image=Image, LaserScan=LaserScan, Odometry=Odometry, PoseStamped=PoseStamped, Clock=Clock)
+        self.pub_front = self.create_publisher(Image, topics.FRONT_IMAGE, SENSOR_QOS)
+        self.pub_rear = self.create_publisher(Image, topics.REAR_IMAGE, SENSOR_QOS)
+        self.pub_scan = self.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
+        self.pub_odom = self.create_publisher(Odometry, topics.ODOM, SENSOR_QOS)
+        self.pub_gt = self.create_publisher(PoseStamped, topics.GROUND_TRUTH_POSE, reliable(10))
+        self.pub_world = self.create_publisher(String, topics.WORLD_NAME, reliable(1, latched=True))
+        self.pub_clock = self.create_publisher(Clock, topics.CLOCK, reliable(10)) if self.publish_clock else None
+        self.create_subscription(Twist, topics.CMD_VEL, self._on_cmd, reliable(10))
+        self.pub_world.publish(String(data=world.name))
+
+        speed = rtf if self.publish_clock else 1.0
+        self._physics_timer = self.create_timer(self.dt / speed, self._tick)
+        # sensors are published on the physics tick they fall due, so that their stamps
+        # are exact multiples of the physics period in simulated time
+        self._cam_every = max(1, int(round(self.physics_rate / camera_rate)))
+        self._scan_every = max(1, int(round(self.physics_rate / scan_rate)))
+        self._ticks = 0
+        self.get_logger().info(
+            f"sim: world '{world.name}' ({world.free_area:.0f} m^2 free), spawn ({self.origin.x:.2f}, "
+            f"{self.origin.y:.2f}, {math.degrees(self.origin.yaw):.0f} deg), physics {self.physics_rate:g} Hz, "
+            f"cameras {self.physics_rate / self._cam_every:g} Hz, scan {self.physics_rate / self._scan_every:g} Hz"
+            + (f", publishing /clock x{rtf:g}" if self.publish_clock else ""))
+
+    def _on_set_params(self, params):
+        from rcl_interfaces.msg import SetParametersResult
+
+        for p in params:
+            if p.name == "max_linear_speed":
+                self.max_v = float(p.value)
+            elif p.name == "max_angular_speed":
+                self.max_w = float(p.value)
+            elif p.name == "cmd_vel_timeout":
+                self.cmd_timeout = float(p.value)
+        return SetParametersResult(successful=True)
+
+    # ---- time ---------------------------------------------------------------------------
+    def now(self) -> float:
+        if self.publish_clock:
+            return self.sim_time
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ---- callbacks ----------------------------------------------------------------------
+    def _on_cmd(self, msg):
+        v, w = float(msg.linear.x), float(msg.angular.z)
+        if not (math.isfinite(v) and math.isfinite(w)):
+            self.get_logger().warn("cmd_vel with NaN/inf ignored; stopping", throttle_duration_sec=2.0)
+            v = w = 0.0
+        self.cmd = (max(-self.max_v, min(self.max_v, v)), max(-self.max_w, min(self.max_w, w)))
+        self.cmd_time = self.now()
+
+    def _tick(self):
+        now = self.now()
+        # wall-clock mode: integrate the time that really passed (a late timer must not
+        # slow the robot down); simulated-clock mode: exactly one physics period
+        if self.publish_clock or self._last_tick is None:
+            step = self.dt
+        else:
+            step = min(max(now - self._last_tick, 0.0), 5 * self.dt)
+        self._last_tick = now
+        v, w = self.cmd
+        if self.cmd_time is None or now - self.cmd_time > self.cmd_timeout:
+            v = w = 0.0
+        if v != 0.0 or w != 0.0:
+            moved = self.robot.move(v, w, step)
+            if not moved:
+                self.blocked_moves += 1
+                self.get_logger().warn("sim: motion blocked by an obstacle (turning only)", throttle_duration_sec=2.0)
+                v = 0.0
+        self.v_applied = (v, w)
+        self._ticks += 1
+        if self.publish_clock:
+            self.sim_time = self._ticks * self.dt
+            clk = self._msgs["Clock"]()
+            clk.clock.sec, clk.clock.nanosec = ros_conv.sec_to_stamp_fields(self.sim_time)
+            self.pub_clock.publish(clk)
+        t = self.now()
+        self._publish_odom(t)
+        if self._ticks % self._scan_every == 0:
+            scan = self.robot.scan(t)
+            self.pub_scan.publish(ros_conv.scan_data_to_msg(scan, topics.LASER_FRAME, 1.0 / self.physics_rate * self._scan_every))
+        if self._ticks % self._cam_every == 0:
+            front, rear = self.robot.render()
+            self.pub_front.publish(ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME))
+            self.pub_rear.publish(ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME))
+            gt = self._msgs["PoseStamped"]()
+            ros_conv.fill_header(gt.header, t, topics.MAP_FRAME)
+            ros_conv.set_pose_msg(gt.pose, self.robot.pose)
+            self.pub_gt.publish(gt)
+
+    def odom_pose(self) -> Pose2D:
+        """Pose in the odom frame (= map pose relative to the spawn pose)."""
+        p, o = self.robot.pose, self.origin
+        dx, dy = p.x - o.x, p.y - o.y
+        c, s = math.cos(o.yaw), math.sin(o.yaw)
+        yaw = (p.yaw - o.yaw + math.pi) % (2 * math.pi) - math.pi
+        return Pose2D(c * dx + s * dy, -s * dx + c * dy, yaw)
+
+    def _publish_odom(self, t: float):
+        msg = self._msgs["Odometry"]()
+        ros_conv.fill_header(msg.header, t, topics.ODOM_FRAME)
+        msg.child_frame_id = topics.BASE_FRAME
+        ros_conv.set_pose_msg(msg.pose.pose, self.odom_pose())
+        msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(self.v_applied[0]), float(self.v_applied[1])
+        cov = [0.0] * 36
+        for i in (0, 7, 35):
+            cov[i] = 1e-6   # perfect odometry in simulation
+        for i in (14, 21, 28):
+            cov[i] = 1e6    # z, roll, pitch: not estimated (planar robot)
+        msg.pose.covariance = cov
+        msg.twist.covariance = cov
+        self.pub_odom.publish(msg)
+
+    def shutdown(self):
+        self.robot.close()
+
+
+def main(args=None):
+    from o4a_nav.nodes._common import spin_node
+
+    return spin_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    main()

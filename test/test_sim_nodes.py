@@ -1,0 +1,173 @@
+"""The sim and explorer nodes under real rclpy (in-process executor, own context)."""
+import math
+import threading
+import time
+
+import pytest
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from o4a_nav import ros_conv, topics
+from o4a_nav.errors import UserError
+from o4a_nav.nodes._common import SENSOR_QOS, reliable
+from o4a_nav.types import Action
+
+pytestmark = pytest.mark.ros
+
+
+def wait_until(pred, timeout=20.0, period=0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(period)
+    return pred()
+
+
+@pytest.fixture
+def ros():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
+    nodes = []
+    th = threading.Thread(target=ex.spin, daemon=True)
+
+    def add(node):
+        nodes.append(node)
+        ex.add_node(node)
+        return node
+
+    th.start()
+    yield ctx, add
+    for n in nodes:
+        if hasattr(n, "shutdown"):
+            n.shutdown()
+    ex.shutdown(timeout_sec=2.0)
+    for n in nodes:
+        n.destroy_node()
+    rclpy.shutdown(context=ctx)
+    th.join(timeout=5.0)
+
+
+class Probe(Node):
+    def __init__(self, ctx):
+        super().__init__("probe", context=ctx)
+        from geometry_msgs.msg import PoseStamped, Twist
+        from nav_msgs.msg import Odometry
+        from o4a_msgs.msg import DiscreteAction, MotionState
+        from sensor_msgs.msg import Image, LaserScan
+        from std_msgs.msg import String
+
+        self.Twist = Twist
+        self.front, self.rear, self.scans, self.odom, self.gt, self.world = [], [], [], [], [], []
+        self.actions, self.motion = [], []
+        self.create_subscription(Image, topics.FRONT_IMAGE, self.front.append, SENSOR_QOS)
+        self.create_subscription(Image, topics.REAR_IMAGE, self.rear.append, SENSOR_QOS)
+        self.create_subscription(LaserScan, topics.SCAN, self.scans.append, SENSOR_QOS)
+        self.create_subscription(Odometry, topics.ODOM, self.odom.append, SENSOR_QOS)
+        self.create_subscription(PoseStamped, topics.GROUND_TRUTH_POSE, self.gt.append, reliable(10))
+        self.create_subscription(String, topics.WORLD_NAME, self.world.append, reliable(1, latched=True))
+        self.create_subscription(DiscreteAction, topics.ACTION, self.actions.append, reliable(10))
+        self.create_subscription(MotionState, topics.MOTION_STATE, self.motion.append, reliable(10))
+        self.pub_cmd = self.create_publisher(Twist, topics.CMD_VEL, reliable(10))
+
+    def cmd(self, v, w):
+        m = self.Twist()
+        m.linear.x, m.angular.z = float(v), float(w)
+        self.pub_cmd.publish(m)
+
+
+def _odom_xy(msg):
+    return msg.pose.pose.position.x, msg.pose.pose.position.y
+
+
+def test_sim_node_publishes_sensors_and_answers_cmd_vel(ros):
+    from o4a_nav.nodes.sim import SimNode
+
+    ctx, add = ros
+    # west room of two_rooms, facing east towards the wall at x = 4 (3 m ahead at y = 1)
+    sim = add(SimNode(context=ctx, parameter_overrides=[
+        Parameter("world", value="two_rooms"), Parameter("initial_pose", value=[1.0, 1.0, 0.0])]))
+    probe = add(Probe(ctx))
+    assert wait_until(lambda: probe.front and probe.rear and probe.scans and probe.odom and probe.world)
+    img = probe.front[-1]
+    assert (img.height, img.width, img.encoding, img.header.frame_id) == (96, 96, "rgb8", topics.FRONT_CAMERA_FRAME)
+    assert probe.world[0].data == "two_rooms"
+    scan = ros_conv.scan_msg_to_data(probe.scans[-1])
+    assert probe.scans[-1].header.frame_id == topics.LASER_FRAME
+    i0 = int(round(-scan.angle_min / scan.angle_increment))
+    assert scan.ranges[i0] == pytest.approx(3.0, abs=1e-3)
+    assert probe.odom[-1].header.frame_id == "odom" and probe.odom[-1].child_frame_id == "base_link"
+    assert _odom_xy(probe.odom[-1]) == pytest.approx((0.0, 0.0), abs=1e-9)
+    # drive forward at 0.5 m/s: odometry and ground truth advance along +x
+    stop = threading.Event()
+
+    def drive(v, w):
+        while not stop.is_set():
+            probe.cmd(v, w)
+            time.sleep(0.05)
+
+    t = threading.Thread(target=drive, args=(0.5, 0.0), daemon=True)
+    t.start()
+    try:
+        assert wait_until(lambda: _odom_xy(probe.odom[-1])[0] > 0.5)
+        assert abs(_odom_xy(probe.odom[-1])[1]) < 1e-6
+        assert probe.odom[-1].twist.twist.linear.x == pytest.approx(0.5)
+        # keep driving: the robot stops at the wall (x = 4 - radius), never inside it
+        assert wait_until(lambda: sim.blocked_moves > 0)
+        assert sim.robot.pose.x <= 4.0 - 0.2 + 1e-9
+        assert sim.robot.pose.x > 3.6
+    finally:
+        stop.set()
+        t.join(2.0)
+    # commands stop: after cmd_vel_timeout the robot stands still
+    assert wait_until(lambda: probe.odom[-1].twist.twist.linear.x == 0.0 and probe.odom[-1].twist.twist.angular.z == 0.0)
+    x = sim.robot.pose.x
+    time.sleep(0.3)
+    assert sim.robot.pose.x == x
+    # ground truth in the map frame follows the robot
+    assert wait_until(lambda: abs(probe.gt[-1].pose.position.x - sim.robot.pose.x) < 1e-9)
+
+
+def test_sim_node_refuses_a_pose_inside_a_wall(ros):
+    from o4a_nav.nodes.sim import SimNode
+
+    ctx, _ = ros
+    with pytest.raises(UserError, match="initial_pose"):
+        SimNode(context=ctx, parameter_overrides=[Parameter("initial_pose", value=[0.05, 1.0, 0.0])])
+
+
+def test_explorer_drives_the_sim_through_the_base_controller(ros):
+    from o4a_nav.nodes.base_controller import BaseControllerNode
+    from o4a_nav.nodes.explorer import ExplorerNode
+    from o4a_nav.nodes.sim import SimNode
+
+    ctx, add = ros
+    sim = add(SimNode(context=ctx, parameter_overrides=[
+        Parameter("world", value="two_rooms"), Parameter("initial_pose", value=[2.0, 2.0, 0.0]),
+        Parameter("physics_rate", value=100.0), Parameter("scan_rate", value=20.0)]))
+    add(BaseControllerNode(context=ctx, parameter_overrides=[
+        Parameter("max_linear_speed", value=1.0), Parameter("max_angular_speed", value=3.0)]))
+    explorer = add(ExplorerNode(context=ctx, parameter_overrides=[
+        Parameter("trajectory_length", value=6), Parameter("trajectories", value=2), Parameter("seed", value=1)]))
+    probe = add(Probe(ctx))
+    start = sim.robot.pose
+    assert wait_until(lambda: explorer.finished and explorer.pending is None, timeout=60.0)
+    n = explorer.actions_sent
+    assert wait_until(lambda: len(probe.actions) == n)
+    acts = [m.action for m in probe.actions]
+    # two trajectories of 6 decisions, each ending with STOP (a FORWARD the base aborted
+    # is not counted as a decision of the trajectory)
+    assert acts.count(Action.STOP) == 2 and acts[-1] == Action.STOP
+    aborted = {m.sequence for m in probe.motion if m.state == m.ABORTED}
+    assert n == 12 + len(aborted)
+    assert [m.sequence for m in probe.actions] == list(range(1, n + 1))
+    # every motion was executed by the base on the simulated robot
+    done = {m.sequence for m in probe.motion if m.state in (m.SUCCEEDED, m.ABORTED)}
+    assert {m.sequence for m in probe.actions if m.action != Action.STOP} <= done
+    assert len(done - aborted) >= 8
+    end = sim.robot.pose
+    assert (end.x, end.y, end.yaw) != (start.x, start.y, start.yaw)
+    assert sim.blocked_moves == 0
