@@ -1,0 +1,200 @@
+"""The full chain under real rclpy: sim -> collision_checker -> navigator ->
+base_controller -> cmd_vel -> sim, with a goal sent through the o4a/navigate action.
+
+test_chain_executes_decisions runs with a randomly initialised model (the plumbing: every
+decided motion is executed by the base on the simulated robot and reported back).
+test_chain_reaches_goal needs the shipped model models/o4a_default (learning issue) and
+checks that the robot reaches a goal image and the action reports success."""
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from o4a_nav import topics
+from o4a_nav.types import Pose2D
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = ROOT / "models" / "o4a_default"
+
+
+def wait_until(pred, timeout, period=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(period)
+    return pred()
+
+
+def pick_start_goal(world, ahead: float, seed: int = 0):
+    """A start pose with a straight, free corridor of `ahead` metres in front of it."""
+    rng = np.random.default_rng(seed)
+    for _ in range(2000):
+        s = world.sample_free_pose(rng)
+        ok = True
+        for k in range(1, 11):
+            d = ahead * k / 10
+            if world.collides(s.x + d * math.cos(s.yaw), s.y + d * math.sin(s.yaw)):
+                ok = False
+                break
+        if ok:
+            g = Pose2D(s.x + ahead * math.cos(s.yaw), s.y + ahead * math.sin(s.yaw), s.yaw)
+            if world.geodesic((s.x, s.y), (g.x, g.y)) < ahead + 0.3:
+                return s, g
+    raise AssertionError("no start/goal pair found")
+
+
+class Chain:
+    """The four nodes in one executor (like `o4a bringup --sim`)."""
+
+    def __init__(self, model_path, world, start: Pose2D, nav_params: dict, seed: int = 0):
+        from o4a_nav.nodes.base_controller import BaseControllerNode
+        from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+        from o4a_nav.nodes.navigator import NavigatorNode
+        from o4a_nav.nodes.sim import SimNode
+
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx)
+        P = Parameter
+        self.sim = SimNode(context=self.ctx, parameter_overrides=[
+            P("world", value=world), P("seed", value=seed), P("initial_pose", value=[start.x, start.y, start.yaw]),
+            P("camera_rate", value=25.0), P("scan_rate", value=25.0)])
+        self.cc = CollisionCheckerNode(context=self.ctx)
+        self.nav = NavigatorNode(context=self.ctx, parameter_overrides=[
+            P("model_path", value=str(model_path)), P("torch_threads", value=1)]
+            + [P(k, value=v) for k, v in nav_params.items()])
+        self.base = BaseControllerNode(context=self.ctx, parameter_overrides=[
+            P("max_linear_speed", value=0.5), P("max_angular_speed", value=1.5)])
+        self.client_node = rclpy.create_node("chain_client", context=self.ctx)
+        self.actions, self.motion = [], []
+        from o4a_msgs.msg import DiscreteAction, MotionState
+
+        from o4a_nav.nodes._common import reliable
+        self.client_node.create_subscription(DiscreteAction, topics.ACTION, self.actions.append, reliable(10))
+        self.client_node.create_subscription(MotionState, topics.MOTION_STATE, self.motion.append, reliable(10))
+        self.ex = MultiThreadedExecutor(num_threads=6, context=self.ctx)
+        self.nodes = [self.sim, self.cc, self.nav, self.base, self.client_node]
+        for n in self.nodes:
+            self.ex.add_node(n)
+        self.th = threading.Thread(target=self.ex.spin, daemon=True)
+
+    def render_at(self, pose: Pose2D):
+        """Goal images: the sim robot's own cameras at `pose` (before the executor runs)."""
+        start = self.sim.robot.pose
+        self.sim.robot.set_pose(pose)
+        front, rear = self.sim.robot.render()
+        self.sim.robot.set_pose(start)
+        return front, rear
+
+    def start(self):
+        self.th.start()
+
+    def navigate(self, front, rear, max_steps, timeout):
+        from o4a_msgs.action import NavigateToImage
+
+        from o4a_nav import ros_conv
+
+        client = ActionClient(self.client_node, NavigateToImage, topics.NAVIGATE)
+        try:
+            assert client.wait_for_server(timeout_sec=20.0)
+            goal = NavigateToImage.Goal()
+            t = self.client_node.get_clock().now().nanoseconds * 1e-9
+            goal.front = ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME)
+            goal.rear = ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME)
+            goal.max_steps = max_steps
+            fut = client.send_goal_async(goal)
+            assert wait_until(fut.done, 20.0) and fut.result().accepted
+            rfut = fut.result().get_result_async()
+            assert wait_until(rfut.done, timeout), f"no result after {timeout} s; status {self.nav.runtime.status}"
+            return rfut.result().result
+        finally:
+            client.destroy()
+
+    def close(self):
+        self.ex.shutdown(timeout_sec=2.0)
+        for n in self.nodes:
+            if hasattr(n, "shutdown"):
+                n.shutdown()
+        for n in self.nodes:
+            n.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+        self.th.join(timeout=5.0)
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory):
+    import torch
+
+    from o4a_nav.learning.config import ModelConfig
+    from o4a_nav.learning.model_io import O4AModel, save_model
+
+    torch.manual_seed(0)
+    return save_model(O4AModel(ModelConfig(), ["two_rooms"]), tmp_path_factory.mktemp("chain") / "m")
+
+
+def test_chain_executes_decisions(random_model):
+    """Every motion the navigator decides is executed on the simulated robot and reported:
+    after N steps the ground-truth pose moved by exactly the executed primitives."""
+    from o4a_nav.sim import load_world
+
+    world = load_world("two_rooms")
+    start, _ = pick_start_goal(world, 1.5)
+    steps = 6
+    chain = Chain(random_model, "two_rooms", start, {"stop_threshold": 0.0, "max_steps": steps})
+    try:
+        front, rear = chain.render_at(Pose2D(start.x, start.y, start.yaw + math.pi))
+        chain.start()
+        res = chain.navigate(front, rear, 0, timeout=90.0)
+        assert not res.success and "max_steps" in res.reason
+        assert res.steps == steps + 1 and res.forwards + res.rotations == steps
+        moves = [m for m in chain.motion if m.state == 2 and m.action != 0]  # motions SUCCEEDED
+        assert len(moves) == steps, [(m.sequence, m.state, m.message) for m in chain.motion]
+        end = chain.sim.robot.pose
+        yaw_turned = math.remainder(end.yaw - start.yaw, 2 * math.pi)
+        n_left = sum(1 for a in chain.actions if a.action == 2)
+        n_right = sum(1 for a in chain.actions if a.action == 3)
+        assert yaw_turned == pytest.approx(math.radians(15) * (n_left - n_right), abs=0.05 * steps)
+        travelled = math.hypot(end.x - start.x, end.y - start.y)
+        assert travelled <= 0.25 * res.forwards + 0.05
+        if res.forwards:
+            assert travelled > 0.1
+        assert chain.sim.blocked_moves == 0
+        assert chain.actions[-1].action == 0  # STOP at the end
+    finally:
+        chain.close()
+
+
+@pytest.mark.skipif(not (SHIPPED_MODEL / "meta.json").is_file(),
+                    reason="models/o4a_default is not in the repository yet (trained and committed by the "
+                           "learning issue); this test needs a trained model to reach a goal")
+def test_chain_reaches_goal():
+    """The shipped model drives the simulated robot to a goal image 1.5 m ahead and STOPs
+    within 1 m of it; the action reports success."""
+    from o4a_nav.learning.model_io import load_model
+    from o4a_nav.sim import load_world
+
+    model = load_model(SHIPPED_MODEL)
+    world_name = model.worlds[0]
+    world = load_world(world_name)
+    start, goal = pick_start_goal(world, 1.5, seed=1)
+    chain = Chain(SHIPPED_MODEL, world_name, start, {"world": world_name, "max_steps": 80})
+    try:
+        front, rear = chain.render_at(goal)
+        chain.start()
+        res = chain.navigate(front, rear, 80, timeout=240.0)
+        end = chain.sim.robot.pose
+        dist = math.hypot(end.x - goal.x, end.y - goal.y)
+        assert res.success, f"{res.reason}; steps {res.steps}; {dist:.2f} m from the goal"
+        assert dist < 1.0, f"STOP {dist:.2f} m from the goal"
+        assert chain.sim.blocked_moves == 0
+    finally:
+        chain.close()
