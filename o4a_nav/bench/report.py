@@ -151,7 +151,7 @@ def plot_trajectories(world_map, episode, results: dict, path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 6))
     if world_map is not None:
         occ, extent = world_map
-        ax.imshow(np.asarray(occ, dtype=float), origin="lower", extent=extent, cmap="Greys", vmin=0, vmax=1.6,
+        ax.imshow(np.asarray(occ, dtype=float), origin="lower", extent=extent, cmap="Greys", vmin=0, vmax=1.2,
                   interpolation="nearest")
     s, g = episode.start, episode.goal
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -173,20 +173,23 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict:
     }
     report.write_json(out / "results.json", payload)
     (out / "results.md").write_text(report.markdown_report(payload))
-    report.plot_sr_spl(records, out / "sr_spl.png", "all")
+    if records:
+        report.plot_sr_spl(records, out / "sr_spl.png", "all")
     return payload
 
 
 def world_map(world):
-    """(occupancy, extent) of a world for the trajectory pictures, or None."""
-    for getter in ("occupancy_image", "occupancy"):
-        fn = getattr(world, getter, None)
-        if callable(fn):
-            try:
-                return fn()
-            except TypeError:
-                pass
-    grid = getattr(world, "grid", None)
-    if grid is not None and hasattr(grid, "occupied"):
-        return grid.occupied, grid.extent
-    return None
+    """(image, extent) of a world for the trajectory pictures: 1 = wall/box (within 3 cm),
+    0.45 = where the robot's centre cannot be (robot radius), 0 = free. None when the world
+    has no occupancy grid."""
+    import numpy as np
+
+    clearance = getattr(world, "clearance", None)
+    if clearance is None:
+        return None
+    free = getattr(world, "main_component", getattr(world, "free", clearance > 0))
+    img = np.where(free, 0.0, 0.45)
+    img[np.asarray(clearance) < 0.03] = 1.0
+    x0, y0 = world.origin
+    h, w = world.shape
+    return img, (x0, x0 + w * world.resolution, y0, y0 + h * world.resolution)

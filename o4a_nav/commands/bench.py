@@ -1,0 +1,104 @@
+"""`o4a bench`: closed-loop image-goal benchmark with the paper's protocol (in-process).
+
+    o4a bench --model models/o4a_default --episodes 20 --seed 0 --out runs/bench
+    o4a bench --model models/o4a_default --worlds two_rooms --episodes 2 --policy o4a,oracle
+    o4a bench --model models/o4a_default --graph-scaling --policy none --out runs/scaling
+"""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from o4a_nav.errors import UserError
+
+HELP = "benchmark image-goal navigation policies (o4a, ablations, random, graph, oracle) in the simulator"
+
+DEFAULT_MODEL = "models/o4a_default"
+
+
+def _split(values) -> list[str]:
+    out = []
+    for v in values or []:
+        out += [s.strip() for s in str(v).split(",") if s.strip()]
+    return out
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model directory (default {DEFAULT_MODEL})")
+    p.add_argument("--worlds", nargs="+", metavar="WORLD",
+                   help="world names or .yaml paths (default: the worlds the model was trained on)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per world and difficulty (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episode sampling and of the random policy")
+    p.add_argument("--out", default="runs/bench", help="output folder (results.json, results.md, figures)")
+    p.add_argument("--policy", "--policies", dest="policies", nargs="+", metavar="POLICY",
+                   help="policies, space or comma separated (default: o4a o4a-no-repulsor o4a-no-attractor "
+                        "random graph oracle; also o4a-anti-oscillation; 'none' to skip the episodes)")
+    p.add_argument("--difficulties", nargs="+", metavar="D",
+                   help="subset of easy medium hard very_hard (default: all)")
+    p.add_argument("--max-steps", type=int, default=500, help="decisions per episode (paper 500)")
+    p.add_argument("--trajectories", type=int, default=1,
+                   help="top-down trajectory pictures for the first N episodes of each world and difficulty")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--graph-scaling", action="store_true",
+                   help="also measure the graph baseline's memory and per-step latency vs graph size, next to O4A's")
+    p.add_argument("--scaling-sizes", type=int, nargs="+", metavar="N",
+                   help="graph sizes (nodes) for --graph-scaling (default: powers of two up to the full graph)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def command_line(cfg, args) -> str:
+    """The canonical command that reproduces this run (recorded in results.json/md)."""
+    parts = ["o4a", "bench", "--model", cfg.model or "", "--worlds", *cfg.worlds, "--episodes", str(cfg.episodes),
+             "--seed", str(cfg.seed), "--out", cfg.out, "--policy", ",".join(cfg.policies) or "none",
+             "--difficulties", *cfg.difficulties, "--max-steps", str(cfg.max_steps),
+             "--trajectories", str(cfg.trajectories), "--threads", str(cfg.threads)]
+    if args.graph_scaling:
+        parts.append("--graph-scaling")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(args) -> int:
+    from o4a_nav.bench.run import DEFAULT_POLICIES, BenchConfig, run_benchmark
+
+    policies = _split(args.policies) or list(DEFAULT_POLICIES)
+    if policies == ["none"]:
+        policies = []
+    model_dir = Path(args.model) if args.model else None
+    worlds = args.worlds
+    if not worlds:
+        if model_dir is None or not (model_dir / "meta.json").is_file():
+            raise UserError(f"no --worlds given and {model_dir}/meta.json not found to take the model's worlds from")
+        from o4a_nav.learning.model_io import load_model
+
+        worlds = load_model(model_dir).worlds
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1 (got {args.threads})")
+    cfg = BenchConfig(
+        model=str(model_dir) if model_dir else None,
+        worlds=list(worlds),
+        out=args.out,
+        episodes=args.episodes,
+        seed=args.seed,
+        policies=policies,
+        difficulties=_split(args.difficulties) or ["easy", "medium", "hard", "very_hard"],
+        max_steps=args.max_steps,
+        trajectories=args.trajectories,
+        threads=args.threads,
+    )
+    cfg.command = command_line(cfg, args)
+    out = Path(args.out)
+    if policies:
+        payload = run_benchmark(cfg, progress=not args.no_progress)
+        print((out / "results.md").read_text())
+        print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'sr_spl.png'} and "
+              f"{len(payload['trajectory_pictures'])} trajectory pictures in {out} "
+              f"({payload['wall_time_s']:.0f} s)")
+    if args.graph_scaling:
+        from o4a_nav.bench.graph_scaling import run_graph_scaling
+
+        res = run_graph_scaling(cfg, sizes=args.scaling_sizes, progress=not args.no_progress)
+        print(res["table"])
+        print(f"wrote {out / 'graph_scaling.json'} and {out / 'graph_scaling.png'}")
+    if not policies and not args.graph_scaling:
+        raise UserError("nothing to do: --policy none without --graph-scaling")
+    return 0
