@@ -191,3 +191,97 @@ def test_extract_run_pairs_each_action_with_the_images_it_was_decided_on(setup):
     for s in run.steps:
         assert navrun._stamp(s.front) == navrun._stamp(s.rear) == navrun._stamp(s.scan)
     assert run.steps[-1].index == len(actions) - 1
+
+
+# ---- the whole chain: a run recorded live from the simulated stack --------------------------
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup, tmp_path):
+    """sim + collision_checker + navigator + base_controller (o4a bringup --sim) drive to a
+    goal while `o4a record` records; replay-check of that bag agrees on every decision."""
+    import signal
+    import time
+
+    import cv2
+    import rclpy
+    from rclpy.qos import QoSProfile
+
+    from o4a_msgs.msg import NavigatorStatus
+    from o4a_msgs.srv import SetGoal
+    from o4a_nav import ros_conv
+    from o4a_nav.sim.robot import SimRobot
+
+    model_dir, params_file, _, _, _ = setup
+    max_steps = 10
+    robot = SimRobot(WORLD, seed=11)
+    try:
+        goal_front, goal_rear = robot.render()
+    finally:
+        robot.close()
+    files = []
+    for name, img in (("goal_front.png", goal_front), ("goal_rear.png", goal_rear)):
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        files.append(str(tmp_path / name))
+    sets = ["--set", "navigator.torch_threads=1", "--set", f"navigator.max_steps={max_steps}"]
+    live_params = tmp_path / "live_params.yaml"      # replay-check runs the navigator with the same parameters
+    lines = ["navigator:", "  ros__parameters:", f"    max_steps: {max_steps}"]
+    if params_file:
+        sets += ["--set", "navigator.stop_threshold=0.0"]
+        lines.append("    stop_threshold: 0.0")
+    live_params.write_text("\n".join(lines) + "\n")
+    env = dict(os.environ)
+    stack = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "bringup", "--sim", "--world", WORLD,
+                              "--seed", "2", "--model", str(model_dir), *sets], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    bag = tmp_path / "live"
+    recorder = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "record", "front_camera/image_raw",
+                                 "rear_camera/image_raw", "scan", "o4a/action", "o4a/motion_state", "o4a/status",
+                                 "--goal", *files, "-o", str(bag)], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("live_test_client", context=ctx)
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    states = []
+    node.create_subscription(NavigatorStatus, "o4a/status", lambda m: states.append(int(m.state)), QoSProfile(depth=100))
+    try:
+        client = node.create_client(SetGoal, "o4a/set_goal")
+        deadline = time.monotonic() + 90
+        # the stack is up and the recorder subscribed to the action topic and the cameras
+        while time.monotonic() < deadline and not (
+                client.service_is_ready() and node.count_subscribers("/o4a/action") >= 2
+                and node.count_subscribers("/front_camera/image_raw") >= 2):
+            time.sleep(0.1)
+        assert stack.poll() is None and recorder.poll() is None, "stack or recorder exited early"
+        assert client.service_is_ready(), "navigator did not come up"
+        time.sleep(1.0)
+        req = SetGoal.Request()
+        req.front = ros_conv.rgb_to_image_msg(goal_front, 0.0, "goal")
+        req.rear = ros_conv.rgb_to_image_msg(goal_rear, 0.0, "goal")
+        future = client.call_async(req)
+        executor.spin_until_future_complete(future, timeout_sec=30)
+        assert future.result() is not None and future.result().accepted, future.result()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(s in (4, 5) for s in states):   # REACHED / FAILED
+            executor.spin_once(timeout_sec=0.1)
+        assert any(s in (4, 5) for s in states), f"navigation did not finish: states {states[-10:]}"
+        time.sleep(1.0)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        ctx.try_shutdown()
+        for proc in (recorder, stack):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        rec_out = recorder.communicate(timeout=60)[0]
+        stack_out = stack.communicate(timeout=60)[0]
+    assert recorder.returncode == 0, rec_out
+    n_actions = bagio.topics(bag)["/o4a/action"][1]
+    assert n_actions >= 3, rec_out + stack_out[-3000:]
+    proc, report = replay_check(model_dir, live_params, bag, "--min-agreement", "100")
+    assert proc.returncode == 0, proc.stdout + proc.stderr + stack_out[-3000:]
+    assert report["steps"] == n_actions and report["agreement"] == 1.0

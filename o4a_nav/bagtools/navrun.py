@@ -10,6 +10,7 @@ without a leading '/'):
 | o4a/action | o4a_msgs/DiscreteAction | the decisions taken during the run |
 | o4a/goal/front_image, o4a/goal/rear_image | sensor_msgs/Image | the goal (SetGoal images), latched |
 | o4a/motion_state | o4a_msgs/MotionState | optional: how each motion ended (default SUCCEEDED) |
+| o4a/status | o4a_msgs/NavigatorStatus | optional: tells decisions from safety STOPs |
 
 The navigator node publishes the goal images on the two goal topics (transient local)
 whenever it accepts a goal, so `o4a record` captures them; a bag may hold several goals,
@@ -19,9 +20,17 @@ Each recorded DiscreteAction is one step. Its observation is the front / rear im
 header stamp equals the action's header stamp when the bag has one (the navigator stamps
 an action with the stamp of the images it decided on), otherwise the latest image
 received before the action; the scan is the latest scan received before the action.
+
+Not every recorded STOP is a decision: the navigator also publishes STOP when an input
+goes stale (and on cancel). With o4a/status in the bag, a STOP counts as a decision only
+when the first status stamped at or after it says NAVIGATING (no free motion), REACHED
+or FAILED; STOPs followed by STALE_INPUT or IDLE are left out (the navigator publishes
+the action and then its status from the same locked tick, both stamped with its clock).
+Without o4a/status every recorded action is a step.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -36,9 +45,11 @@ ACTION = "/o4a/action"
 GOAL_FRONT = "/o4a/goal/front_image"
 GOAL_REAR = "/o4a/goal/rear_image"
 MOTION_STATE = "/o4a/motion_state"
+STATUS = "/o4a/status"
 REQUIRED = (FRONT, REAR, SCAN, ACTION, GOAL_FRONT, GOAL_REAR)
 
 SUCCEEDED = 2   # o4a_msgs/MotionState.SUCCEEDED
+DECISION_STATES = (1, 4, 5)   # NavigatorStatus NAVIGATING, REACHED, FAILED after a STOP decision
 KEEP_IMAGES = 200  # images per camera kept for matching an action's stamp
 
 
@@ -64,6 +75,7 @@ class Step:
 class NavRun:
     goals: list = field(default_factory=list)   # [(front msg, rear msg)]
     steps: list = field(default_factory=list)   # [Step]
+    skipped_stops: int = 0                       # recorded STOPs that were not decisions
 
 
 def extract_run(records, bag: str = "bag") -> NavRun:
@@ -77,6 +89,7 @@ def extract_run(records, bag: str = "bag") -> NavRun:
     by_stamp: dict[str, dict[float, object]] = {FRONT: {}, REAR: {}}
     pending_goal: dict[str, object] = {}
     motion: dict[int, int] = {}
+    statuses: list[tuple[float, int]] = []
     actions = []
     for topic, t, msg in records:
         if topic in seen:
@@ -93,6 +106,8 @@ def extract_run(records, bag: str = "bag") -> NavRun:
             pending_goal[topic] = msg
             if GOAL_FRONT in pending_goal and GOAL_REAR in pending_goal:
                 run.goals.append((pending_goal.pop(GOAL_FRONT), pending_goal.pop(GOAL_REAR)))
+        elif topic == STATUS:
+            statuses.append((_stamp(msg), int(msg.state)))
         elif topic == MOTION_STATE:
             if int(msg.state) >= SUCCEEDED:      # final states only
                 motion[int(msg.sequence)] = int(msg.state)
@@ -107,7 +122,15 @@ def extract_run(records, bag: str = "bag") -> NavRun:
         if seen[name] == 0:
             raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
                            f"(required: {', '.join(REQUIRED)})")
+    statuses.sort()
+    stamps = [s for s, _ in statuses]
+    skipped = 0
     for t, msg, obs, goal in actions:
+        if statuses and int(msg.action) == int(Action.STOP):
+            i = bisect.bisect_left(stamps, _stamp(msg) - 1e-9)
+            if i < len(statuses) and statuses[i][1] not in DECISION_STATES:
+                skipped += 1          # a safety / cancel STOP, not a decision
+                continue
         if goal < 0:
             raise BagError(f"bag {bag}: action at t={t:.3f}s on {ACTION} comes before any goal on "
                            f"{GOAL_FRONT} / {GOAL_REAR}")
@@ -120,6 +143,7 @@ def extract_run(records, bag: str = "bag") -> NavRun:
             raise BagError(f"bag {bag}: invalid action value {msg.action} on {ACTION} at t={t:.3f}s") from None
         run.steps.append(Step(len(run.steps), t, goal, obs[FRONT], obs[REAR], obs[SCAN], action, int(msg.sequence),
                               motion.get(int(msg.sequence), SUCCEEDED)))
+    run.skipped_stops = skipped
     if not run.steps:
         raise BagError(f"bag {bag} has no messages on topic {ACTION}")
     return run

@@ -14,8 +14,28 @@ def add_arguments(p) -> None:
                    help="storage format (default mcap, as ros2 bag on Jazzy)")
     p.add_argument("-d", "--duration", type=float, default=0.0, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
+    p.add_argument("--goal", nargs=2, default=None, metavar=("FRONT", "REAR"),
+                   help="also write these goal images (PNG/JPEG files, as given to the navigator) on "
+                        "o4a/goal/front_image and o4a/goal/rear_image at the start, for replay-check")
     p.add_argument("--use-sim-time", action="store_true",
                    help="stamp messages with /clock time instead of wall time")
+
+
+def read_image_file(path):
+    """An image file -> (H, W, 3) uint8 RGB; UserError naming the file when unreadable."""
+    from pathlib import Path
+
+    import cv2
+
+    from o4a_nav.errors import ImageFormatError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ImageFormatError(f"image file {p} does not exist")
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise ImageFormatError(f"image file {p} cannot be read as an image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def run(args) -> int:
@@ -45,6 +65,7 @@ def run(args) -> int:
     def _stop(signum, frame):
         stop["flag"] = True
 
+    goal = [read_image_file(f) for f in args.goal] if args.goal else None
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     writer = bagio.BagWriter(args.out, storage=args.storage)
     writer.__enter__()
@@ -52,6 +73,13 @@ def run(args) -> int:
     node = None
     try:
         node = Recorder(writer, None if args.all else topics, use_sim_time=args.use_sim_time)
+        if goal is not None:
+            from o4a_nav.bagtools import navrun
+
+            t0 = node.get_clock().now().nanoseconds * 1e-9
+            for topic, img in zip((navrun.GOAL_FRONT, navrun.GOAL_REAR), goal):
+                writer.connection(topic, "sensor_msgs/msg/Image", latched=True)
+                writer.write(topic, "sensor_msgs/msg/Image", t0, bagio.image_msg(img, t0, "goal"))
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         print(f"recording to {args.out} ({args.storage}); Ctrl-C to stop", file=sys.stderr, flush=True)

@@ -43,11 +43,12 @@ def load_run(bag):
             have = ", ".join(sorted(wanted)) or "none"
             raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
                            f"(topics in the bag: {have})")
-    names = [wanted[n] for n in (*navrun.REQUIRED, navrun.MOTION_STATE) if n in wanted]
+    names = [wanted[n] for n in (*navrun.REQUIRED, navrun.MOTION_STATE, navrun.STATUS) if n in wanted]
     classes = {t: msg_class(info[t][0], topicmod.normalize(t)) for t in names}
     for t in names:
         expected = {navrun.ACTION: "o4a_msgs/msg/DiscreteAction", navrun.SCAN: "sensor_msgs/msg/LaserScan",
-                    navrun.MOTION_STATE: "o4a_msgs/msg/MotionState"}.get(topicmod.normalize(t), "sensor_msgs/msg/Image")
+                    navrun.MOTION_STATE: "o4a_msgs/msg/MotionState",
+                    navrun.STATUS: "o4a_msgs/msg/NavigatorStatus"}.get(topicmod.normalize(t), "sensor_msgs/msg/Image")
         if info[t][0] != expected:
             raise BagError(f"bag {bag}: topic {topicmod.normalize(t)} has type {info[t][0]}, expected {expected}")
 
@@ -108,6 +109,8 @@ def run(args) -> int:
     report = navrun.compare(the_run, replayed, forward_free, bag=str(args.bag), model=str(args.model),
                             min_agreement=args.min_agreement / 100.0)
     print(report.summary())
+    if the_run.skipped_stops:
+        print(f"  ({the_run.skipped_stops} recorded STOP(s) for stale input or cancel were not decisions; skipped)")
     if args.report:
         from pathlib import Path
 
