@@ -179,7 +179,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/o4a_default")
     ap.add_argument("-n", type=int, default=200, help="decisions measured per figure")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the navigator default is 1)")
     ap.add_argument("--json", default="", help="also write the figures to this file")
     ap.add_argument("--skip-ros", action="store_true")
     args = ap.parse_args(argv)

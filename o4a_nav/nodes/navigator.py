@@ -56,7 +56,7 @@ class NavigatorNode(Node):
         self.model_path = declare(self, "model_path", "models/o4a_default",
                                   P("model directory written by `o4a train`"))
         self.world = declare(self, "world", "", P("world whose p+ head to use; empty = the model's only one"))
-        threads = declare(self, "torch_threads", 2, P("torch CPU threads for inference", (1, 64)))
+        threads = declare(self, "torch_threads", 1, P("torch CPU threads for inference (1 is fastest per decision on a small CPU shared with other nodes)", (1, 64)))
         status_rate = declare(self, "status_rate", 2.0, P("periodic o4a/status rate [Hz]", (0.1, 100.0)))
         nav_params = NavigatorParams.from_dict(declare_dataclass(self, NavigatorParams(), NAV_SPECS))
         rt_params = rt.RuntimeParams(**declare_dataclass(self, rt.RuntimeParams(), RUNTIME_SPECS))
