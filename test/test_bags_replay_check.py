@@ -285,3 +285,31 @@ def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup
     proc, report = replay_check(model_dir, live_params, bag, "--min-agreement", "100")
     assert proc.returncode == 0, proc.stdout + proc.stderr + stack_out[-3000:]
     assert report["steps"] == n_actions and report["agreement"] == 1.0
+
+
+def test_recorded_safety_stops_are_not_decisions():
+    """With o4a/status recorded, a STOP followed by STALE_INPUT is not a decision; a STOP
+    followed by REACHED is (even when the recorder stored the status first)."""
+    from types import SimpleNamespace as NS
+
+    def hdr(t):
+        return NS(stamp=NS(sec=int(t), nanosec=int(round((t - int(t)) * 1e9))))
+
+    img = lambda t: NS(header=hdr(t))                       # noqa: E731
+    act = lambda t, a, seq: NS(header=hdr(t), action=int(a), sequence=seq)   # noqa: E731
+    status = lambda t, state: NS(header=hdr(t), state=state)                 # noqa: E731
+    records = [(navrun.GOAL_FRONT, 0.5, img(0.5)), (navrun.GOAL_REAR, 0.5, img(0.5))]
+    for t in (1.0, 2.0, 3.0):
+        records += [(navrun.FRONT, t, img(t)), (navrun.REAR, t, img(t)), (navrun.SCAN, t, img(t))]
+    records.insert(5, (navrun.ACTION, 1.05, act(1.01, Action.FORWARD, 1)))
+    records += [(navrun.STATUS, 2.05, status(2.02, 3)),              # STALE_INPUT, stored before its STOP
+                (navrun.ACTION, 2.06, act(2.02, Action.STOP, 2)),
+                (navrun.ACTION, 3.05, act(3.01, Action.STOP, 3)),
+                (navrun.STATUS, 3.06, status(3.01, 4))]              # REACHED
+    run = navrun.extract_run(records, "bag")
+    assert [(s.action, s.sequence) for s in run.steps] == [(Action.FORWARD, 1), (Action.STOP, 3)]
+    assert run.skipped_stops == 1
+    assert navrun._stamp(run.steps[1].front) == 3.0
+    # without o4a/status every action is a step
+    run = navrun.extract_run([r for r in records if r[0] != navrun.STATUS], "bag")
+    assert [s.sequence for s in run.steps] == [1, 2, 3]

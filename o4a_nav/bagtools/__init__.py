@@ -4,6 +4,7 @@
 - qos.py: which QoS to subscribe / publish with (recording adapts to the publishers,
   replay reuses the QoS the recording saw).
 - schedule.py: when each message is due during playback (--rate) and the /clock value.
+- simrun.py: a navigation run of the navigator core in the simulator, written as a bag.
 - navrun.py: a recorded navigation run (goal, per-step observations and actions), the
   comparison of replayed decisions with the recorded ones, and the report.
 """
