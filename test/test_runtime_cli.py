@@ -1,0 +1,84 @@
+"""`o4a bringup` and `o4a goal` as real processes (they inherit this test's ROS domain)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+ROOT = Path(__file__).resolve().parents[1]
+O4A = [sys.executable, "-m", "o4a_nav.cli"]
+
+
+def o4a(*args, timeout=60):
+    return subprocess.run(O4A + list(args), cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def write_png(path, img):
+    import cv2
+
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return str(path)
+
+
+def test_goal_command_input_errors(tmp_path):
+    r = o4a("goal", str(tmp_path / "missing.png"), str(tmp_path / "b.png"))
+    assert r.returncode == 2 and "missing.png does not exist" in r.stderr
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    r = o4a("goal", str(bad), str(bad))
+    assert r.returncode == 2 and "not a readable image" in r.stderr
+    r = o4a("goal", "only_one.png")
+    assert r.returncode == 2 and "two image files" in r.stderr
+    r = o4a("goal", "--bag", str(tmp_path))
+    assert r.returncode == 2 and "--time" in r.stderr
+
+
+def test_goal_command_without_navigator(tmp_path):
+    img = np.zeros((60, 80, 3), np.uint8)
+    a, b = write_png(tmp_path / "a.png", img), write_png(tmp_path / "b.png", img)
+    r = o4a("goal", a, b, "--server-timeout", "1")
+    assert r.returncode == 2 and "no navigator answers" in r.stderr
+
+
+def test_bringup_sim_and_goal_round_trip(tmp_path):
+    """`o4a bringup --sim` with a model, then `o4a goal` with two PNGs: the navigator takes
+    the goal and the command prints the outcome. With a random model every view is within
+    the stop threshold of every other, so the outcome is an immediate success; a mismatched
+    pair is rejected with the reason."""
+    import torch
+
+    from o4a_nav.learning.config import ModelConfig
+    from o4a_nav.learning.model_io import O4AModel, save_model
+
+    torch.manual_seed(0)
+    model = save_model(O4AModel(ModelConfig(), ["two_rooms"]), tmp_path / "m")
+    log = open(tmp_path / "bringup.log", "w")
+    proc = subprocess.Popen(O4A + ["bringup", "--sim", "--model", str(model), "--world", "two_rooms",
+                                   "--duration", "120"], cwd=ROOT, env=os.environ.copy(), stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        rng = np.random.default_rng(0)
+        img = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+        a, b = write_png(tmp_path / "a.png", img), write_png(tmp_path / "b.png", img)
+        r = o4a("goal", a, b, "--server-timeout", "60", "--timeout", "60", timeout=150)
+        assert r.returncode == 0, r.stdout + r.stderr + (tmp_path / "bringup.log").read_text()[-3000:]
+        assert "SUCCESS" in r.stdout and "steps 1" in r.stdout
+        c = write_png(tmp_path / "c.png", img[:48])
+        r = o4a("goal", a, c, "--server-timeout", "30", timeout=90)
+        assert r.returncode == 1 and "differ in size" in r.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "bringup.log").read_text()[-3000:]
