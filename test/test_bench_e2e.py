@@ -127,3 +127,32 @@ def test_too_small_world_is_a_note_and_bad_input_is_a_user_error(tmp_path, capsy
     assert cli.main(["bench", "--worlds", "no_such_world", "--policy", "oracle", "--out", str(out)]) == 2
     assert cli.main(["bench", "--model", str(tmp_path / "missing"), "--worlds", "two_rooms", "--policy", "o4a",
                      "--out", str(out)]) == 2
+
+
+def test_caches_do_not_change_decisions(model_dir):
+    """The exact embed/view caches give the same trajectory as the plain model."""
+    from o4a_nav.bench.cache import EmbedCache, ViewCache
+    from o4a_nav.bench.episodes import sample_episodes
+    from o4a_nav.bench.policies import O4APolicy
+    from o4a_nav.bench.runner import render_goal, run_episode
+    from o4a_nav.learning.model_io import load_model
+    from o4a_nav.nav.collision import CollisionChecker
+    from o4a_nav.sim import SimRobot, load_world
+
+    world = load_world("two_rooms")
+    robot = SimRobot(world, seed=0)
+    ep = sample_episodes(world, "two_rooms", 1, seed=5, difficulties=("medium",)).episodes[0]
+    goal = render_goal(robot, ep)
+    model = load_model(model_dir)
+    runs = []
+    for cached in (False, True):
+        m = EmbedCache(model) if cached else model
+        pol = O4APolicy("o4a-no-repulsor", m, "two_rooms", stop_threshold=0.0)  # never stops (d_h < 0 is impossible)
+        r = run_episode(world, robot, CollisionChecker(), pol, ep, goal, 0, max_steps=40,
+                        views=ViewCache(robot) if cached else None)
+        runs.append(r)
+    robot.close()
+    assert runs[0].trajectory == runs[1].trajectory and runs[0].steps == runs[1].steps == 40
+    assert runs[0].cached_steps == 0 and len(runs[0].latencies_s) == 40
+    assert runs[1].cached_steps + len(runs[1].latencies_s) == 40
+    assert m.hits == runs[1].cached_steps and m.misses >= 1

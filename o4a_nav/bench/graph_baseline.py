@@ -134,6 +134,7 @@ class GraphPolicy(Policy):
 
     def __init__(self, model, graph: TrainingGraph, stop_threshold: float = 3.5, lookahead: int = 3, seed: int = 0):
         self.model = model
+        self.embed_cache = model if hasattr(model, "last_hit") else None
         self.planner = GraphPlanner(graph)
         self.stop_threshold = stop_threshold
         self.lookahead = lookahead
@@ -149,6 +150,8 @@ class GraphPolicy(Policy):
 
     def reset(self, ctx: EpisodeContext) -> None:
         self.rng = np.random.default_rng(ctx.seed)
+        if self.embed_cache is not None:
+            self.embed_cache.clear()
         self.x_goal = self._embed(ctx.goal_front, ctx.goal_rear)
         t0 = time.perf_counter()
         self.planner.plan(self.planner.localise(self.x_goal))

@@ -112,7 +112,7 @@ def run_graph_scaling(cfg, sizes=None, repeats: int = 40, progress: bool = True)
     o4a.reset(ctx)
     # Fill the waypoint memory to |B| through the navigator's own steps, so that the
     # repulsor term costs what it costs late in a long episode; never STOP while measuring.
-    o4a.nav.params.stop_threshold = -1.0
+    o4a.nav.params.stop_threshold = 0.0
     while o4a.nav.memory_len < o4a.params.memory_size:
         o4a.act(front, rear, free)
         o4a.nav.steps = 0  # keep clear of max_steps

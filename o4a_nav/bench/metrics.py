@@ -36,7 +36,8 @@ class EpisodeResult:
     forwards: int = 0  # executed FORWARD motions
     rotations: int = 0  # executed rotations
     collisions: int = 0  # motions the simulator rejected
-    latencies_s: list[float] = field(default_factory=list)
+    cached_steps: int = 0  # decisions whose embedding was an exact cache hit (no latency)
+    latencies_s: list[float] = field(default_factory=list)  # decisions that embedded
     trajectory: list[tuple[float, float, float]] = field(default_factory=list)  # x, y, yaw
 
     @property
@@ -68,6 +69,7 @@ class EpisodeResult:
             "forwards": self.forwards,
             "rotations": self.rotations,
             "collisions": self.collisions,
+            "cached_steps": self.cached_steps,
             "latency_median_ms": round(float(np.median(lat)) * 1e3, 3) if lat.size else None,
         }
 

@@ -59,6 +59,7 @@ class Policy:
     name = "policy"
     uses_ground_truth = False
     uses_images = True
+    embed_cache = None  # an EmbedCache when the policy's model is wrapped in one
 
     def reset(self, ctx: EpisodeContext) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -87,11 +88,14 @@ class O4APolicy(Policy):
         from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
 
         self.name = name
+        self.embed_cache = model if hasattr(model, "last_hit") else None
         self.params = NavigatorParams(**{**O4A_VARIANTS.get(name, {}), **param_overrides})
         self.nav = O4ANavigator(model, world_name, self.params)
         self.last_decision = None
 
     def reset(self, ctx: EpisodeContext) -> None:
+        if self.embed_cache is not None:
+            self.embed_cache.clear()  # per episode and policy: latencies stay those of real embeddings
         self.nav.set_goal(ctx.goal_front, ctx.goal_rear)
 
     def act(self, front, rear, free) -> Action:

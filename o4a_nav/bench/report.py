@@ -93,7 +93,8 @@ def markdown_report(payload: dict) -> str:
         "SR = success rate, SPL = success weighted by path length, soft SR = within 1 m at any time, "
         "dtg = final geodesic distance to goal, CFT = share of collision-free episodes, "
         "fwd/rot = executed FORWARD / rotations per episode, latency = one policy decision "
-        "(embedding included where the policy embeds).",
+        "(embedding included where the policy embeds; decisions that re-used an exactly identical "
+        "view's code from the run's cache are not counted in the latency).",
         "",
         "## All worlds",
         "",

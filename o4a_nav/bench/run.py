@@ -75,7 +75,7 @@ def make_policies(cfg: BenchConfig, model, world_name: str, notes: list[str]) ->
             from .policies import O4APolicy
 
             try:
-                policies.append(O4APolicy(name, model, world_name))
+                policies.append(O4APolicy(name, model, world_name, max_steps=max(cfg.max_steps, 1)))
             except TypeError as exc:  # e.g. anti_oscillation not supported by this navigator
                 notes.append(f"policy {name} skipped: {exc}")
         elif name == "graph":
@@ -105,6 +105,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict:
     from o4a_nav.sim import SimRobot, load_world
 
     from . import report
+    from .cache import ViewCache
 
     torch.set_num_threads(max(1, cfg.threads))
     out = Path(cfg.out)
@@ -114,7 +115,9 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict:
     if cfg.model and any(p in O4A_VARIANTS or p == "graph" for p in cfg.policies):
         from o4a_nav.learning.model_io import load_model
 
-        model = load_model(cfg.model)
+        from .cache import EmbedCache
+
+        model = EmbedCache(load_model(cfg.model))
 
     notes: list[str] = []
     worlds, episode_sets = {}, {}
@@ -132,6 +135,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict:
     bar = tqdm(total=total, desc="o4a bench", unit="ep", disable=not progress, dynamic_ncols=True)
     for wname, world in worlds.items():
         robot = SimRobot(world, seed=cfg.seed)
+        views = ViewCache(robot)
         checker = CollisionChecker()
         try:
             for ep in episode_sets[wname].episodes:
@@ -141,7 +145,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict:
                 by_policy = {}
                 for pol in world_policies[wname]:
                     t0 = time.perf_counter()
-                    r = run_episode(world, robot, checker, pol, ep, goal, cfg.seed, cfg.max_steps, record_trajectory=draw)
+                    r = run_episode(world, robot, checker, pol, ep, goal, cfg.seed, cfg.max_steps,
+                                    record_trajectory=draw, views=views)
                     per_policy_time[pol.name] = per_policy_time.get(pol.name, 0.0) + time.perf_counter() - t0
                     results.append(r)
                     by_policy[pol.name] = r
@@ -159,12 +164,14 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict:
 
     records = group_records(results, cfg.difficulties)
     n_eps = {p: sum(1 for r in results if r.policy == p) for p in per_policy_time}
+    cache_stats = {"embed_hits": getattr(model, "hits", 0), "embed_misses": getattr(model, "misses", 0)}
     payload = {
         "config": {**asdict(cfg), "worlds": list(worlds), "git_commit": _git_commit(),
                    "host": platform.node(), "cpu_count": os.cpu_count(),
-                   "model_meta": {k: (model.meta or {}).get(k) for k in ("saved_at", "worlds", "embed_dim")} if model else None},
+                   "model_meta": {k: (getattr(model, "meta", None) or {}).get(k) for k in ("saved_at", "worlds", "embed_dim")} if model else None},
         "wall_time_s": time.perf_counter() - t_start,
         "seconds_per_episode": {p: per_policy_time[p] / max(1, n_eps[p]) for p in per_policy_time},
+        "embed_cache": cache_stats,
         "notes": notes,
         "records": records,
         "episodes": [r.summary() for r in results],

@@ -41,9 +41,11 @@ def run_episode(
     seed: int,
     max_steps: int = MAX_STEPS,
     record_trajectory: bool = True,
+    views=None,
 ) -> EpisodeResult:
     """Run one episode; returns its outcome. ``seed`` makes stochastic policies
-    deterministic (derived per world, difficulty and episode)."""
+    deterministic (derived per world, difficulty and episode). ``views``: an optional
+    :class:`~o4a_nav.bench.cache.ViewCache` of this robot (exact re-use of renders)."""
     robot.set_pose(episode.start)
     truth = GroundTruth(world, robot, episode.goal)
     diff_index = ("easy", "medium", "hard", "very_hard").index(episode.difficulty) if episode.difficulty in (
@@ -61,12 +63,20 @@ def run_episode(
     if record_trajectory:
         res.trajectory.append((pose.x, pose.y, pose.yaw))
     observe_result = getattr(policy, "observe_result", None)
+    embed_cache = getattr(policy, "embed_cache", None)
     for _ in range(max_steps):
-        front, rear, scan = robot.observe()
-        free = set(checker.free_actions(scan).free)
+        if policy.uses_images:
+            front, rear = views.render() if views is not None else robot.render()
+        else:
+            front = rear = None  # random / oracle decide from ground truth and A_free only
+        free = set(checker.free_actions(robot.scan()).free)
         t0 = time.perf_counter()
         action = Action(policy.act(front, rear, free))
-        res.latencies_s.append(time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        if embed_cache is not None and embed_cache.last_hit:
+            res.cached_steps += 1  # an exact re-use of a code: not a real decision's latency
+        else:
+            res.latencies_s.append(dt)
         res.steps += 1
         if action == Action.STOP:
             res.stopped = True
