@@ -33,6 +33,8 @@ def generate_launch_description():
         DeclareLaunchArgument("seed", default_value="0", description="spawn / noise seed"),
         DeclareLaunchArgument("model_path", default_value="models/o4a_default",
                               description="model directory written by `o4a train`"),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="the sim publishes /clock and every node runs on simulated time"),
     ]
     sim = Node(
         package=PACKAGE,
@@ -41,14 +43,15 @@ def generate_launch_description():
         output="screen",
         emulate_tty=True,
         parameters=[LaunchConfiguration("sim_params_file"),
-                    {"world": ParameterValue(world, value_type=str), "seed": ParameterValue(seed, value_type=int)}],
+                    {"world": ParameterValue(world, value_type=str), "seed": ParameterValue(seed, value_type=int),
+                     "publish_clock": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
     )
     navigation = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, "launch", "navigation.launch.py")),
         launch_arguments={
             "params_file": LaunchConfiguration("params_file"),
             "model_path": LaunchConfiguration("model_path"),
-            "use_sim_time": "false",
+            "use_sim_time": LaunchConfiguration("use_sim_time"),
         }.items(),
     )
     return LaunchDescription(args + [sim, navigation])

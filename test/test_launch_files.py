@@ -153,6 +153,11 @@ def test_bringup_plan_overrides_and_errors(tmp_path):
     assert plan["navigator"]["model_path"] == "/m" and plan["navigator"]["stop_threshold"] == 3.0
     assert plan["base_controller"]["use_stamped"] is True
     assert plan["collision_checker"]["box_half_width"] == 0.2  # from the /** section
+    A.sim, A.set = True, ["sim.publish_clock=true"]
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    assert all(plan[n].get("use_sim_time") is True for n in ("collision_checker", "navigator", "base_controller"))
+    assert "use_sim_time" not in plan["sim"]
+    A.sim = False
     A.set = ["nosuchnode.x=1"]
     with pytest.raises(UserError, match="nosuchnode"):
         bringup.plan(A())

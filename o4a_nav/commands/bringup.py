@@ -80,6 +80,14 @@ def plan(args) -> list[tuple[str, str, str, list]]:
     out = []
     for name, (module, cls) in nodes.items():
         out.append((name, module, cls, node_overrides(files, name, extra[name])))
+    # a simulator that publishes /clock: every other node runs on simulated time
+    sim_clock = any(p.name == "publish_clock" and p.value is True for n, _, _, ov in out if n == "sim" for p in ov)
+    if sim_clock:
+        from rclpy.parameter import Parameter
+
+        for n, _, _, ov in out:
+            if n != "sim" and not any(p.name == "use_sim_time" for p in ov):
+                ov.append(Parameter("use_sim_time", value=True))
     return out
 
 
