@@ -102,15 +102,15 @@ def test_tiny_benchmark_all_policies_end_to_end(model_dir, tmp_path, capsys):
 
 def test_ground_truth_policies_are_deterministic_and_need_no_model(tmp_path):
     outs = []
-    for k in range(2):
+    for k, jobs in enumerate(("1", "1", "2")):  # a parallel run gives the same episodes and outcomes
         out = tmp_path / f"r{k}"
         rc = cli.main(["bench", "--model", str(tmp_path / "no_model"), "--worlds", "two_rooms", "--episodes", "1",
                        "--difficulties", "easy", "hard", "--max-steps", "60", "--out", str(out),
-                       "--policy", "random", "oracle", "--trajectories", "0", "--no-progress"])
+                       "--policy", "random", "oracle", "--trajectories", "0", "--no-progress", "--jobs", jobs])
         assert rc == 0
         eps = json.loads((out / "results.json").read_text())["episodes"]
         outs.append([{k: v for k, v in e.items() if k != "latency_median_ms"} for e in eps])
-    assert outs[0] == outs[1]
+    assert outs[0] == outs[1] == outs[2]
     assert {e["policy"] for e in outs[0]} == {"random", "oracle"}
 
 

@@ -2,7 +2,6 @@
 policy on the same episodes, aggregate, write the outputs."""
 from __future__ import annotations
 
-import math
 import os
 import platform
 import subprocess
@@ -18,7 +17,7 @@ from .policies import O4A_VARIANTS, OraclePolicy, RandomPolicy
 from .runner import MAX_STEPS, render_goal, run_episode
 
 ALL_POLICIES = ("o4a", "o4a-no-repulsor", "o4a-no-attractor", "o4a-anti-oscillation", "random", "graph", "oracle")
-DEFAULT_POLICIES = ("o4a", "o4a-no-repulsor", "o4a-no-attractor", "random", "graph", "oracle")
+DEFAULT_POLICIES = ("o4a", "o4a-anti-oscillation", "o4a-no-repulsor", "o4a-no-attractor", "random", "graph", "oracle")
 
 
 @dataclass
@@ -94,81 +93,164 @@ def make_policies(cfg: BenchConfig, model, world_name: str, notes: list[str]) ->
     return policies
 
 
-def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict:
+class _Worker:
+    """Runs every policy on one episode at a time. Holds the model (behind the exact
+    embed cache) and, per world, the simulator robot, collision checker and policies.
+    One per process: in-process for --jobs 1, one per pool worker otherwise."""
+
+    def __init__(self, cfg: BenchConfig, world_paths: dict | None = None):
+        import torch
+
+        self.world_paths = dict(world_paths or {})
+        torch.set_num_threads(max(1, cfg.threads))
+        self.cfg = cfg
+        self.model = None
+        if cfg.model and any(p in O4A_VARIANTS or p == "graph" for p in cfg.policies):
+            from o4a_nav.learning.model_io import load_model
+
+            from .cache import EmbedCache
+
+            self.model = EmbedCache(load_model(cfg.model))
+        self.worlds: dict[str, tuple] = {}
+        self.notes: list[str] = []
+
+    def _world(self, name: str):
+        if name not in self.worlds:
+            from o4a_nav.nav.collision import CollisionChecker
+            from o4a_nav.sim import SimRobot, load_world
+
+            from .cache import ViewCache
+
+            world = load_world(self.world_paths.get(name, name))
+            robot = SimRobot(world, seed=self.cfg.seed)
+            self.worlds[name] = (world, robot, ViewCache(robot), CollisionChecker(),
+                                 make_policies(self.cfg, self.model, name, self.notes))
+        return self.worlds[name]
+
+    def run(self, ep):
+        world, robot, views, checker, policies = self._world(ep.world)
+        goal = render_goal(robot, ep)
+        draw = ep.index < self.cfg.trajectories
+        out = []
+        for pol in policies:
+            t0 = time.perf_counter()
+            r = run_episode(world, robot, checker, pol, ep, goal, self.cfg.seed, self.cfg.max_steps,
+                            record_trajectory=draw, views=views)
+            out.append((r, time.perf_counter() - t0))
+        return ep, out, list(self.notes)
+
+    def close(self):
+        for _, robot, *_ in self.worlds.values():
+            robot.close()
+        self.worlds.clear()
+
+
+_WORKER: _Worker | None = None
+
+
+def _pool_init(cfg: BenchConfig, world_paths: dict) -> None:
+    global _WORKER
+    _WORKER = _Worker(cfg, world_paths)
+
+
+def _pool_run(ep):
+    return _WORKER.run(ep)
+
+
+def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1) -> dict:
     """Run the benchmark and write results.json, results.md, the SR/SPL plot and the
-    trajectory pictures into cfg.out. Returns the results payload."""
+    trajectory pictures into cfg.out. Returns the results payload. ``jobs`` > 1 runs
+    episodes in that many worker processes (same results: every episode and policy is
+    deterministic on its own)."""
     check_config(cfg)
-    import torch
     from tqdm import tqdm
 
-    from o4a_nav.nav.collision import CollisionChecker
-    from o4a_nav.sim import SimRobot, load_world
+    from o4a_nav.sim import load_world
 
     from . import report
-    from .cache import ViewCache
 
-    torch.set_num_threads(max(1, cfg.threads))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    model = None
+    model_meta = None
     if cfg.model and any(p in O4A_VARIANTS or p == "graph" for p in cfg.policies):
         from o4a_nav.learning.model_io import load_model
 
-        from .cache import EmbedCache
-
-        model = EmbedCache(load_model(cfg.model))
+        m = load_model(cfg.model)  # fail early, in the parent, on a bad model directory
+        model_meta = {k: (m.meta or {}).get(k) for k in ("saved_at", "worlds", "embed_dim")}
+        missing = [w for w in cfg.worlds if load_world(w).name not in m.worlds and any(p in O4A_VARIANTS for p in cfg.policies)]
+        if missing:
+            raise UserError(f"model {cfg.model} has no p+ head for world(s) {', '.join(missing)} "
+                            f"(it knows: {', '.join(m.worlds)}); train on them or drop them from --worlds")
+        del m
 
     notes: list[str] = []
-    worlds, episode_sets = {}, {}
+    worlds, episode_sets, world_paths = {}, {}, {}
     for name in cfg.worlds:
         world = load_world(name)
         wname = getattr(world, "name", None) or Path(name).stem
         worlds[wname] = world
+        world_paths[wname] = str(name)
         es = sample_episodes(world, wname, cfg.episodes, cfg.seed, tuple(cfg.difficulties))
         episode_sets[wname] = es
         notes.extend(es.notes)
-    world_policies = {w: make_policies(cfg, model, w, notes) for w in worlds}
-    total = sum(len(episode_sets[w].episodes) * len(world_policies[w]) for w in worlds)
+    episodes = [ep for w in worlds for ep in episode_sets[w].episodes]
+    n_pol = len(cfg.policies)
 
-    results, episode_list, pictures, per_policy_time = [], [], [], {}
-    bar = tqdm(total=total, desc="o4a bench", unit="ep", disable=not progress, dynamic_ncols=True)
-    for wname, world in worlds.items():
-        robot = SimRobot(world, seed=cfg.seed)
-        views = ViewCache(robot)
-        checker = CollisionChecker()
+    results, pictures, per_policy_time = [], [], {}
+    worker_notes: list[str] = []
+    bar = tqdm(total=len(episodes) * n_pol, desc="o4a bench", unit="ep", disable=not progress, dynamic_ncols=True)
+
+    def consume(item):
+        ep, out_list, wnotes = item
+        worker_notes.extend(n for n in wnotes if n not in worker_notes)
+        for r, dt in out_list:
+            per_policy_time[r.policy] = per_policy_time.get(r.policy, 0.0) + dt
+            results.append((ep, r))
+        bar.update(n_pol)
+        ok = sum(r.success for r, _ in out_list)
+        bar.set_postfix_str(f"{ep.world} {ep.difficulty} #{ep.index}: {ok}/{len(out_list)} policies succeeded")
+
+    if jobs <= 1 or len(episodes) <= 1:
+        worker = _Worker(cfg, world_paths)
         try:
-            for ep in episode_sets[wname].episodes:
-                episode_list.append(ep.to_dict())
-                goal = render_goal(robot, ep)
-                draw = ep.index < cfg.trajectories
-                by_policy = {}
-                for pol in world_policies[wname]:
-                    t0 = time.perf_counter()
-                    r = run_episode(world, robot, checker, pol, ep, goal, cfg.seed, cfg.max_steps,
-                                    record_trajectory=draw, views=views)
-                    per_policy_time[pol.name] = per_policy_time.get(pol.name, 0.0) + time.perf_counter() - t0
-                    results.append(r)
-                    by_policy[pol.name] = r
-                    bar.update(1)
-                    bar.set_postfix_str(f"{wname} {ep.difficulty} {pol.name}: {'ok' if r.success else 'fail'}")
-                if draw:
-                    path = out / f"traj_{wname}_{ep.difficulty}_{ep.index:02d}.png"
-                    report.plot_trajectories(world_map(world), ep, by_policy, path)
-                    pictures.append(path.name)
+            for ep in episodes:
+                consume(worker.run(ep))
         finally:
-            close = getattr(robot, "close", None)
-            if close:
-                close()
-    bar.close()
+            worker.close()
+    else:
+        import multiprocessing as mp
 
+        ctx = mp.get_context("spawn")  # no fork after OpenGL/torch initialisation
+        with ctx.Pool(jobs, initializer=_pool_init, initargs=(cfg, world_paths)) as pool:
+            for item in pool.imap_unordered(_pool_run, episodes):
+                consume(item)
+    bar.close()
+    notes.extend(worker_notes)
+
+    # Deterministic order whatever the completion order: world, difficulty, index, policy.
+    w_order = {w: i for i, w in enumerate(worlds)}
+    d_order = {d: i for i, d in enumerate(cfg.difficulties)}
+    p_order = {p: i for i, p in enumerate(cfg.policies)}
+    results.sort(key=lambda t: (w_order[t[0].world], d_order[t[0].difficulty], t[0].index, p_order[t[1].policy]))
+    episode_list = [ep.to_dict() for ep in episodes]
+    by_episode: dict[str, dict] = {}
+    for ep, r in results:
+        if r.trajectory:
+            by_episode.setdefault(ep.key, {"ep": ep, "res": {}})["res"][r.policy] = r
+    for item in by_episode.values():
+        ep = item["ep"]
+        path = out / f"traj_{ep.world}_{ep.difficulty}_{ep.index:02d}.png"
+        report.plot_trajectories(world_map(worlds[ep.world]), ep, item["res"], path)
+        pictures.append(path.name)
+    results = [r for _, r in results]
     records = group_records(results, cfg.difficulties)
     n_eps = {p: sum(1 for r in results if r.policy == p) for p in per_policy_time}
-    cache_stats = {"embed_hits": getattr(model, "hits", 0), "embed_misses": getattr(model, "misses", 0)}
+    cached = sum(r.cached_steps for r in results)
+    cache_stats = {"decisions_with_cached_embedding": cached, "decisions": sum(r.steps for r in results)}
     payload = {
-        "config": {**asdict(cfg), "worlds": list(worlds), "git_commit": _git_commit(),
-                   "host": platform.node(), "cpu_count": os.cpu_count(),
-                   "model_meta": {k: (getattr(model, "meta", None) or {}).get(k) for k in ("saved_at", "worlds", "embed_dim")} if model else None},
+        "config": {**asdict(cfg), "worlds": list(worlds), "git_commit": _git_commit(), "jobs": jobs,
+                   "host": platform.node(), "cpu_count": os.cpu_count(), "model_meta": model_meta},
         "wall_time_s": time.perf_counter() - t_start,
         "seconds_per_episode": {p: per_policy_time[p] / max(1, n_eps[p]) for p in per_policy_time},
         "embed_cache": cache_stats,

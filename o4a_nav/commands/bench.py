@@ -31,14 +31,16 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the episode sampling and of the random policy")
     p.add_argument("--out", default="runs/bench", help="output folder (results.json, results.md, figures)")
     p.add_argument("--policy", "--policies", dest="policies", nargs="+", metavar="POLICY",
-                   help="policies, space or comma separated (default: o4a o4a-no-repulsor o4a-no-attractor "
-                        "random graph oracle; also o4a-anti-oscillation; 'none' to skip the episodes)")
+                   help="policies, space or comma separated (default: o4a o4a-anti-oscillation o4a-no-repulsor o4a-no-attractor "
+                        "random graph oracle; 'none' to skip the episodes)")
     p.add_argument("--difficulties", nargs="+", metavar="D",
                    help="subset of easy medium hard very_hard (default: all)")
     p.add_argument("--max-steps", type=int, default=500, help="decisions per episode (paper 500)")
     p.add_argument("--trajectories", type=int, default=1,
                    help="top-down trajectory pictures for the first N episodes of each world and difficulty")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes running episodes in parallel (default 1; same results for any value)")
     p.add_argument("--graph-scaling", action="store_true",
                    help="also measure the graph baseline's memory and per-step latency vs graph size, next to O4A's")
     p.add_argument("--scaling-sizes", type=int, nargs="+", metavar="N",
@@ -51,7 +53,7 @@ def command_line(cfg, args) -> str:
     parts = ["o4a", "bench", "--model", cfg.model or "", "--worlds", *cfg.worlds, "--episodes", str(cfg.episodes),
              "--seed", str(cfg.seed), "--out", cfg.out, "--policy", ",".join(cfg.policies) or "none",
              "--difficulties", *cfg.difficulties, "--max-steps", str(cfg.max_steps),
-             "--trajectories", str(cfg.trajectories), "--threads", str(cfg.threads)]
+             "--trajectories", str(cfg.trajectories), "--threads", str(cfg.threads), "--jobs", str(args.jobs)]
     if args.graph_scaling:
         parts.append("--graph-scaling")
     return " ".join(shlex.quote(p) for p in parts)
@@ -71,6 +73,8 @@ def run(args) -> int:
         from o4a_nav.learning.model_io import load_model
 
         worlds = load_model(model_dir).worlds
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1 (got {args.jobs})")
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1 (got {args.threads})")
     cfg = BenchConfig(
@@ -88,7 +92,7 @@ def run(args) -> int:
     cfg.command = command_line(cfg, args)
     out = Path(args.out)
     if policies:
-        payload = run_benchmark(cfg, progress=not args.no_progress)
+        payload = run_benchmark(cfg, progress=not args.no_progress, jobs=args.jobs)
         print((out / "results.md").read_text())
         print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'sr_spl.png'} and "
               f"{len(payload['trajectory_pictures'])} trajectory pictures in {out} "
