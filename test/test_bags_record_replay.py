@@ -202,14 +202,19 @@ def test_record_writes_sensor_reliable_and_latched_topics(tmp_path, storage):
         images = node.create_publisher(Image, "front_camera/image_raw", qos_profile_sensor_data)
         scans = node.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
         actions = node.create_publisher(DiscreteAction, "o4a/action", 10)
-        proc = o4a("record", "front_camera/image_raw", "/scan", "o4a/action", "o4a/world_name",
+        proc = o4a("record", "front_camera/image_raw", "/scan", "o4a/action", "o4a/world_name", "late_topic",
                    "-o", str(out), "-s", storage)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(
                 p.get_subscription_count() > 0 for p in (latched, images, scans, actions)):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[1]
+        late = node.create_publisher(String, "late_topic", 10)      # appears after the recorder started
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and late.get_subscription_count() == 0:
+            time.sleep(0.05)
         time.sleep(0.3)
+        late.publish(String(data="late"))
         sent_actions = []
         for i in range(10):
             images.publish(ros_conv.rgb_to_image_msg(np.full((8, 8, 3), i, np.uint8), float(i), "front"))
@@ -232,6 +237,7 @@ def test_record_writes_sensor_reliable_and_latched_topics(tmp_path, storage):
     for topic, _, _, msg in bagio.read(out):
         msgs.setdefault(topic, []).append(msg)
     assert [m.data for m in msgs["/o4a/world_name"]] == ["room_before_recorder"]
+    assert [m.data for m in msgs["/late_topic"]] == ["late"]
     assert [(m.action, m.sequence) for m in msgs["/o4a/action"]] == sent_actions
     assert [int(m.data[0]) for m in msgs["/front_camera/image_raw"]] == list(range(10))
     assert [float(m.ranges[0]) for m in msgs["/scan"]] == [1.0 + i for i in range(10)]
