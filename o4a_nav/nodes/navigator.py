@@ -270,7 +270,7 @@ class NavigatorNode(Node):
                     self._publish_action(Action.STOP, self.runtime.seq + 1)
             except Exception:
                 pass
-        # the action server goes with destroy_node()
+        self.action_server.destroy()
 
 
 def main(args=None):
