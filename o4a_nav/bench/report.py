@@ -81,7 +81,7 @@ def markdown_table(records: list[dict], world: str = "all", difficulties=DIFFICU
 def markdown_report(payload: dict) -> str:
     cfg = payload["config"]
     out = [
-        "# o4a bench results",
+        "# o4a bench results" + (" (PARTIAL: run still going or stopped early)" if payload.get("partial") else ""),
         "",
         f"Command: `{cfg.get('command', '')}`",
         "",

@@ -157,17 +157,16 @@ def _pool_run(ep):
     return _WORKER.run(ep)
 
 
-def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1) -> dict:
+def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1, checkpoint_s: float = 120.0) -> dict:
     """Run the benchmark and write results.json, results.md, the SR/SPL plot and the
     trajectory pictures into cfg.out. Returns the results payload. ``jobs`` > 1 runs
     episodes in that many worker processes (same results: every episode and policy is
-    deterministic on its own)."""
+    deterministic on its own). Every ``checkpoint_s`` seconds the outputs so far are
+    written (``"partial": true``), so a long run stopped early still leaves results."""
     check_config(cfg)
     from tqdm import tqdm
 
     from o4a_nav.sim import load_world
-
-    from . import report
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,12 +193,20 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1) -> dic
         es = sample_episodes(world, wname, cfg.episodes, cfg.seed, tuple(cfg.difficulties))
         episode_sets[wname] = es
         notes.extend(es.notes)
-    episodes = [ep for w in worlds for ep in episode_sets[w].episodes]
+    # Index-major order (episode 0 of every world and difficulty, then episode 1, ...):
+    # a run stopped early (or a checkpoint) covers every bin evenly.
+    episodes = sorted((ep for w in worlds for ep in episode_sets[w].episodes),
+                      key=lambda e: (e.index, list(worlds).index(e.world), cfg.difficulties.index(e.difficulty)))
     n_pol = len(cfg.policies)
 
-    results, pictures, per_policy_time = [], [], {}
+    results, per_policy_time = [], {}
     worker_notes: list[str] = []
     bar = tqdm(total=len(episodes) * n_pol, desc="o4a bench", unit="ep", disable=not progress, dynamic_ncols=True)
+    last_checkpoint = [time.perf_counter()]
+
+    def write(partial: bool) -> dict:
+        return _write_outputs(cfg, out, worlds, episodes, results, per_policy_time, notes + worker_notes,
+                              model_meta, jobs, time.perf_counter() - t_start, partial)
 
     def consume(item):
         ep, out_list, wnotes = item
@@ -210,6 +217,9 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1) -> dic
         bar.update(n_pol)
         ok = sum(r.success for r, _ in out_list)
         bar.set_postfix_str(f"{ep.world} {ep.difficulty} #{ep.index}: {ok}/{len(out_list)} policies succeeded")
+        if checkpoint_s and time.perf_counter() - last_checkpoint[0] > checkpoint_s:
+            write(partial=True)
+            last_checkpoint[0] = time.perf_counter()
 
     if jobs <= 1 or len(episodes) <= 1:
         worker = _Worker(cfg, world_paths)
@@ -226,38 +236,49 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1) -> dic
             for item in pool.imap_unordered(_pool_run, episodes):
                 consume(item)
     bar.close()
-    notes.extend(worker_notes)
+    return write(partial=False)
+
+
+def _write_outputs(cfg, out, worlds, episodes, results, per_policy_time, notes, model_meta, jobs, wall_s,
+                   partial) -> dict:
+    from . import report
 
     # Deterministic order whatever the completion order: world, difficulty, index, policy.
     w_order = {w: i for i, w in enumerate(worlds)}
     d_order = {d: i for i, d in enumerate(cfg.difficulties)}
     p_order = {p: i for i, p in enumerate(cfg.policies)}
-    results.sort(key=lambda t: (w_order[t[0].world], d_order[t[0].difficulty], t[0].index, p_order[t[1].policy]))
-    episode_list = [ep.to_dict() for ep in episodes]
-    by_episode: dict[str, dict] = {}
-    for ep, r in results:
-        if r.trajectory:
-            by_episode.setdefault(ep.key, {"ep": ep, "res": {}})["res"][r.policy] = r
-    for item in by_episode.values():
-        ep = item["ep"]
-        path = out / f"traj_{ep.world}_{ep.difficulty}_{ep.index:02d}.png"
-        report.plot_trajectories(world_map(worlds[ep.world]), ep, item["res"], path)
-        pictures.append(path.name)
-    results = [r for _, r in results]
-    records = group_records(results, cfg.difficulties)
-    n_eps = {p: sum(1 for r in results if r.policy == p) for p in per_policy_time}
-    cached = sum(r.cached_steps for r in results)
-    cache_stats = {"decisions_with_cached_embedding": cached, "decisions": sum(r.steps for r in results)}
+    done = sorted(results, key=lambda t: (w_order[t[0].world], d_order[t[0].difficulty], t[0].index,
+                                          p_order[t[1].policy]))
+    pictures = []
+    if not partial:
+        by_episode: dict[str, dict] = {}
+        for ep, r in done:
+            if r.trajectory:
+                by_episode.setdefault(ep.key, {"ep": ep, "res": {}})["res"][r.policy] = r
+        for item in by_episode.values():
+            ep = item["ep"]
+            path = out / f"traj_{ep.world}_{ep.difficulty}_{ep.index:02d}.png"
+            report.plot_trajectories(world_map(worlds[ep.world]), ep, item["res"], path)
+            pictures.append(path.name)
+    rs = [r for _, r in done]
+    records = group_records(rs, cfg.difficulties)
+    n_eps = {p: sum(1 for r in rs if r.policy == p) for p in per_policy_time}
+    cached = sum(r.cached_steps for r in rs)
+    notes = list(notes)
+    if partial:
+        n_done = len({ep.key for ep, _ in done})
+        notes.insert(0, f"PARTIAL checkpoint: {n_done}/{len(episodes)} episodes finished so far")
     payload = {
         "config": {**asdict(cfg), "worlds": list(worlds), "git_commit": _git_commit(), "jobs": jobs,
                    "host": platform.node(), "cpu_count": os.cpu_count(), "model_meta": model_meta},
-        "wall_time_s": time.perf_counter() - t_start,
+        "partial": partial,
+        "wall_time_s": wall_s,
         "seconds_per_episode": {p: per_policy_time[p] / max(1, n_eps[p]) for p in per_policy_time},
-        "embed_cache": cache_stats,
+        "embed_cache": {"decisions_with_cached_embedding": cached, "decisions": sum(r.steps for r in rs)},
         "notes": notes,
         "records": records,
-        "episodes": [r.summary() for r in results],
-        "episode_list": episode_list,
+        "episodes": [r.summary() for r in rs],
+        "episode_list": [ep.to_dict() for ep in episodes],
         "trajectory_pictures": pictures,
     }
     report.write_json(out / "results.json", payload)
