@@ -135,3 +135,32 @@ def test_table_json_and_plot(tmp_path):
     assert back["x"] == 1.5 and back["n"] == 3 and back["records"][0]["policy"] == "o4a"
     png = R.plot_sr_spl(recs, tmp_path / "p.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_graph_planner_follows_shortest_path_and_localises(tmp_path):
+    from o4a_nav.bench.graph_baseline import GraphPlanner, TrainingGraph
+    from o4a_nav.errors import ModelLoadError
+
+    codes = np.eye(5, dtype=np.float32) * 10  # node i at 10 * e_i
+    src = np.array([0, 1, 2, 0, 3])
+    dst = np.array([1, 2, 3, 3, 4])
+    w = np.array([1.0, 1.0, 1.0, 5.0, 1.0], dtype=np.float32)
+    np.savez(tmp_path / "g.npz", codes=codes.astype(np.float16), src=src, dst=dst, weight=w)
+    g = TrainingGraph.load(tmp_path / "g.npz")
+    assert (g.n_nodes, g.n_edges) == (5, 5)
+    p = GraphPlanner(g)
+    p.plan(4)
+    assert p.path_from(0, 10) == [1, 2, 3, 4]  # 3 hops of 1 beat the direct edge of 5
+    assert p.path_from(0, 2) == [1, 2]
+    assert p.dist_to_goal[0] == pytest.approx(4.0)
+    p.plan(0)
+    assert p.path_from(4, 10) == [] and not math.isfinite(p.dist_to_goal[4])  # directed: no way back
+    assert p.localise(np.array([0, 0, 9, 1, 0], dtype=np.float32)) == 2
+    sub = g.subsample(3, np.random.default_rng(0))
+    assert sub.n_nodes == 3 and (sub.src < 3).all() and (sub.dst < 3).all()
+    assert GraphPlanner(sub).memory_bytes < p.memory_bytes
+    np.savez(tmp_path / "bad.npz", nodes=codes)
+    with pytest.raises(ModelLoadError, match="no node codes"):
+        TrainingGraph.load(tmp_path / "bad.npz")
+    with pytest.raises(ModelLoadError, match="not found"):
+        TrainingGraph.load(tmp_path / "missing.npz")
