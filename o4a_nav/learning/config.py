@@ -27,7 +27,7 @@ def action_to_class(action):
 class ModelConfig:
     backbone: str = "compact"            # "compact" | "resnet18"
     image_size: int = 96
-    compact_channels: tuple = (32, 64, 96, 128, 128)
+    compact_channels: tuple = (16, 32, 64, 128, 128)
     image_feature_dim: int = 256          # per-camera vector (paper: 512 with ResNet-18)
     fusion_conv_layers: int = 2           # Conv1D layers over the 2 camera channels (paper: 5)
     fusion_conv_channels: int = 8
@@ -53,15 +53,16 @@ class TrainConfig:
     # stage 1: h + f-dagger
     batch_size: int = 64                  # B consecutive pairs per step (B^2 in-batch pairs)
     local_epochs: int = 12
-    lr: float = 1e-4                      # paper: Adam 1e-4
+    lr: float = 3e-4                      # paper: Adam 1e-4; CPU default 3e-4 (far fewer steps, see docs/LEARNING.md)
     margin_pos: float = 1.0               # m+ (paper)
     margin_neg: float = 10.0              # m- (paper)
     ce_weight: float = 1.0
+    not_connected_share: float = 0.5      # share of the CE weight carried by NOT_CONNECTED pairs
     contrastive_weight: float = 1.0
     freeze_h_epochs: int = 2              # last epochs: h frozen, f-dagger fine-tuned alone
     augment: bool = True                  # small brightness/contrast jitter
     # stage 2: graph
-    graph_block: int = 1024               # f-dagger evaluated on block x block pairs at once
+    graph_block: int = 256                # f-dagger evaluated on block x block pairs at once
     # stage 3: f
     forward_epochs: int = 10
     forward_batch: int = 256

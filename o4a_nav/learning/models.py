@@ -23,7 +23,7 @@ from o4a_nav.learning.config import NUM_CLASSES, ModelConfig
 class CompactEncoder(nn.Module):
     """Strided conv layers (default 5: 96 -> 3 px) + linear. About 2 ms per image per training step on 2 CPU cores."""
 
-    def __init__(self, channels=(32, 64, 96, 128, 128), out_dim=256):
+    def __init__(self, channels=(16, 32, 64, 128, 128), out_dim=256):
         super().__init__()
         layers, cin = [], 3
         for i, cout in enumerate(channels):
@@ -182,9 +182,12 @@ class GeodesicHead(nn.Module):
         self.out = nn.Sequential(nn.Linear(cfg.geodesic_dim, cfg.geodesic_hidden), nn.ReLU(inplace=True),
                                  nn.Linear(cfg.geodesic_hidden, cfg.geodesic_hidden), nn.ReLU(inplace=True),
                                  nn.Linear(cfg.geodesic_hidden, 1))
+        # d_G units per unit of ELU(.)+1, set from the training graph before stage 4 so the
+        # MLP regresses O(1) values; saved with the weights.
+        self.register_buffer("distance_scale", torch.ones(()))
 
     def forward(self, x_s, x_g):
-        return F.elu(self.out(self.g(x_g) - self.g(x_s))).squeeze(-1) + 1.0
+        return self.distance_scale * (F.elu(self.out(self.g(x_g) - self.g(x_s))).squeeze(-1) + 1.0)
 
 
 def images_to_tensor(imgs, device=None) -> torch.Tensor:

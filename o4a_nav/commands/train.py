@@ -1,0 +1,52 @@
+"""o4a train: train the O4A networks (h, f-dagger, f, p+ per world) from exploration bags."""
+from __future__ import annotations
+
+HELP = "train an O4A model from exploration bags (all four stages), or add worlds to a model with --base"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--bags", nargs="+", required=True, metavar="BAG",
+                   help="rosbag2 folders written by `o4a collect` (or real-robot recordings with the same topics)")
+    p.add_argument("--out", required=True, metavar="DIR", help="model directory to write (e.g. models/my_model)")
+    p.add_argument("--base", metavar="MODEL",
+                   help="keep h, f-dagger and f of this model; build the new worlds' graphs and train only their p+")
+    p.add_argument("--preset", choices=["compact", "paper"], default="compact",
+                   help="compact (default, CPU) or paper (ResNet-18 backbone, 256-d codes)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override one setting, e.g. --set train.local_epochs=20 --set model.embed_dim=256 (repeatable)")
+    p.add_argument("--work-dir", metavar="DIR", help="checkpoints (default runs/train_<out name>)")
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in the work dir and start over")
+    p.add_argument("--world", metavar="NAME",
+                   help="world name for bags without an o4a/world_name topic (default: the bag folder name)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default 2)")
+    p.add_argument("--front-topic", default=None, metavar="TOPIC", help="front camera topic (default front_camera/image_raw)")
+    p.add_argument("--rear-topic", default=None, metavar="TOPIC", help="rear camera topic (default rear_camera/image_raw)")
+    p.add_argument("--action-topic", default=None, metavar="TOPIC", help="action topic (default o4a/action)")
+    p.add_argument("--pose-topic", default=None, metavar="TOPIC",
+                   help="ground-truth pose topic, used only for the report (default ground_truth/pose)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from o4a_nav.errors import UserError
+    from o4a_nav.learning.dataset import TopicNames
+    from o4a_nav.learning.pipeline import train
+
+    names = TopicNames()
+    for field, value in (("front", args.front_topic), ("rear", args.rear_topic),
+                         ("action", args.action_topic), ("pose", args.pose_topic)):
+        if value:
+            setattr(names, field, value.lstrip("/"))
+    overrides = list(args.overrides)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1 (got {args.threads})")
+        overrides.append(f"train.threads={args.threads}")
+    for b in args.bags:
+        if not Path(b).exists():
+            raise UserError(f"bag {b} does not exist")
+    report = train(args.bags, args.out, work_dir=args.work_dir, preset=args.preset, overrides=overrides,
+                   base=args.base, topics=names, world=args.world, resume=not args.no_resume)
+    print(f"model written to {args.out}; report: {Path(args.out) / 'report.md'}")
+    return 0 if report is not None else 1

@@ -1,0 +1,265 @@
+"""Exploration data from rosbag2 folders: (front, rear) frames paired with the discrete
+action that followed, split into trajectories and train/validation. ROS-free.
+
+Pairing rule (works for `o4a collect` bags and real-robot recordings alike): every
+DiscreteAction message is paired with the latest front and rear image whose header stamp
+is at or before the action's header stamp (within `max_image_age` seconds). A STOP ends a
+trajectory; a gap in the action `sequence` numbers or in time also starts a new one.
+Ground-truth poses (when recorded) are kept for the report only; nothing learns from them.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from o4a_nav import bagio, topics as T
+from o4a_nav.errors import BagError, ImageFormatError
+from o4a_nav.ros_conv import image_msg_to_model_input, pose_msg_to_pose2d, stamp_to_sec
+from o4a_nav.types import Action
+
+
+@dataclass
+class TopicNames:
+    front: str = T.FRONT_IMAGE
+    rear: str = T.REAR_IMAGE
+    action: str = T.ACTION
+    pose: str = T.GROUND_TRUTH_POSE
+    world: str = T.WORLD_NAME
+
+
+@dataclass
+class WorldData:
+    """All frames of one world (several bags concatenated).
+
+    front, rear: (N, 96, 96, 3) uint8; actions: (N,) int8 Action taken from frame t;
+    traj: (N,) int32 trajectory id; next_ok: (N,) bool, True when frame t+1 is the
+    result of actions[t] (same trajectory, motion action); poses: (N, 3) x, y, yaw or None;
+    val_traj: set of trajectory ids held out for validation.
+    """
+
+    name: str
+    front: np.ndarray
+    rear: np.ndarray
+    actions: np.ndarray
+    traj: np.ndarray
+    poses: np.ndarray | None = None
+    sources: list = field(default_factory=list)
+    val_traj: set = field(default_factory=set)
+    known_world: bool = False    # the name is a simulator world (true geodesics available)
+
+    def __len__(self):
+        return len(self.actions)
+
+    @property
+    def next_ok(self) -> np.ndarray:
+        ok = np.zeros(len(self), bool)
+        if len(self) > 1:
+            ok[:-1] = (self.traj[:-1] == self.traj[1:]) & (self.actions[:-1] != Action.STOP)
+        return ok
+
+    @property
+    def is_val(self) -> np.ndarray:
+        return np.isin(self.traj, np.fromiter(self.val_traj, dtype=np.int64, count=len(self.val_traj)))
+
+    def transitions(self, val: bool) -> np.ndarray:
+        """Indices t with a recorded transition t -> t+1, in the train or validation split."""
+        ok = self.next_ok & (self.is_val == val)
+        return np.flatnonzero(ok)
+
+    def frames(self, val: bool) -> np.ndarray:
+        return np.flatnonzero(self.is_val == val)
+
+
+def _header_time(msg, fallback: float) -> float:
+    header = getattr(msg, "header", None)
+    if header is None:
+        return fallback
+    t = stamp_to_sec(header.stamp)
+    return t if t > 0 else fallback
+
+
+def _resolve_names(names: TopicNames, bag_topics: dict) -> TopicNames:
+    """Accept topics recorded with or without the leading slash."""
+    out = TopicNames(**vars(names))
+    for field_name, topic in vars(names).items():
+        for cand in (topic, "/" + topic.lstrip("/"), topic.lstrip("/")):
+            if cand in bag_topics:
+                setattr(out, field_name, cand)
+                break
+    return out
+
+
+def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, max_gap: float = 5.0,
+             progress=None) -> dict:
+    """One bag -> dict(front, rear, actions, traj, poses or None, world or None). BagError on bad bags."""
+    names = names or TopicNames()
+    path = Path(path)
+    bag_topics = bagio.topics(path)
+    names = _resolve_names(names, bag_topics)
+    for role, topic in (("front camera", names.front), ("rear camera", names.rear), ("action", names.action)):
+        if topic not in bag_topics or bag_topics[topic][1] == 0:
+            have = ", ".join(sorted(bag_topics)) or "none"
+            raise BagError(f"bag {path} has no {role} topic {topic} (topics in the bag: {have}); "
+                           f"set it with the topic options of `o4a train`")
+    wanted = [names.front, names.rear, names.action]
+    has_pose = names.pose in bag_topics and bag_topics[names.pose][1] > 0
+    has_world = names.world in bag_topics and bag_topics[names.world][1] > 0
+    wanted += [names.pose] if has_pose else []
+    wanted += [names.world] if has_world else []
+
+    images = {names.front: ([], []), names.rear: ([], [])}
+    actions, poses, world = [], ([], []), None
+    total = sum(bag_topics[t][1] for t in wanted)
+    bar = progress(total=total, desc=f"reading {path.name}", unit="msg") if progress else None
+    for topic, msgtype, t_bag, msg in bagio.read(path, wanted):
+        if bar is not None:
+            bar.update(1)
+        if topic in images:
+            try:
+                img = image_msg_to_model_input(msg)
+            except ImageFormatError as exc:
+                raise BagError(f"bag {path}: unusable image on topic {topic} at t={t_bag:.3f}s: {exc}") from None
+            times, frames = images[topic]
+            times.append(_header_time(msg, t_bag))
+            frames.append(img)
+        elif topic == names.action:
+            a = int(msg.action)
+            if a not in (0, 1, 2, 3):
+                raise BagError(f"bag {path}: action value {a} on topic {topic} at t={t_bag:.3f}s is not a DiscreteAction")
+            actions.append((_header_time(msg, t_bag), a, int(getattr(msg, "sequence", len(actions)))))
+        elif topic == names.pose:
+            p = pose_msg_to_pose2d(msg.pose)
+            poses[0].append(_header_time(msg, t_bag))
+            poses[1].append((p.x, p.y, p.yaw))
+        elif topic == names.world and world is None:
+            world = str(msg.data)
+    if bar is not None:
+        bar.close()
+
+    def _sorted(times, items):
+        order = np.argsort(np.asarray(times), kind="stable")
+        return [times[i] for i in order], [items[i] for i in order]
+
+    ft, ff = _sorted(*images[names.front])
+    rt, rf = _sorted(*images[names.rear])
+    pt, pp = _sorted(*poses) if has_pose else ([], [])
+    actions.sort(key=lambda a: a[0])
+
+    out_front, out_rear, out_act, out_traj, out_pose = [], [], [], [], []
+    traj, last_t, last_seq, skipped = 0, None, None, 0
+    eps = 1e-6
+    for t_a, a, seq in actions:
+        i = bisect.bisect_right(ft, t_a + eps) - 1
+        j = bisect.bisect_right(rt, t_a + eps) - 1
+        if i < 0 or j < 0 or t_a - ft[i] > max_image_age or t_a - rt[j] > max_image_age:
+            skipped += 1
+            if out_act and out_act[-1] != Action.STOP:
+                traj += 1          # a missing frame breaks the chain
+            last_t = None
+            continue
+        if last_t is not None and (t_a - last_t > max_gap or (last_seq is not None and seq != last_seq + 1)):
+            if out_act and out_act[-1] != Action.STOP:
+                traj += 1
+        out_front.append(ff[i])
+        out_rear.append(rf[j])
+        out_act.append(a)
+        out_traj.append(traj)
+        if has_pose:
+            k = max(0, bisect.bisect_right(pt, t_a + eps) - 1)
+            out_pose.append(pp[k])
+        if a == Action.STOP:
+            traj += 1
+        last_t, last_seq = t_a, seq
+    if not out_act:
+        raise BagError(f"bag {path}: no action on {names.action} could be paired with front and rear images "
+                       f"(within {max_image_age}s before it); {skipped} actions skipped")
+    # renumber trajectories 0..k-1
+    _, traj_ids = np.unique(np.asarray(out_traj), return_inverse=True)
+    return {
+        "front": np.stack(out_front), "rear": np.stack(out_rear),
+        "actions": np.asarray(out_act, np.int8), "traj": traj_ids.astype(np.int32),
+        "poses": np.asarray(out_pose, np.float32) if has_pose else None,
+        "world": world, "skipped": skipped,
+    }
+
+
+def _known_world(name: str) -> bool:
+    try:
+        from o4a_nav.sim.world import world_names
+    except Exception:
+        return False
+    try:
+        return name in world_names()
+    except Exception:
+        return False
+
+
+def load_worlds(bags, names: TopicNames | None = None, world_override: str | None = None,
+                val_fraction: float = 0.3, seed: int = 0, max_segment: int = 1000, progress=None) -> list[WorldData]:
+    """Read bags and group them by world name (o4a/world_name topic, else --world, else the
+    bag folder name). Each world's trajectories are split train/validation."""
+    if not bags:
+        raise BagError("no bags given")
+    groups: dict[str, list] = {}
+    for bag in bags:
+        d = read_bag(bag, names, progress=progress)
+        name = world_override or d["world"] or Path(bag).resolve().name
+        d["source"] = str(bag)
+        groups.setdefault(name, []).append(d)
+    worlds = []
+    for name, parts in groups.items():
+        pose_flags = {p["poses"] is not None for p in parts}
+        offset, trajs = 0, []
+        for p in parts:
+            t = p["traj"].astype(np.int64)
+            t = _segment(t, max_segment)
+            trajs.append(t + offset)
+            offset = int(trajs[-1].max()) + 1
+        w = WorldData(
+            name=name,
+            front=np.concatenate([p["front"] for p in parts]),
+            rear=np.concatenate([p["rear"] for p in parts]),
+            actions=np.concatenate([p["actions"] for p in parts]),
+            traj=np.concatenate(trajs).astype(np.int32),
+            poses=np.concatenate([p["poses"] for p in parts]) if pose_flags == {True} else None,
+            sources=[p["source"] for p in parts],
+            known_world=_known_world(name),
+        )
+        w.val_traj = split_trajectories(w.traj, val_fraction, seed)
+        worlds.append(w)
+    return worlds
+
+
+def _segment(traj: np.ndarray, max_segment: int) -> np.ndarray:
+    """Cut very long trajectories (e.g. one long real-robot recording) into segments so that
+    a validation split by trajectory is possible. Segment boundaries break the chain."""
+    out = np.empty_like(traj)
+    new_id, count, prev = -1, 0, None
+    for k, t in enumerate(traj):
+        if t != prev or count >= max_segment:
+            new_id, count, prev = new_id + 1, 0, t
+        out[k] = new_id
+        count += 1
+    return out
+
+
+def split_trajectories(traj: np.ndarray, val_fraction: float, seed: int) -> set:
+    ids = np.unique(traj)
+    if len(ids) < 2 or val_fraction <= 0:
+        return set()
+    rng = np.random.default_rng(seed)
+    n_val = int(round(len(ids) * val_fraction))
+    n_val = min(max(n_val, 1), len(ids) - 1)
+    return set(int(i) for i in rng.choice(ids, n_val, replace=False))
+
+
+def from_arrays(name, front, rear, actions, traj, poses=None, val_fraction=0.3, seed=0, known_world=False) -> WorldData:
+    """Build a WorldData from arrays (tests, synthetic data)."""
+    w = WorldData(name=name, front=np.asarray(front, np.uint8), rear=np.asarray(rear, np.uint8),
+                  actions=np.asarray(actions, np.int8), traj=np.asarray(traj, np.int32),
+                  poses=None if poses is None else np.asarray(poses, np.float32), known_world=known_world)
+    w.val_traj = split_trajectories(w.traj, val_fraction, seed)
+    return w

@@ -1,0 +1,224 @@
+"""`o4a train`: bags -> model directory, all four stages, resumable. ROS-free.
+
+    train(bags, out)                       # stages 1-4 on all worlds found in the bags
+    train(bags, out, base="models/x")      # keep h, f-dagger, f of the base model; build the
+                                           # new worlds' graphs and train only their p+
+Checkpoints live in a work directory (default runs/train_<name>): stage 1 after every
+epoch, stage 3 and each world's p+ when done. Re-running the same command resumes; a
+different configuration or bag set starts over.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from o4a_nav.errors import UserError
+from o4a_nav.learning import graph as G
+from o4a_nav.learning import report as R
+from o4a_nav.learning.config import TrainConfig, make_configs, to_dict, train_config_from_dict
+from o4a_nav.learning.dataset import TopicNames, WorldData, load_worlds
+from o4a_nav.learning.model_io import O4AModel, load_model, save_model
+from o4a_nav.learning.training import embed_frames, inverse_accuracy, train_forward, train_geodesic, train_stage1
+
+
+def _fingerprint(bags, tcfg: TrainConfig, mcfg, base) -> str:
+    items = []
+    for b in bags:
+        p = Path(b).resolve()
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
+        items.append([str(p), size])
+    # The stage-1 epoch count is left out so that a run can be extended (or cut short) and
+    # resume from its checkpoint.
+    train = {k: v for k, v in to_dict(tcfg).items() if k not in ("local_epochs", "freeze_h_epochs", "threads")}
+    blob = json.dumps({"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _prepare_work_dir(work: Path, fingerprint: str, resume: bool, log) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    state = work / "state.json"
+    old = json.loads(state.read_text()).get("fingerprint") if state.is_file() else None
+    if old != fingerprint or not resume:
+        for f in list(work.glob("stage*.pt")):
+            f.unlink()
+        if old is not None and resume:
+            log(f"work dir {work}: bags or configuration changed, starting over")
+    state.write_text(json.dumps({"fingerprint": fingerprint}))
+
+
+def _checkpointed(path: Path, module, fn):
+    """Run fn() (training `module`) unless `path` holds its result; returns fn's history."""
+    if path.is_file():
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        module.load_state_dict(ck["state"])
+        return ck["history"]
+    history = fn()
+    tmp = Path(str(path) + ".tmp")
+    torch.save({"state": module.state_dict(), "history": history}, tmp)
+    tmp.replace(path)
+    return history
+
+
+def _previous_report_worlds(out: Path, base) -> dict:
+    for d in (out, Path(base)):
+        f = d / "report.json"
+        if f.is_file():
+            try:
+                return dict(json.loads(f.read_text()).get("worlds", {}))
+            except (OSError, ValueError):
+                return {}
+    return {}
+
+
+@dataclass
+class _WorldGraph:
+    codes: torch.Tensor
+    graph: dict
+    sources: np.ndarray
+    dist_rows: np.ndarray
+
+
+def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, base=None,
+          topics: TopicNames | None = None, world: str | None = None, resume: bool = True,
+          progress=None, log=print) -> dict:
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    out = Path(out)
+    if progress is None:
+        from o4a_nav.learning.training import default_progress
+        progress = default_progress()
+    if base is not None:
+        model_overrides = [o for o in (overrides or []) if o.startswith("model.")]
+        if model_overrides:
+            raise UserError(f"--base keeps the base model's architecture; cannot apply {model_overrides[0]}")
+        model = load_model(base)
+        mcfg = model.config
+        _, tcfg = make_configs("compact", overrides)
+    else:
+        mcfg, tcfg = make_configs(preset, overrides)
+    torch.set_num_threads(max(1, tcfg.threads))
+    work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
+    _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base), resume, log)
+
+    t0 = time.perf_counter()
+    worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress)
+    timings["read_bags"] = time.perf_counter() - t0
+    for w in worlds:
+        log(f"world {w.name}: {len(w)} frames, {len(np.unique(w.traj))} trajectories "
+            f"({len(w.val_traj)} held out), {int(w.next_ok.sum())} transitions, "
+            f"poses {'yes' if w.poses is not None else 'no'}, simulator world {'yes' if w.known_world else 'no'}")
+
+    if base is None:
+        model = O4AModel(mcfg, [w.name for w in worlds])
+    else:
+        for w in worlds:
+            if w.name in model.worlds:
+                log(f"world {w.name}: replacing the base model's p+ head")
+                model.geodesic_heads[model.worlds.index(w.name)] = type(model.geodesic_head(w.name))(mcfg)
+            else:
+                model.add_world(w.name)
+    torch.manual_seed(tcfg.seed)
+    history: dict = {"stage4": {}}
+
+    # ---- stage 1: h + f-dagger ----
+    t0 = time.perf_counter()
+    if base is None:
+        history["stage1"] = train_stage1(model, worlds, tcfg, checkpoint=work / "stage1.pt", progress=progress, log=log)
+    else:
+        log(f"stage 1 skipped: h and f-dagger from {base}")
+    timings["stage1_h_fdagger"] = time.perf_counter() - t0
+    for p in list(model.backbone.parameters()) + list(model.inverse.parameters()):
+        p.requires_grad_(False)
+    model.eval()
+
+    # ---- stage 2: graphs ----
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    graphs: dict[str, _WorldGraph] = {}
+    summary_worlds: dict[str, dict] = {}
+    rng = np.random.default_rng(tcfg.seed)
+    for w in worlds:
+        codes = embed_frames(model, w, progress=progress)
+        g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress)
+        G.save_graph(out / G.graph_name(w.name), g, codes, w.name)
+        train_frames = w.frames(val=False)
+        sources = np.sort(rng.choice(train_frames, min(tcfg.geodesic_sources, len(train_frames)), replace=False))
+        t1 = time.perf_counter()
+        rows = G.shortest_paths(g, sources, progress=progress)
+        log(f"stage 2 graph {w.name}: {int(g['chain'].sum())} chain + {int((~g['chain']).sum())} loop-closure edges "
+            f"in {g['seconds']:.1f}s; Dijkstra from {len(sources)} sources {time.perf_counter() - t1:.1f}s; "
+            f"reachable {np.isfinite(rows[:, train_frames]).mean():.3f}")
+        graphs[w.name] = _WorldGraph(codes, g, sources, rows)
+        summary_worlds[w.name] = {
+            "frames": len(w), "trajectories": int(len(np.unique(w.traj))), "val_trajectories": len(w.val_traj),
+            "bags": w.sources, "graph_seconds": g["seconds"], "graph_file": G.graph_name(w.name),
+            "graph_edges": {"chain": int(g["chain"].sum()), "loop_closure": int((~g["chain"]).sum())},
+        }
+    timings["stage2_graph"] = time.perf_counter() - t0
+
+    # ---- stage 3: f ----
+    t0 = time.perf_counter()
+    if base is None:
+        history["stage3"] = _checkpointed(
+            work / f"stage3_after{tcfg.local_epochs}.pt", model.forward_model,
+            lambda: train_forward(model, [graphs[w.name].codes for w in worlds], [graphs[w.name].graph for w in worlds],
+                                  tcfg, progress=progress, log=log))
+    else:
+        log(f"stage 3 skipped: f from {base}")
+    timings["stage3_f"] = time.perf_counter() - t0
+
+    # ---- stage 4: p+ per world ----
+    t0 = time.perf_counter()
+    for w in worlds:
+        wg = graphs[w.name]
+        head = model.geodesic_head(w.name)
+        key = hashlib.sha1(w.name.encode()).hexdigest()[:10]
+        history["stage4"][w.name] = _checkpointed(
+            work / f"stage4_{key}_after{tcfg.local_epochs if base is None else 0}.pt", head,
+            lambda: train_geodesic(head, wg.codes, wg.dist_rows, wg.sources, w.frames(val=False), tcfg,
+                                   progress=progress, log=log, desc=f"stage 4 p+ {w.name}"))
+    timings["stage4_pplus"] = time.perf_counter() - t0
+    timings["total_training"] = time.perf_counter() - t_start
+
+    # ---- save ----
+    if base is not None and Path(base).resolve() != out.resolve():
+        for f in Path(base).glob("graph_*.npz"):
+            if not (out / f.name).exists():
+                shutil.copy2(f, out / f.name)
+    training_meta = {"bags": [str(b) for b in bags], "base": str(base) if base else None,
+                     "train_config": to_dict(tcfg), "preset": preset if base is None else "base",
+                     "frames": {w.name: len(w) for w in worlds}, "timings_s": timings}
+    prev = list(model.meta.get("training_runs", []))
+    save_model(model, out, {"training": training_meta, "training_runs": prev + [training_meta]})
+    log(f"model saved to {out}")
+
+    # ---- report (ground-truth poses used only here) ----
+    t0 = time.perf_counter()
+    for w in worlds:
+        wg = graphs[w.name]
+        head = model.geodesic_head(w.name)
+        m = summary_worlds[w.name]
+        m["fdagger"] = inverse_accuracy(model, w, wg.codes, seed=tcfg.seed)
+        m["loop_closure"] = R.loop_closure_metrics(wg.graph, w.poses, w.traj)
+        m["geodesic"] = R.geodesic_metrics(w, wg.codes, head, wg.dist_rows, wg.sources, seed=tcfg.seed)
+        fig = R.latent_map(out / f"report_latent_{G.graph_name(w.name)[6:-4]}.png", w, wg.codes, head)
+        m["latent_map"] = fig.name if fig else None
+    timings["report"] = time.perf_counter() - t0
+    weights_bytes = (out / "weights.pt").stat().st_size
+    if base is not None:   # keep the earlier worlds' figures in the merged report
+        summary_worlds = {**_previous_report_worlds(out, base), **summary_worlds}
+    report = R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
+                                  "model_dir": str(out), "base": str(base) if base else None,
+                                  "weights_bytes": weights_bytes, "config": to_dict(mcfg),
+                                  "train_config": to_dict(tcfg)})
+    log(f"report: {out / 'report.md'}  (Spearman {report.get('geodesic_spearman')}, "
+        f"loop-closure precision {report.get('loop_closure_precision')}, "
+        f"f-dagger balanced accuracy {report.get('fdagger_val_balanced_accuracy')})")
+    return report

@@ -1,0 +1,350 @@
+"""Training report: metrics (ground-truth poses are used here only, never for learning),
+report.json with plain keys, report.md and figures. ROS-free.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from o4a_nav.learning.config import CLASSES
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD
+
+# A loop-closure edge i -> j is counted correct when the frames are physically within one
+# action of each other (with tolerance): positions <= 0.5 m apart, headings <= 30 deg apart.
+LC_MAX_DIST_M = 2 * FORWARD_STEP_M
+LC_MAX_YAW_RAD = 2 * ROTATE_STEP_RAD
+
+
+def _yaw_diff(a, b):
+    return np.abs((a - b + np.pi) % (2 * np.pi) - np.pi)
+
+
+def loop_closure_metrics(graph: dict, poses: np.ndarray | None, traj: np.ndarray) -> dict:
+    """Precision / recall of the loop-closure (non-chain) edges against ground-truth poses."""
+    if poses is None:
+        return {"available": False, "reason": "no ground-truth poses in the bags"}
+    from scipy.spatial import cKDTree
+
+    loop = ~graph["chain"]
+    s, d = graph["src"][loop], graph["dst"][loop]
+    dist = np.hypot(*(poses[s, :2] - poses[d, :2]).T)
+    dyaw = _yaw_diff(poses[s, 2], poses[d, 2])
+    correct = (dist <= LC_MAX_DIST_M) & (dyaw <= LC_MAX_YAW_RAD)
+    n = len(poses)
+    # true neighbour pairs (ordered), excluding a frame with itself and consecutive frames of one trajectory
+    pairs = cKDTree(poses[:, :2]).query_pairs(LC_MAX_DIST_M, output_type="ndarray")
+    if len(pairs):
+        pairs = np.concatenate([pairs, pairs[:, ::-1]])
+        ok = _yaw_diff(poses[pairs[:, 0], 2], poses[pairs[:, 1], 2]) <= LC_MAX_YAW_RAD
+        ok &= ~((traj[pairs[:, 0]] == traj[pairs[:, 1]]) & (np.abs(pairs[:, 0] - pairs[:, 1]) <= 1))
+        pairs = pairs[ok]
+    true_keys = pairs[:, 0].astype(np.int64) * n + pairs[:, 1] if len(pairs) else np.zeros(0, np.int64)
+    pred_keys = s.astype(np.int64) * n + d
+    found = np.isin(true_keys, pred_keys).sum() if len(true_keys) else 0
+    return {
+        "available": True,
+        "edges": int(loop.sum()), "chain_edges": int(graph["chain"].sum()),
+        "precision": float(correct.mean()) if len(correct) else None,
+        "recall": float(found / len(true_keys)) if len(true_keys) else None,
+        "true_neighbour_pairs": int(len(true_keys)),
+        "wrong_place_rate_1m": float((dist > 1.0).mean()) if len(dist) else None,
+        "wrong_place_rate_2m": float((dist > 2.0).mean()) if len(dist) else None,
+        "median_error_m": float(np.median(dist)) if len(dist) else None,
+        "criterion": f"correct if positions <= {LC_MAX_DIST_M:.2f} m and headings <= "
+                     f"{math.degrees(LC_MAX_YAW_RAD):.0f} deg apart",
+    }
+
+
+def _load_sim_world(name: str):
+    try:
+        from o4a_nav.sim.world import load_world
+        return load_world(name)
+    except Exception:
+        return None
+
+
+def _pairs_by_goal(frames: np.ndarray, n_goals: int, per_goal: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    goals = rng.choice(frames, min(n_goals, len(frames)), replace=False)
+    src = np.concatenate([rng.choice(frames, per_goal) for _ in goals])
+    dst = np.repeat(goals, per_goal)
+    return src, dst
+
+
+@torch.no_grad()
+def geodesic_metrics(world_data, codes: torch.Tensor, head, dist_rows: np.ndarray | None = None,
+                     row_sources: np.ndarray | None = None, seed: int = 0, n_goals: int = 40,
+                     per_goal: int = 50) -> dict:
+    """Spearman of p+ with the true geodesic distance on held-out pairs (both frames from
+    validation trajectories, never used to train p+), and MAE in metres after a
+    least-squares scale fitted on training pairs. Needs a simulator world + poses."""
+    from scipy.stats import spearmanr
+
+    if world_data.poses is None:
+        return {"available": False, "reason": "no ground-truth poses in the bags"}
+    world = _load_sim_world(world_data.name) if world_data.known_world else None
+    if world is None:
+        return {"available": False, "reason": f"world {world_data.name!r} is not a simulator world "
+                                              "(real robot?): true geodesic distances unknown"}
+    rng = np.random.default_rng(seed)
+    poses = world_data.poses
+
+    def truth(src, dst):
+        order = np.argsort(dst, kind="stable")   # group by goal: one Dijkstra field per goal
+        out = np.empty(len(src))
+        for k in order:
+            out[k] = world.geodesic((poses[src[k], 0], poses[src[k], 1]), (poses[dst[k], 0], poses[dst[k], 1]))
+        return out
+
+    def predict(src, dst):
+        return head(codes[torch.as_tensor(src)], codes[torch.as_tensor(dst)]).numpy()
+
+    val_frames = world_data.frames(val=True)
+    train_frames = world_data.frames(val=False)
+    if len(val_frames) < 10 or len(train_frames) < 10:
+        return {"available": False, "reason": "too few validation or training frames"}
+    cs, cd = _pairs_by_goal(train_frames, n_goals // 2, per_goal, rng)     # calibration (scale)
+    hs, hd = _pairs_by_goal(val_frames, n_goals, per_goal, rng)            # held-out
+    ct, ht = truth(cs, cd), truth(hs, hd)
+    cp, hp = predict(cs, cd), predict(hs, hd)
+    cok, hok = np.isfinite(ct), np.isfinite(ht)
+    scale = float(np.sum(cp[cok] * ct[cok]) / max(np.sum(cp[cok] ** 2), 1e-12))
+    rho = float(spearmanr(hp[hok], ht[hok]).statistic)
+    mae = float(np.mean(np.abs(scale * hp[hok] - ht[hok])))
+    out = {"available": True, "spearman": rho, "mae_m": mae, "scale_m_per_unit": scale,
+           "pairs": int(hok.sum()), "mean_true_geodesic_m": float(np.mean(ht[hok])),
+           "_pred": hp[hok], "_true": ht[hok]}
+    # graph quality: d_G against the truth on training-source rows
+    if dist_rows is not None and row_sources is not None and len(row_sources):
+        k = rng.choice(len(row_sources), min(40, len(row_sources)), replace=False)
+        gs = np.repeat(row_sources[k], per_goal)
+        gd = np.concatenate([rng.choice(train_frames, per_goal) for _ in k])
+        dg = dist_rows[np.repeat(k, per_goal), gd]
+        tg = truth(gs, gd)
+        ok = np.isfinite(dg) & np.isfinite(tg)
+        out["graph_spearman"] = float(spearmanr(dg[ok], tg[ok]).statistic) if ok.sum() > 2 else None
+        out["graph_reachable_fraction"] = float(np.isfinite(dg).mean())
+    return out
+
+
+def latent_map(path, world_data, codes: torch.Tensor, head, max_points: int = 4000, seed: int = 0) -> Path | None:
+    """2-D PCA of g(h(o)) coloured by true position, next to the true positions."""
+    if world_data.poses is None:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(codes), min(max_points, len(codes)), replace=False)
+    with torch.no_grad():
+        g = head.g(codes[torch.as_tensor(idx)]).numpy()
+    g = g - g.mean(0)
+    _, _, vt = np.linalg.svd(g, full_matrices=False)
+    proj = g @ vt[:2].T
+    xy = world_data.poses[idx, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    nrm = (xy - lo) / np.maximum(hi - lo, 1e-9)
+    colour = np.stack([nrm[:, 0], nrm[:, 1], 1.0 - 0.5 * (nrm[:, 0] + nrm[:, 1])], 1).clip(0, 1)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.6))
+    ax[0].scatter(xy[:, 0], xy[:, 1], c=colour, s=3)
+    ax[0].set_title(f"{world_data.name}: true positions")
+    ax[0].set_aspect("equal")
+    ax[0].set_xlabel("x [m]")
+    ax[0].set_ylabel("y [m]")
+    ax[1].scatter(proj[:, 0], proj[:, 1], c=colour, s=3)
+    ax[1].set_title("latent map: PCA of g(h(o)), same colours")
+    ax[1].set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def loss_figure(path, history: dict) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
+    s1 = history.get("stage1") or {}
+    if s1.get("step"):
+        for key in ("loss", "ce", "contrastive"):
+            ax[0].plot(s1["step"], s1[key], label=key, lw=0.8)
+        ev = s1.get("epoch_val", [])
+        if ev and s1["step"]:
+            per = (s1["step"][-1] + 1) / max(len(ev), 1)
+            xs = [(e["epoch"]) * per for e in ev if e.get("val_loss") is not None]
+            ys = [e["val_loss"] for e in ev if e.get("val_loss") is not None]
+            ax[0].plot(xs, ys, "o-", label="val loss")
+        ax[0].set_yscale("log")
+        ax[0].legend()
+    ax[0].set_title("stage 1: h + f-dagger")
+    ax[0].set_xlabel("step")
+    s3 = history.get("stage3") or {}
+    if s3.get("epoch"):
+        ax[1].plot(s3["epoch"], s3["loss"], "o-")
+        ax[1].set_yscale("log")
+    ax[1].set_title("stage 3: f (MSE)")
+    ax[1].set_xlabel("epoch")
+    for world, s4 in (history.get("stage4") or {}).items():
+        if s4.get("step"):
+            ax[2].plot(s4["step"], s4["loss"], label=world, lw=0.8)
+    ax[2].set_yscale("log")
+    ax[2].set_title("stage 4: p+ (MSE on d_G)")
+    ax[2].set_xlabel("step")
+    if history.get("stage4"):
+        ax[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def accuracy_figure(path, per_world: dict) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    names = list(per_world)
+    width = 0.8 / max(len(names), 1)
+    for k, w in enumerate(names):
+        pc = per_world[w].get("per_class", {})
+        vals = [pc.get(c, {}).get("accuracy", np.nan) for c in CLASSES]
+        ax.bar(np.arange(len(CLASSES)) + k * width, vals, width, label=w)
+    ax.set_xticks(np.arange(len(CLASSES)) + 0.4 - width / 2)
+    ax.set_xticklabels(CLASSES, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("f-dagger accuracy per class")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def geodesic_figure(path, per_world: dict) -> Path | None:
+    items = [(w, m) for w, m in per_world.items() if m.get("available") and "_true" in m]
+    if not items:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, len(items), figsize=(4.5 * len(items), 4), squeeze=False)
+    for a, (w, m) in zip(ax[0], items):
+        a.scatter(m["_true"], m["_pred"] * m["scale_m_per_unit"], s=3, alpha=0.5)
+        lim = max(np.max(m["_true"]), 1.0)
+        a.plot([0, lim], [0, lim], "k--", lw=0.8)
+        a.set_xlabel("true geodesic [m]")
+        a.set_ylabel("scaled p+ [m]")
+        a.set_title(f"{w}: Spearman {m['spearman']:.3f}, MAE {m['mae_m']:.2f} m")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def _clean(obj):
+    """JSON-safe: drop private keys (leading _), numpy -> python, NaN -> None."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _mean(vals):
+    vals = [v for v in vals if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def write_report(out_dir, summary: dict) -> dict:
+    """summary: {'worlds': {name: {'fdagger':..., 'loop_closure':..., 'geodesic':..., ...}},
+    'history': {...}, 'timings_s': {...}, ...}. Writes report.json, report.md, figures."""
+    out_dir = Path(out_dir)
+    worlds = summary["worlds"]
+    loss_name = "report_losses.png" if summary.get("base") is None else "report_losses_base_run.png"
+    figures = {"losses": loss_figure(out_dir / loss_name, summary.get("history", {})).name,
+               "fdagger_accuracy": accuracy_figure(out_dir / "report_fdagger_accuracy.png",
+                                                   {w: m.get("fdagger", {}) for w, m in worlds.items()}).name}
+    gfig = geodesic_figure(out_dir / "report_geodesic.png", {w: m.get("geodesic", {}) for w, m in worlds.items()})
+    if gfig:
+        figures["geodesic"] = gfig.name
+    for w, m in worlds.items():
+        if m.get("latent_map"):
+            figures[f"latent_map_{w}"] = m["latent_map"]
+    geo = [m.get("geodesic", {}) for m in worlds.values()]
+    lc = [m.get("loop_closure", {}) for m in worlds.values()]
+    fd = [m.get("fdagger", {}) for m in worlds.values()]
+    top = {
+        "fdagger_val_balanced_accuracy": _mean([f.get("balanced_accuracy") for f in fd]),
+        "fdagger_val_motion_accuracy": _mean([f.get("motion_accuracy") for f in fd]),
+        "loop_closure_precision": _mean([l.get("precision") for l in lc]),
+        "loop_closure_recall": _mean([l.get("recall") for l in lc]),
+        "geodesic_spearman": _mean([g.get("spearman") for g in geo]),
+        "geodesic_spearman_min": min([g["spearman"] for g in geo if g.get("spearman") is not None], default=None),
+        "geodesic_mae_m": _mean([g.get("mae_m") for g in geo]),
+        "graph_geodesic_spearman": _mean([g.get("graph_spearman") for g in geo]),
+    }
+    report = {**top, **{k: v for k, v in summary.items() if k not in ("worlds", "history")},
+              "worlds": worlds, "figures": figures,
+              "history": {"stage1_epochs": (summary.get("history", {}).get("stage1") or {}).get("epoch_val", []),
+                          "stage3": summary.get("history", {}).get("stage3"),
+                          }}
+    report = _clean(report)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False))
+    (out_dir / "report.md").write_text(_markdown(report))
+    return report
+
+
+def _fmt(v, spec=".3f"):
+    return "n/a" if v is None else format(v, spec)
+
+
+def _markdown(r: dict) -> str:
+    lines = ["# O4A training report", ""]
+    lines += [f"- f-dagger balanced validation accuracy: {_fmt(r.get('fdagger_val_balanced_accuracy'))} "
+              f"(motion classes: {_fmt(r.get('fdagger_val_motion_accuracy'))})",
+              f"- loop-closure precision / recall: {_fmt(r.get('loop_closure_precision'))} / "
+              f"{_fmt(r.get('loop_closure_recall'))}",
+              f"- p+ vs true geodesic on held-out pairs: Spearman {_fmt(r.get('geodesic_spearman'))}, "
+              f"MAE {_fmt(r.get('geodesic_mae_m'), '.2f')} m after scaling",
+              f"- graph d_G vs true geodesic: Spearman {_fmt(r.get('graph_geodesic_spearman'))}", ""]
+    if r.get("timings_s"):
+        lines += ["## Timings (s)", ""] + [f"- {k}: {v:.1f}" for k, v in r["timings_s"].items() if v is not None] + [""]
+    for w, m in r.get("worlds", {}).items():
+        lines += [f"## World `{w}`", ""]
+        lines += [f"- frames {m.get('frames')}, trajectories {m.get('trajectories')} "
+                  f"({m.get('val_trajectories')} held out), bags: {', '.join(m.get('bags', []))}"]
+        f = m.get("fdagger", {})
+        if f.get("per_class"):
+            lines += ["- f-dagger validation accuracy per class: " +
+                      ", ".join(f"{c} {v['accuracy']:.3f} (n={v['count']})" for c, v in f["per_class"].items())]
+        lc = m.get("loop_closure", {})
+        if lc.get("available"):
+            lines += [f"- graph: {lc['chain_edges']} chain + {lc['edges']} loop-closure edges; precision "
+                      f"{_fmt(lc['precision'])}, recall {_fmt(lc['recall'])} ({lc['criterion']}); "
+                      f"loop edges > 1 m wrong: {_fmt(lc['wrong_place_rate_1m'])}"]
+        else:
+            lines += [f"- loop closure metrics: not available ({lc.get('reason', 'no poses')})"]
+        g = m.get("geodesic", {})
+        if g.get("available"):
+            lines += [f"- p+: Spearman {g['spearman']:.3f}, MAE {g['mae_m']:.2f} m (scale {g['scale_m_per_unit']:.3f} "
+                      f"m per unit, {g['pairs']} held-out pairs, mean true distance {g['mean_true_geodesic_m']:.2f} m); "
+                      f"graph Spearman {_fmt(g.get('graph_spearman'))}"]
+        else:
+            lines += [f"- geodesic metrics: not available ({g.get('reason', '')})"]
+        lines += [""]
+    for name, fig in r.get("figures", {}).items():
+        lines += [f"![{name}]({fig})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,342 @@
+"""Training stages 1, 3 and 4 (stage 2, the graph, is in graph.py). ROS-free.
+
+Stage 1: h + f-dagger jointly (time-contrastive + class-weighted CE, in-batch negatives),
+         the last `freeze_h_epochs` epochs fine-tune f-dagger alone with h frozen.
+Stage 3: f on the graph's motion edges (chain edges with the recorded action, loop
+         closures with f-dagger's action), MSE to x_j, h frozen.
+Stage 4: p+ per world: regress d_G on sampled (source, target) pairs, h frozen, Gaussian
+         noise on the codes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from o4a_nav.learning.config import CLASSES, NOT_CONNECTED, TrainConfig
+from o4a_nav.learning.dataset import WorldData
+from o4a_nav.learning.losses import batch_class_weights, contrastive_loss, pair_labels, weighted_ce
+from o4a_nav.learning.models import images_to_tensor
+from o4a_nav.types import Action
+
+
+def _tqdm(progress):
+    return progress if progress is not None else default_progress()
+
+
+def default_progress():
+    """tqdm; when stderr is not a terminal (background runs logging to a file) it prints
+    a line every 60 s instead of redrawing."""
+    import functools
+    import sys
+
+    from tqdm import tqdm
+
+    if sys.stderr.isatty():
+        return tqdm
+    return functools.partial(tqdm, mininterval=60, maxinterval=120)
+
+
+class Stage1Data:
+    """Transitions of all worlds with globally unique frame / trajectory ids."""
+
+    def __init__(self, worlds: list[WorldData], val: bool):
+        self.worlds = worlds
+        idx, wid, fid, tid, act = [], [], [], [], []
+        frame_off, traj_off = 0, 0
+        for k, w in enumerate(worlds):
+            t = w.transitions(val)
+            idx.append(t)
+            wid.append(np.full(len(t), k))
+            fid.append(t + frame_off)
+            tid.append(w.traj[t].astype(np.int64) + traj_off)
+            act.append(w.actions[t].astype(np.int64))
+            frame_off += len(w)
+            traj_off += int(w.traj.max()) + 1 if len(w) else 0
+        self.index = np.concatenate(idx) if idx else np.zeros(0, np.int64)
+        self.world = np.concatenate(wid) if wid else np.zeros(0, np.int64)
+        self.frame = np.concatenate(fid) if fid else np.zeros(0, np.int64)
+        self.trajid = np.concatenate(tid) if tid else np.zeros(0, np.int64)
+        self.action = np.concatenate(act) if act else np.zeros(0, np.int64)
+
+    def __len__(self):
+        return len(self.index)
+
+    def batch(self, sel: np.ndarray, augment: bool, rng: np.random.Generator):
+        """-> front (2B), rear (2B) float images (o_t first, then o_t+1), frame ids, traj ids, actions."""
+        fronts, rears = [], []
+        for shift in (0, 1):
+            f = np.empty((len(sel), 96, 96, 3), np.uint8)
+            r = np.empty_like(f)
+            for k, s in enumerate(sel):
+                w = self.worlds[self.world[s]]
+                f[k] = w.front[self.index[s] + shift]
+                r[k] = w.rear[self.index[s] + shift]
+            fronts.append(f)
+            rears.append(r)
+        front = images_to_tensor(np.concatenate(fronts))
+        rear = images_to_tensor(np.concatenate(rears))
+        if augment:
+            front, rear = _jitter(front, rng), _jitter(rear, rng)
+        return (front, rear, torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
+                torch.as_tensor(self.action[sel]))
+
+
+def _jitter(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Per-image brightness (x0.8..1.2) and contrast jitter."""
+    b = img.shape[0]
+    gain = torch.as_tensor(rng.uniform(0.8, 1.2, (b, 1, 1, 1)), dtype=img.dtype)
+    contrast = torch.as_tensor(rng.uniform(0.8, 1.2, (b, 1, 1, 1)), dtype=img.dtype)
+    mean = img.mean(dim=(1, 2, 3), keepdim=True)
+    return ((img - mean) * contrast + mean * gain).clamp_(0.0, 1.0)
+
+
+def stage1_step(model, batch, cfg: TrainConfig, freeze_h: bool = False):
+    """Loss of one batch -> (total, ce, contrastive) tensors."""
+    front, rear, frames, trajs, actions = batch
+    b = frames.shape[0]
+    if freeze_h:
+        with torch.no_grad():
+            codes = model.backbone(front, rear)
+    else:
+        codes = model.backbone(front, rear)
+    x, x_next = codes[:b], codes[b:]
+    labels, neg_mask = pair_labels(frames, trajs, actions)
+    logits = model.inverse.pairwise(x, torch.cat([x, x_next], 0))
+    ce = weighted_ce(logits, labels, batch_class_weights(labels, cfg.not_connected_share))
+    if freeze_h:
+        con = torch.zeros(())
+    else:
+        con = contrastive_loss(x, x_next, neg_mask, cfg.margin_pos, cfg.margin_neg)
+    total = cfg.ce_weight * ce + cfg.contrastive_weight * con
+    return total, ce, con
+
+
+def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: Path | None = None,
+                 progress=None, log=print) -> dict:
+    """Train h + f-dagger. Resumes from `checkpoint` (saved after every epoch). Returns history."""
+    tqdm = _tqdm(progress)
+    data = Stage1Data(worlds, val=False)
+    val = Stage1Data(worlds, val=True)
+    if len(data) < 2:
+        raise ValueError("stage 1 needs at least 2 training transitions")
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.Adam(list(model.backbone.parameters()) + list(model.inverse.parameters()), lr=cfg.lr)
+    history = {"step": [], "loss": [], "ce": [], "contrastive": [], "epoch_val": []}
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.backbone.load_state_dict(ck["backbone"])
+        model.inverse.load_state_dict(ck["inverse"])
+        opt.load_state_dict(ck["opt"])
+        history, start_epoch = ck["history"], ck["epoch"]
+        rng = np.random.default_rng(ck.get("rng_seed", cfg.seed + start_epoch))
+        log(f"stage 1: resumed from {checkpoint} after epoch {start_epoch}")
+    bsz = min(cfg.batch_size, len(data))
+    steps_per_epoch = max(1, len(data) // bsz)
+    step = history["step"][-1] + 1 if history["step"] else 0
+    for epoch in range(start_epoch, cfg.local_epochs):
+        freeze = epoch >= cfg.local_epochs - cfg.freeze_h_epochs and cfg.local_epochs > cfg.freeze_h_epochs
+        model.train()
+        if freeze:
+            model.backbone.eval()
+        perm = rng.permutation(len(data))
+        sums = np.zeros(3)
+        bar = tqdm(range(steps_per_epoch), desc=f"stage 1 h+f-dagger epoch {epoch + 1}/{cfg.local_epochs}"
+                   + (" (h frozen)" if freeze else ""), unit="batch", leave=False)
+        for s in bar:
+            sel = perm[s * bsz:(s + 1) * bsz]
+            total, ce, con = stage1_step(model, data.batch(sel, cfg.augment, rng), cfg, freeze_h=freeze)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            vals = (total.item(), ce.item(), con.item())
+            sums += vals
+            if step % 10 == 0:
+                history["step"].append(step)
+                history["loss"].append(vals[0])
+                history["ce"].append(vals[1])
+                history["contrastive"].append(vals[2])
+            bar.set_postfix(loss=f"{vals[0]:.3f}", ce=f"{vals[1]:.3f}", con=f"{vals[2]:.3f}", refresh=False)
+            step += 1
+        bar.close()
+        val_loss = validation_loss(model, val, cfg) if len(val) >= 2 else None
+        history["epoch_val"].append({"epoch": epoch + 1, "train_loss": float(sums[0] / steps_per_epoch),
+                                     "train_ce": float(sums[1] / steps_per_epoch),
+                                     "train_contrastive": float(sums[2] / steps_per_epoch),
+                                     "val_loss": val_loss, "h_frozen": bool(freeze)})
+        log(f"stage 1 epoch {epoch + 1}/{cfg.local_epochs}: train loss {sums[0] / steps_per_epoch:.4f} "
+            f"(ce {sums[1] / steps_per_epoch:.4f}, contrastive {sums[2] / steps_per_epoch:.4f})"
+            + (f", val loss {val_loss:.4f}" if val_loss is not None else ""))
+        if checkpoint is not None:
+            tmp = Path(str(checkpoint) + ".tmp")
+            torch.save({"backbone": model.backbone.state_dict(), "inverse": model.inverse.state_dict(),
+                        "opt": opt.state_dict(), "history": history, "epoch": epoch + 1,
+                        "rng_seed": int(rng.integers(1 << 31))}, tmp)
+            tmp.replace(checkpoint)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def validation_loss(model, val: Stage1Data, cfg: TrainConfig, max_batches: int = 8) -> float:
+    model.eval()
+    rng = np.random.default_rng(1234)
+    bsz = min(cfg.batch_size, len(val))
+    perm = rng.permutation(len(val))
+    losses = []
+    for s in range(min(max_batches, len(val) // bsz)):
+        total, _, _ = stage1_step(model, val.batch(perm[s * bsz:(s + 1) * bsz], False, rng), cfg)
+        losses.append(float(total))
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+@torch.no_grad()
+def embed_frames(model, world: WorldData, batch: int = 256, progress=None, desc="embedding") -> torch.Tensor:
+    """h of every frame of a world -> (N, n) float32."""
+    tqdm = _tqdm(progress)
+    model.eval()
+    out = []
+    for s in tqdm(range(0, len(world), batch), desc=f"{desc} {world.name}", unit="batch", leave=False):
+        out.append(model.backbone(images_to_tensor(world.front[s:s + batch]), images_to_tensor(world.rear[s:s + batch])))
+    return torch.cat(out) if out else torch.zeros(0, model.embed_dim)
+
+
+@torch.no_grad()
+def inverse_accuracy(model, world: WorldData, codes: torch.Tensor, n_negative: int = 5000, seed: int = 0,
+                     neg_min_distance_m: float = 1.0) -> dict:
+    """f-dagger accuracy per class on the validation trajectories of one world.
+
+    Motion classes: recorded transitions; STOP: a frame with itself; NOT_CONNECTED: random
+    pairs of validation frames that are not within 2 steps on one trajectory and, when
+    ground-truth poses exist, at least `neg_min_distance_m` apart (poses used only here).
+    """
+    rng = np.random.default_rng(seed)
+    t = world.transitions(val=True)
+    frames = world.frames(val=True)
+    if len(frames) < 2:
+        return {}
+    src = [t, frames]
+    dst = [t + 1, frames]
+    lab = [world.actions[t].astype(np.int64) + 1, np.full(len(frames), 1)]
+    i = rng.choice(frames, n_negative)
+    j = rng.choice(frames, n_negative)
+    ok = ~((world.traj[i] == world.traj[j]) & (np.abs(i - j) <= 2))
+    if world.poses is not None:
+        ok &= np.hypot(*(world.poses[i, :2] - world.poses[j, :2]).T) >= neg_min_distance_m
+    src.append(i[ok])
+    dst.append(j[ok])
+    lab.append(np.full(int(ok.sum()), NOT_CONNECTED))
+    src, dst, lab = map(np.concatenate, (src, dst, lab))
+    pred = []
+    for s in range(0, len(src), 4096):
+        pred.append(model.inverse(codes[src[s:s + 4096]], codes[dst[s:s + 4096]]).argmax(1).numpy())
+    pred = np.concatenate(pred)
+    out = {"per_class": {}, "confusion": np.zeros((len(CLASSES), len(CLASSES)), int).tolist()}
+    conf = np.zeros((len(CLASSES), len(CLASSES)), int)
+    np.add.at(conf, (lab, pred), 1)
+    out["confusion"] = conf.tolist()
+    for c, name in enumerate(CLASSES):
+        n = int((lab == c).sum())
+        if n:
+            out["per_class"][name] = {"accuracy": float((pred[lab == c] == c).mean()), "count": n}
+    motion = lab >= 2
+    out["motion_accuracy"] = float((pred[motion] == lab[motion]).mean()) if motion.any() else None
+    out["balanced_accuracy"] = float(np.mean([v["accuracy"] for v in out["per_class"].values()]))
+    return out
+
+
+def train_forward(model, codes_list: list[torch.Tensor], edges_list: list[dict], cfg: TrainConfig,
+                  progress=None, log=print) -> dict:
+    """Stage 3: f on motion edges of all worlds' graphs. codes frozen (h is not touched)."""
+    tqdm = _tqdm(progress)
+    xs, xt, acts = [], [], []
+    for codes, e in zip(codes_list, edges_list):
+        m = (e["action"] >= Action.FORWARD) & (e["action"] <= Action.ROTATE_RIGHT)
+        xs.append(codes[torch.as_tensor(e["src"][m], dtype=torch.long)])
+        xt.append(codes[torch.as_tensor(e["dst"][m], dtype=torch.long)])
+        acts.append(torch.as_tensor(e["action"][m].astype(np.int64)))
+    xs, xt, acts = torch.cat(xs), torch.cat(xt), torch.cat(acts)
+    history = {"epoch": [], "loss": [], "n_edges": int(len(acts))}
+    if len(acts) == 0:
+        log("stage 3: no motion edges; f left untrained")
+        return history
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.forward_model.parameters(), lr=cfg.geodesic_lr)
+    bsz = min(cfg.forward_batch, len(acts))
+    model.forward_model.train()
+    for epoch in tqdm(range(cfg.forward_epochs), desc="stage 3 f", unit="epoch", leave=False):
+        perm = torch.randperm(len(acts))
+        tot, nb = 0.0, 0
+        for s in range(0, len(acts) - bsz + 1, bsz):
+            sel = perm[s:s + bsz]
+            loss = F.mse_loss(model.forward_model(xs[sel], acts[sel]), xt[sel])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot, nb = tot + float(loss), nb + 1
+        history["epoch"].append(epoch + 1)
+        history["loss"].append(tot / max(nb, 1))
+    model.forward_model.eval()
+    with torch.no_grad():
+        pred = model.forward_model(xs, acts)
+        history["final_mse"] = float(F.mse_loss(pred, xt))
+        history["identity_mse"] = float(F.mse_loss(xs, xt))   # baseline: predict no motion
+    log(f"stage 3 f: {len(acts)} motion edges, MSE {history['final_mse']:.4f} "
+        f"(no-motion baseline {history['identity_mse']:.4f})")
+    return history
+
+
+def train_geodesic(head, codes: torch.Tensor, dist_rows: np.ndarray, sources: np.ndarray, targets: np.ndarray,
+                   cfg: TrainConfig, progress=None, log=print, desc="stage 4 p+") -> dict:
+    """Stage 4: regress d_G(source, target) for sampled pairs; unreachable pairs masked.
+
+    dist_rows: (K, N) float32 d_G from each of `sources` (K) to every node; `targets`:
+    node indices a pair may end at.
+    """
+    tqdm = _tqdm(progress)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    rows = torch.as_tensor(dist_rows[:, targets])                    # (K, T)
+    finite = torch.isfinite(rows)
+    if not bool(finite.any()):
+        raise ValueError("no reachable (source, target) pair in the training graph")
+    pairs = finite.nonzero()                                         # reachable pairs (row, col)
+    src_nodes = torch.as_tensor(sources, dtype=torch.long)
+    tgt_nodes = torch.as_tensor(targets, dtype=torch.long)
+    scale = float(rows[finite].mean().clamp(min=1e-3))
+    head.distance_scale.fill_(scale)                                 # regress d_G / scale = O(1)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.geodesic_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.geodesic_steps)
+    history = {"step": [], "loss": [], "n_pairs": int(len(pairs)), "distance_scale": scale,
+               "loss_units": "MSE of d_G / distance_scale"}
+    head.train()
+    bar = tqdm(range(cfg.geodesic_steps), desc=desc, unit="step", leave=False)
+    running = None
+    for step in bar:
+        sel = pairs[torch.randint(len(pairs), (cfg.geodesic_batch,), generator=gen)]
+        target = rows[sel[:, 0], sel[:, 1]]
+        xs = codes[src_nodes[sel[:, 0]]]
+        xg = codes[tgt_nodes[sel[:, 1]]]
+        if cfg.geodesic_noise > 0:
+            xs = xs + cfg.geodesic_noise * torch.randn(xs.shape, generator=gen)
+            xg = xg + cfg.geodesic_noise * torch.randn(xg.shape, generator=gen)
+        loss = F.mse_loss(head(xs, xg) / scale, target / scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+        if step % 20 == 0:
+            history["step"].append(step)
+            history["loss"].append(float(loss))
+            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+    bar.close()
+    head.eval()
+    log(f"{desc}: {len(pairs)} reachable pairs, final MSE ~{running:.4f}")
+    return history
