@@ -171,6 +171,7 @@ class Report:
     recorded_unsafe_forwards: int
     min_agreement: float
     results: list = field(default_factory=list)
+    skipped_stops: int = 0          # recorded safety / cancel STOPs that were not decisions
 
     @property
     def agreement(self) -> float:
@@ -186,6 +187,11 @@ class Report:
                  f"({100 * self.agreement:.1f} %, required {100 * self.min_agreement:.1f} %)",
                  f"  unsafe FORWARD (obstacle in swept box): replayed {self.unsafe_forwards}, "
                  f"recorded {self.recorded_unsafe_forwards}"]
+        if self.skipped_stops:
+            lines.append(f"  {self.skipped_stops} recorded STOP(s) for stale input or cancel: not decisions, skipped")
+        first = next((r for r in self.results if not r.agree), None)
+        if first is not None:
+            lines.append(f"  first difference at step {first.index} (later ones may follow from it)")
         for r in self.results:
             if not r.agree or r.unsafe:
                 lines.append(f"  step {r.index} t={r.t_bag:.3f}s: recorded {r.recorded}, replayed {r.replayed}"
@@ -211,4 +217,4 @@ def compare(run: NavRun, replayed: list, forward_free: list, bag: str = "bag", m
             got == step.action, bool(free), got == Action.FORWARD and not free,
             step.action == Action.FORWARD and not free))
     return Report(bag, model, len(results), sum(r.agree for r in results), sum(r.unsafe for r in results),
-                  sum(r.recorded_unsafe for r in results), min_agreement, results)
+                  sum(r.recorded_unsafe for r in results), min_agreement, results, run.skipped_stops)

@@ -109,8 +109,6 @@ def run(args) -> int:
     report = navrun.compare(the_run, replayed, forward_free, bag=str(args.bag), model=str(args.model),
                             min_agreement=args.min_agreement / 100.0)
     print(report.summary())
-    if the_run.skipped_stops:
-        print(f"  ({the_run.skipped_stops} recorded STOP(s) for stale input or cancel were not decisions; skipped)")
     if args.report:
         from pathlib import Path
 
