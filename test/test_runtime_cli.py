@@ -13,6 +13,7 @@ pytestmark = pytest.mark.ros
 
 ROOT = Path(__file__).resolve().parents[1]
 O4A = [sys.executable, "-m", "o4a_nav.cli"]
+NS = f"/o4a_cli_{os.getpid()}"  # own namespace on top of the per-process domain
 
 
 def o4a(*args, timeout=60):
@@ -43,7 +44,7 @@ def test_goal_command_input_errors(tmp_path):
 def test_goal_command_without_navigator(tmp_path):
     img = np.zeros((60, 80, 3), np.uint8)
     a, b = write_png(tmp_path / "a.png", img), write_png(tmp_path / "b.png", img)
-    r = o4a("goal", a, b, "--server-timeout", "1")
+    r = o4a("goal", a, b, "--server-timeout", "1", "--namespace", NS)
     assert r.returncode == 2 and "no navigator answers" in r.stderr
 
 
@@ -61,17 +62,17 @@ def test_bringup_sim_and_goal_round_trip(tmp_path):
     model = save_model(O4AModel(ModelConfig(), ["two_rooms"]), tmp_path / "m")
     log = open(tmp_path / "bringup.log", "w")
     proc = subprocess.Popen(O4A + ["bringup", "--sim", "--model", str(model), "--world", "two_rooms",
-                                   "--duration", "120"], cwd=ROOT, env=os.environ.copy(), stdout=log,
+                                   "--duration", "120", "--namespace", NS], cwd=ROOT, env=os.environ.copy(), stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         rng = np.random.default_rng(0)
         img = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
         a, b = write_png(tmp_path / "a.png", img), write_png(tmp_path / "b.png", img)
-        r = o4a("goal", a, b, "--server-timeout", "60", "--timeout", "60", timeout=150)
+        r = o4a("goal", a, b, "--server-timeout", "60", "--timeout", "60", "--namespace", NS, timeout=150)
         assert r.returncode == 0, r.stdout + r.stderr + (tmp_path / "bringup.log").read_text()[-3000:]
         assert "SUCCESS" in r.stdout and "steps 1" in r.stdout
         c = write_png(tmp_path / "c.png", img[:48])
-        r = o4a("goal", a, c, "--server-timeout", "30", timeout=90)
+        r = o4a("goal", a, c, "--server-timeout", "30", "--namespace", NS, timeout=90)
         assert r.returncode == 1 and "differ in size" in r.stdout
     finally:
         proc.send_signal(signal.SIGINT)

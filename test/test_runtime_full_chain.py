@@ -6,6 +6,7 @@ decided motion is executed by the base on the simulated robot and reported back)
 test_chain_reaches_goal needs the shipped model models/o4a_default (learning issue) and
 checks that the robot reaches a goal image and the action reports success."""
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from o4a_nav import topics
 from o4a_nav.types import Pose2D
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
+NS = f"/o4a_chain_{os.getpid()}"  # own namespace on top of the per-process domain
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = ROOT / "models" / "o4a_default"
@@ -65,16 +67,16 @@ class Chain:
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
         P = Parameter
-        self.sim = SimNode(context=self.ctx, parameter_overrides=[
+        self.sim = SimNode(context=self.ctx, namespace=NS, parameter_overrides=[
             P("world", value=world), P("seed", value=seed), P("initial_pose", value=[start.x, start.y, start.yaw]),
             P("camera_rate", value=25.0), P("scan_rate", value=25.0)])
-        self.cc = CollisionCheckerNode(context=self.ctx)
-        self.nav = NavigatorNode(context=self.ctx, parameter_overrides=[
+        self.cc = CollisionCheckerNode(context=self.ctx, namespace=NS)
+        self.nav = NavigatorNode(context=self.ctx, namespace=NS, parameter_overrides=[
             P("model_path", value=str(model_path)), P("torch_threads", value=1)]
             + [P(k, value=v) for k, v in nav_params.items()])
-        self.base = BaseControllerNode(context=self.ctx, parameter_overrides=[
+        self.base = BaseControllerNode(context=self.ctx, namespace=NS, parameter_overrides=[
             P("max_linear_speed", value=0.5), P("max_angular_speed", value=1.5)])
-        self.client_node = rclpy.create_node("chain_client", context=self.ctx)
+        self.client_node = rclpy.create_node("chain_client", context=self.ctx, namespace=NS)
         self.actions, self.motion = [], []
         from o4a_msgs.msg import DiscreteAction, MotionState
 

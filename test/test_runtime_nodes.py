@@ -2,6 +2,7 @@
 collision_checker, base_controller and navigator with a real (randomly initialised) model
 directory."""
 import math
+import os
 import threading
 import time
 
@@ -19,6 +20,10 @@ from o4a_nav.nodes._common import SENSOR_QOS, reliable
 from o4a_nav.types import Action, Pose2D, ScanData
 
 pytestmark = pytest.mark.ros
+
+# A namespace of our own on top of the per-process ROS domain: test processes of other
+# suites that happen to share the domain cannot cross-talk with these nodes.
+NS = f"/o4a_test_{os.getpid()}"
 
 
 def wait_until(pred, timeout=10.0, period=0.01):
@@ -59,7 +64,7 @@ class Probe(Node):
     """Plays the robot around the node under test and records what it publishes."""
 
     def __init__(self, ctx):
-        super().__init__("probe", context=ctx)
+        super().__init__("probe", context=ctx, namespace=NS)
         from geometry_msgs.msg import PolygonStamped, Twist
         from nav_msgs.msg import Odometry
         from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
@@ -116,7 +121,7 @@ def test_collision_checker_node_publishes_free_actions_and_box(ros):
     from o4a_nav.nodes.collision_checker import CollisionCheckerNode
 
     ctx, add = ros
-    add(CollisionCheckerNode(context=ctx))
+    add(CollisionCheckerNode(context=ctx, namespace=NS))
     probe = add(Probe(ctx))
     assert wait_until(lambda: probe.boxes, 5.0)
     xs = sorted({round(p.x, 3) for p in probe.boxes[-1].polygon.points})
@@ -139,7 +144,7 @@ def test_collision_checker_node_rejects_bad_geometry(ros):
 
     ctx, _ = ros
     with pytest.raises(UserError, match="box_half_width"):
-        CollisionCheckerNode(context=ctx, parameter_overrides=[Parameter("box_half_width", value=0.1)])
+        CollisionCheckerNode(context=ctx, namespace=NS, parameter_overrides=[Parameter("box_half_width", value=0.1)])
 
 
 # ------------------------------------------------------------------ base controller
@@ -180,7 +185,7 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
     from o4a_nav.nodes.base_controller import BaseControllerNode
 
     ctx, add = ros
-    add(BaseControllerNode(context=ctx))
+    add(BaseControllerNode(context=ctx, namespace=NS))
     probe = add(Probe(ctx))
     base = Unicycle(probe)
     try:
@@ -227,7 +232,7 @@ def nav_node(ctx, model_path, **params):
 
     over = [Parameter("model_path", value=model_path), Parameter("torch_threads", value=1)]
     over += [Parameter(k, value=v) for k, v in params.items()]
-    return NavigatorNode(context=ctx, parameter_overrides=over)
+    return NavigatorNode(context=ctx, namespace=NS, parameter_overrides=over)
 
 
 def call_set_goal(probe, front, rear, enc_front="rgb8", enc_rear="rgb8"):

@@ -42,6 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--duration", type=float, default=0.0, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
     p.add_argument("--threads", type=int, default=4, help="executor threads (default 4)")
+    p.add_argument("--namespace", default="", metavar="NS",
+                   help="ROS namespace for all nodes and their (relative) topics, e.g. /robot1")
 
 
 def plan(args) -> list[tuple[str, str, str, list]]:
@@ -123,7 +125,8 @@ def run(args) -> int:
     try:
         for name, module, cls, overrides in todo:
             node_cls = getattr(importlib.import_module(module), cls)
-            nodes.append(node_cls(node_name=name, parameter_overrides=overrides))
+            kw = {"namespace": args.namespace} if args.namespace else {}
+            nodes.append(node_cls(node_name=name, parameter_overrides=overrides, **kw))
             executor.add_node(nodes[-1])
         print(f"o4a bringup: running {', '.join(n for n, *_ in todo)}; Ctrl-C to stop", file=sys.stderr, flush=True)
         spinner = threading.Thread(target=executor.spin, name="o4a-bringup-executor", daemon=True)

@@ -18,6 +18,7 @@ def add_arguments(p) -> None:
     p.add_argument("--server-timeout", type=float, default=10.0, metavar="S",
                    help="how long to wait for the navigator's action server (default 10)")
     p.add_argument("--quiet", action="store_true", help="no per-step feedback lines")
+    p.add_argument("--namespace", default="", metavar="NS", help="namespace of the navigator (as in o4a bringup)")
 
 
 def load_image_file(path) -> "np.ndarray":  # noqa: F821
@@ -84,7 +85,7 @@ def run(args) -> int:
     from o4a_nav import ros_conv, topics
 
     rclpy.init()
-    node = rclpy.create_node("o4a_goal")
+    node = rclpy.create_node("o4a_goal", namespace=args.namespace or "")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     client = ActionClient(node, NavigateToImage, topics.NAVIGATE)
