@@ -161,22 +161,24 @@ def test_replay_publishes_every_message_unchanged_with_clock(tmp_path, storage):
 
 
 @pytest.mark.ros
-def test_replay_topic_filter_publishes_only_selected_topics(tmp_path):
+def test_replay_topic_filter_and_remap(tmp_path):
     bag = make_bag(tmp_path / "bag", "mcap")
     expected = bag_raw(bag, ["o4a/action"])
     types = {topicmod.normalize(t): ty for t, (ty, _) in bagio.topics(bag).items()}
+    types["/remapped/action"] = types["/o4a/action"]
     listener = Listener(types)
     try:
-        proc = o4a("replay", str(bag), "--rate", "max", "--topics", "/o4a/action", "--delay", "5", "-q")
-        listener.spin_until(lambda: proc.poll() is not None and len(listener.got.get("/o4a/action", [])) == N_STEPS,
+        proc = o4a("replay", str(bag), "--rate", "max", "--topics", "/o4a/action", "scan", "--delay", "5", "-q",
+                   "--remap", "scan:=/remapped/scan_unused", "o4a/action:=/remapped/action")
+        listener.spin_until(lambda: proc.poll() is not None and len(listener.got.get("/remapped/action", [])) == N_STEPS,
                             timeout=60)
         listener.spin_until(lambda: False, timeout=0.3)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
     finally:
         listener.close()
-    assert same_messages(listener.got["/o4a/action"], expected["/o4a/action"], "o4a_msgs/msg/DiscreteAction")
-    assert set(listener.got) == {"/o4a/action"}
+    assert same_messages(listener.got["/remapped/action"], expected["/o4a/action"], "o4a_msgs/msg/DiscreteAction")
+    assert set(listener.got) == {"/remapped/action"}     # nothing on the original names, no images
 
 
 # ---- record under rclpy --------------------------------------------------------------------

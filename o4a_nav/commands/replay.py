@@ -9,6 +9,8 @@ def add_arguments(p) -> None:
     p.add_argument("-r", "--rate", default="1", metavar="R",
                    help="playback speed factor (2 = twice as fast; 'max' = as fast as possible)")
     p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="only these topics")
+    p.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO",
+                   help="publish topic FROM on TO (e.g. scan:=/robot1/scan)")
     p.add_argument("--clock", nargs="?", const=40.0, default=0.0, type=float, metavar="HZ",
                    help="publish /clock (rosgraph_msgs/Clock) at HZ (default 40) with the bag's time, "
                         "for nodes running with use_sim_time")
@@ -46,7 +48,7 @@ def run(args) -> int:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
-        node = Player(args.bag, topics=args.topics, rate=rate, clock_hz=args.clock)
+        node = Player(args.bag, topics=args.topics, rate=rate, clock_hz=args.clock, remaps=args.remap)
         wait_for_subscribers(node, args.delay)
         with tqdm(total=node.total, unit="msg", desc="replay", disable=args.quiet, file=sys.stderr) as bar:
             counts = node.play(should_stop=lambda: stop["flag"], progress=bar)

@@ -60,8 +60,14 @@ class Player(Node):
     """Publishes the selected topics of one bag. Call `play()`; it returns message counts."""
 
     def __init__(self, bag, topics: list[str] | None = None, rate: float = 1.0, clock_hz: float = 0.0,
-                 node_name: str = "o4a_player"):
-        super().__init__(node_name)
+                 remaps: list[str] = (), node_name: str = "o4a_player"):
+        cli_args = []
+        for r in remaps:
+            old, sep, new = r.partition(":=")
+            if not sep or not old or not new:
+                raise UserError(f"--remap {r!r}: expected FROM:=TO")
+            cli_args += ["-r", f"{topicmod.normalize(old)}:={topicmod.normalize(new)}"]
+        super().__init__(node_name, cli_args=["--ros-args", *cli_args] if cli_args else None)
         self.bag = str(bag)
         info = bagio.topics(bag)                      # BagError for a missing / broken bag
         selected = topicmod.select([t for t, (_, n) in info.items()], topics, f"bag {bag}")
