@@ -83,3 +83,24 @@ def test_bringup_sim_and_goal_round_trip(tmp_path):
             proc.wait()
         log.close()
     assert proc.returncode == 0, (tmp_path / "bringup.log").read_text()[-3000:]
+
+
+def test_goal_images_from_bag(tmp_path):
+    """--bag/--time picks the front and rear images nearest to the time (seconds from the
+    first message); a bag without the topics is an error naming it."""
+    from o4a_nav import bagio
+    from o4a_nav.commands.goal import images_from_bag
+    from o4a_nav.errors import BagError
+
+    bag = tmp_path / "bag"
+    with bagio.BagWriter(bag) as w:
+        for k in range(5):
+            t = 100.0 + k
+            img = np.full((60, 80, 3), 10 * k, np.uint8)
+            w.write("/front_camera/image_raw", "sensor_msgs/msg/Image", t, bagio.image_msg(img, t, "front"))
+            w.write("/rear_camera/image_raw", "sensor_msgs/msg/Image", t, bagio.image_msg(img + 1, t, "rear"))
+    front, rear, t = images_from_bag(bag, 2.2, "/front_camera/image_raw", "/rear_camera/image_raw")
+    assert t == pytest.approx(2.0) and front.shape == (60, 80, 3)
+    assert int(front[0, 0, 0]) == 20 and int(rear[0, 0, 0]) == 21
+    with pytest.raises(BagError, match="/nope"):
+        images_from_bag(bag, 0.0, "/nope", "/rear_camera/image_raw")

@@ -99,11 +99,15 @@ def run(args) -> int:
         goal.rear = ros_conv.rgb_to_image_msg(rear, now, topics.REAR_CAMERA_FRAME)
         goal.max_steps = int(args.max_steps)
 
+        from o4a_nav.nav.runtime import STATE_NAMES
+        from o4a_nav.types import Action
+
         def on_feedback(msg):
             if not args.quiet:
                 fb = msg.feedback
-                print(f"step {fb.step:4d}  d_h {fb.goal_distance:8.3f}  action {fb.last_action}  state {fb.state}",
-                      flush=True)
+                action = Action(fb.last_action).name if fb.last_action in set(Action) else str(fb.last_action)
+                state = STATE_NAMES[fb.state] if fb.state < len(STATE_NAMES) else str(fb.state)
+                print(f"step {fb.step:4d}  d_h {fb.goal_distance:8.3f}  {action:12s} {state}", flush=True)
 
         send = client.send_goal_async(goal, feedback_callback=on_feedback)
         executor.spin_until_future_complete(send, timeout_sec=args.server_timeout)
