@@ -32,6 +32,8 @@ def generate_launch_description():
                               description="parameter YAML for the navigation nodes"),
         DeclareLaunchArgument("model_path", default_value="models/o4a_default",
                               description="model directory written by `o4a train`"),
+        DeclareLaunchArgument("world", default_value="",
+                              description="p+ head of the model to use (empty: the model's only world)"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="use /clock (simulated time)"),
         DeclareLaunchArgument("log_level", default_value="info", description="ROS log level"),
@@ -41,7 +43,8 @@ def generate_launch_description():
     for name in NODES:
         params = [params_file, common]
         if name == "navigator":
-            params.append({"model_path": ParameterValue(model_path, value_type=str)})
+            params.append({"model_path": ParameterValue(model_path, value_type=str),
+                           "world": ParameterValue(LaunchConfiguration("world"), value_type=str)})
         nodes.append(Node(
             package=PACKAGE,
             executable=name,

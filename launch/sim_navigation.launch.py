@@ -51,6 +51,7 @@ def generate_launch_description():
         launch_arguments={
             "params_file": LaunchConfiguration("params_file"),
             "model_path": LaunchConfiguration("model_path"),
+            "world": world,   # the navigator's p+ head follows the simulated world
             "use_sim_time": LaunchConfiguration("use_sim_time"),
         }.items(),
     )

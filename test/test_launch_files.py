@@ -155,6 +155,15 @@ def test_bringup_plan_overrides_and_errors(tmp_path):
     assert plan["collision_checker"]["box_half_width"] == 0.2  # from the /** section
     A.sim, A.set = True, ["sim.publish_clock=true"]
     plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    assert plan["navigator"]["world"] == plan["sim"]["world"] == "two_rooms"  # p+ head follows the sim
+    A.world = "four_rooms"
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    assert plan["navigator"]["world"] == plan["sim"]["world"] == "four_rooms"
+    A.set = ["sim.publish_clock=true", "navigator.world=two_rooms"]
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    assert plan["navigator"]["world"] == "two_rooms" and plan["sim"]["world"] == "four_rooms"
+    A.world, A.set = None, ["sim.publish_clock=true"]
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
     assert all(plan[n].get("use_sim_time") is True for n in ("collision_checker", "navigator", "base_controller"))
     assert "use_sim_time" not in plan["sim"]
     A.sim = False

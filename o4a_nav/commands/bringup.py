@@ -82,6 +82,14 @@ def plan(args) -> list[tuple[str, str, str, list]]:
     out = []
     for name, (module, cls) in nodes.items():
         out.append((name, module, cls, node_overrides(files, name, extra[name])))
+    # the navigator's p+ head follows the simulated world unless it was set explicitly
+    if args.sim:
+        sim_world = next((p.value for n, _, _, ov in out if n == "sim" for p in ov if p.name == "world"), None)
+        nav_ov = next(ov for n, _, _, ov in out if n == "navigator")
+        if sim_world and not any(p.name == "world" and p.value for p in nav_ov) and "world" not in extra["navigator"]:
+            from rclpy.parameter import Parameter
+
+            nav_ov[:] = [p for p in nav_ov if p.name != "world"] + [Parameter("world", value=str(sim_world))]
     # a simulator that publishes /clock: every other node runs on simulated time
     sim_clock = any(p.name == "publish_clock" and p.value is True for n, _, _, ov in out if n == "sim" for p in ov)
     if sim_clock:
