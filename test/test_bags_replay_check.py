@@ -76,13 +76,45 @@ def copy_bag(src, dst, storage, edit=None):
     return Path(dst)
 
 
-def replay_check(model_dir, params_file, bag, *extra):
+def replay_check(model_dir, params_file, bag, *extra, watch=None):
+    """Run `o4a replay-check` in a subprocess; `watch`: list that receives the names of
+    default-namespace topics on which anything was published meanwhile."""
     report = Path(str(bag) + ".report.json")
     cmd = [sys.executable, "-m", "o4a_nav.cli", "replay-check", str(bag), "--model", str(model_dir),
            "--report", str(report), "-q", *extra]
     if params_file:
         cmd += ["--params-file", str(params_file)]
-    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    if watch is None:
+        proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    else:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, LaserScan
+
+        from o4a_msgs.msg import DiscreteAction, MotionState
+
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx)
+        node = rclpy.create_node("replay_check_watcher", context=ctx)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        for cls, name in ((Clock, "/clock"), (DiscreteAction, "/o4a/action"), (MotionState, "/o4a/motion_state"),
+                          (LaserScan, "/scan"), (Image, "/front_camera/image_raw")):
+            node.create_subscription(cls, name, lambda m, n=name: watch.append(n), qos)
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(node)
+        try:
+            popen = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            while popen.poll() is None:
+                executor.spin_once(timeout_sec=0.05)
+            out, err = popen.communicate(timeout=60)
+            proc = subprocess.CompletedProcess(cmd, popen.returncode, out, err)
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+            ctx.try_shutdown()
     data = json.loads(report.read_text()) if report.exists() else None
     return proc, data
 
@@ -93,8 +125,10 @@ def replay_check(model_dir, params_file, bag, *extra):
 def test_sim_run_replays_with_full_agreement(setup, storage):
     model_dir, params_file, mcap, sqlite, actions = setup
     bag = mcap if storage == "mcap" else sqlite
-    proc, report = replay_check(model_dir, params_file, bag, "--min-agreement", "100")
+    leaked: list = []
+    proc, report = replay_check(model_dir, params_file, bag, "--min-agreement", "100", watch=leaked)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert leaked == []          # the replay stays in its private namespace: nothing reaches a robot
     assert report["steps"] == len(actions) > 5
     assert report["agreed"] == report["steps"] and report["agreement"] == 1.0
     assert [r["replayed"] for r in report["results"]] == actions

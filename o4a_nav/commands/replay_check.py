@@ -134,39 +134,62 @@ def safety_checker(path):
 
 class Stack:
     """The navigator and collision checker nodes (in this process, on simulated time) and
-    the step driver, spun by one executor thread."""
+    the step driver, spun by one executor thread.
+
+    Everything lives in a private namespace (/o4a_replay_check_<pid>, /clock remapped
+    into it), so a replay never reaches a robot or simulator running on the same ROS
+    domain: its images, clock and motion states stay here, and its DiscreteActions are
+    never seen by a real base controller."""
 
     def __init__(self, args):
+        import os
         import threading
 
         from rclpy.executors import MultiThreadedExecutor
-        from o4a_nav.nodes.collision_checker import CollisionCheckerNode
-        from o4a_nav.nodes._common import node_overrides
-        from o4a_nav.nodes.navigator import NavigatorNode
+
         from o4a_nav.errors import ModelLoadError
+        from o4a_nav.nodes._common import node_overrides
+        from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+        from o4a_nav.nodes.navigator import NavigatorNode
         from o4a_nav.nodes.player import StepDriver
 
+        self.namespace = f"/o4a_replay_check_{os.getpid()}"
+        private = {"namespace": self.namespace,
+                   "cli_args": ["--ros-args", "-r", f"/clock:={self.namespace}/clock"]}
         files = [args.params_file] if args.params_file else []
         nav_extra = {"use_sim_time": True, "model_path": str(args.model), "torch_threads": int(args.threads)}
         if args.world:
             nav_extra["world"] = args.world
-        self.checker_node = CollisionCheckerNode(
-            parameter_overrides=node_overrides(files, "collision_checker", {"use_sim_time": True}))
-        self.nav_node = NavigatorNode(parameter_overrides=node_overrides(files, "navigator", nav_extra))
-        if self.nav_node.runtime.nav is None:
-            raise ModelLoadError(self.nav_node.runtime.model_error)
-        self.driver = StepDriver(stale_timeout=float(self.nav_node.get_parameter("stale_timeout").value),
-                                 timeout=args.timeout)
+        self.nodes = []
+        try:
+            self.checker_node = CollisionCheckerNode(
+                parameter_overrides=node_overrides(files, "collision_checker", {"use_sim_time": True}), **private)
+            self.nodes.append(self.checker_node)
+            self.nav_node = NavigatorNode(parameter_overrides=node_overrides(files, "navigator", nav_extra), **private)
+            self.nodes.append(self.nav_node)
+            if self.nav_node.runtime.nav is None:
+                raise ModelLoadError(self.nav_node.runtime.model_error)
+            self.driver = StepDriver(stale_timeout=float(self.nav_node.get_parameter("stale_timeout").value),
+                                     timeout=args.timeout, **private)
+            self.nodes.append(self.driver)
+        except BaseException:
+            for n in self.nodes:
+                n.destroy_node()
+            raise
         self.executor = MultiThreadedExecutor(num_threads=3)
-        for n in (self.checker_node, self.nav_node, self.driver):
+        for n in self.nodes:
             self.executor.add_node(n)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
-        self.driver.wait_ready(timeout=args.timeout)
+        try:
+            self.driver.wait_ready(timeout=args.timeout)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)
         self._thread.join(timeout=2.0)
         self.nav_node.shutdown()
-        for n in (self.driver, self.nav_node, self.checker_node):
+        for n in self.nodes:
             n.destroy_node()

@@ -187,8 +187,8 @@ class StepDriver(Node):
     STALE_INPUT = 3
 
     def __init__(self, stale_timeout: float = 0.5, step_period: float = 0.1, t0: float = 1000.0,
-                 timeout: float = 30.0, node_name: str = "o4a_replay_check"):
-        super().__init__(node_name)
+                 timeout: float = 30.0, node_name: str = "o4a_replay_check", **node_kwargs):
+        super().__init__(node_name, **node_kwargs)
         import threading
 
         from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
@@ -202,7 +202,7 @@ class StepDriver(Node):
         self.stale_timeout = float(stale_timeout)
         self.step_period, self.t0, self.timeout = float(step_period), float(t0), float(timeout)
         reliable = QoSProfile(depth=10)
-        self._clock_pub = self.create_publisher(Clock, "/clock", reliable)
+        self._clock_pub = self.create_publisher(Clock, topics.CLOCK, reliable)
         self._front_pub = self.create_publisher(Image, topics.FRONT_IMAGE, reliable)
         self._rear_pub = self.create_publisher(Image, topics.REAR_IMAGE, reliable)
         self._scan_pub = self.create_publisher(LaserScan, topics.SCAN, reliable)
@@ -257,7 +257,8 @@ class StepDriver(Node):
         pubs = (self._front_pub, self._rear_pub, self._scan_pub, self._motion_pub, self._clock_pub)
         while time.monotonic() < deadline:
             if (all(p.get_subscription_count() > 0 for p in pubs) and self._goal_client.service_is_ready()
-                    and self.count_publishers("o4a/action") and self.count_publishers("o4a/free_actions")):
+                    and self.count_publishers(self.resolve_topic_name("o4a/action"))
+                    and self.count_publishers(self.resolve_topic_name("o4a/free_actions"))):
                 return
             time.sleep(0.05)
         raise TimeoutError("the navigator / collision checker did not appear (subscriptions, o4a/set_goal)")
