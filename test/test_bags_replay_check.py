@@ -261,13 +261,14 @@ def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup
         lines.append("    stop_threshold: 0.0")
     live_params.write_text("\n".join(lines) + "\n")
     env = dict(os.environ)
+    ns = f"/bagtest_{os.getpid()}"      # own namespace: no cross-talk with other suites on the domain
     stack = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "bringup", "--sim", "--world", WORLD,
-                              "--seed", "2", "--model", str(model_dir), *sets], cwd=REPO, env=env,
+                              "--seed", "2", "--model", str(model_dir), "--namespace", ns, *sets], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     bag = tmp_path / "live"
-    recorder = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "record", "front_camera/image_raw",
-                                 "rear_camera/image_raw", "scan", "o4a/action", "o4a/motion_state", "o4a/status",
-                                 "--goal", *files, "-o", str(bag)], cwd=REPO, env=env,
+    recorder = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "record",
+                                 "--namespace", ns, "front_camera/image_raw", "rear_camera/image_raw", "scan",
+                                 "o4a/action", "o4a/motion_state", "o4a/status", "--goal", *files, "-o", str(bag)], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -277,14 +278,14 @@ def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     states = []
-    node.create_subscription(NavigatorStatus, "o4a/status", lambda m: states.append(int(m.state)), QoSProfile(depth=100))
+    node.create_subscription(NavigatorStatus, f"{ns}/o4a/status", lambda m: states.append(int(m.state)), QoSProfile(depth=100))
     try:
-        client = node.create_client(SetGoal, "o4a/set_goal")
+        client = node.create_client(SetGoal, f"{ns}/o4a/set_goal")
         deadline = time.monotonic() + 90
         # the stack is up and the recorder subscribed to the action topic and the cameras
         while time.monotonic() < deadline and not (
-                client.service_is_ready() and node.count_subscribers("/o4a/action") >= 2
-                and node.count_subscribers("/front_camera/image_raw") >= 2):
+                client.service_is_ready() and node.count_subscribers(f"{ns}/o4a/action") >= 2
+                and node.count_subscribers(f"{ns}/front_camera/image_raw") >= 2):
             time.sleep(0.1)
         assert stack.poll() is None and recorder.poll() is None, "stack or recorder exited early"
         assert client.service_is_ready(), "navigator did not come up"
@@ -310,9 +311,9 @@ def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup
         rec_out = recorder.communicate(timeout=60)[0]
         stack_out = stack.communicate(timeout=60)[0]
     assert recorder.returncode == 0, rec_out
-    n_actions = bagio.topics(bag)["/o4a/action"][1]
+    n_actions = bagio.topics(bag)[f"{ns}/o4a/action"][1]
     assert n_actions >= 3, rec_out + stack_out[-3000:]
-    proc, report = replay_check(model_dir, live_params, bag, "--min-agreement", "100")
+    proc, report = replay_check(model_dir, live_params, bag, "--min-agreement", "100", "--namespace", ns)
     assert proc.returncode == 0, proc.stdout + proc.stderr + stack_out[-3000:]
     assert report["steps"] == n_actions and report["agreement"] == 1.0
 

@@ -14,6 +14,8 @@ def add_arguments(p) -> None:
                    help="storage format (default mcap, as ros2 bag on Jazzy)")
     p.add_argument("-d", "--duration", type=float, default=0.0, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
+    p.add_argument("--namespace", default="", metavar="NS",
+                   help="namespace for relative topic names and the --goal topics (as o4a bringup --namespace)")
     p.add_argument("--goal", nargs=2, default=None, metavar=("FRONT", "REAR"),
                    help="also write these goal images (PNG/JPEG files, as given to the navigator) on "
                         "o4a/goal/front_image and o4a/goal/rear_image at the start, for replay-check")
@@ -45,7 +47,8 @@ def run(args) -> int:
 
     from o4a_nav.errors import UserError
 
-    topics = list(args.topics) + list(args.topic_opt)
+    ns = "/" + args.namespace.strip("/") if args.namespace.strip("/") else ""
+    topics = [t if t.startswith("/") else f"{ns}/{t}" for t in list(args.topics) + list(args.topic_opt)]
     if args.all and topics:
         raise UserError("give either topics or --all, not both")
     if not args.all and not topics:
@@ -77,7 +80,7 @@ def run(args) -> int:
             from o4a_nav.bagtools import navrun
 
             t0 = node.get_clock().now().nanoseconds * 1e-9
-            for topic, img in zip((navrun.GOAL_FRONT, navrun.GOAL_REAR), goal):
+            for topic, img in zip((ns + navrun.GOAL_FRONT, ns + navrun.GOAL_REAR), goal):
                 writer.connection(topic, "sensor_msgs/msg/Image", latched=True)
                 writer.write(topic, "sensor_msgs/msg/Image", t0, bagio.image_msg(img, t0, "goal"))
         executor = SingleThreadedExecutor()

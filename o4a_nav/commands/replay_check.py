@@ -8,6 +8,8 @@ HELP = "replay a recorded navigation run through the navigator and compare its d
 def add_arguments(p) -> None:
     p.add_argument("bag", metavar="BAG", help="navigation-run bag (layout: docs/BAGS.md)")
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (o4a train output)")
+    p.add_argument("--namespace", default="", metavar="NS",
+                   help="namespace of the recorded topics (e.g. /robot1 for /robot1/scan, ...)")
     p.add_argument("--world", default="", help="p+ head to use when the model has several worlds")
     p.add_argument("--params-file", default=None, metavar="YAML",
                    help="ROS 2 parameter file for the navigator / collision_checker (as for the nodes)")
@@ -26,8 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def load_run(bag):
-    """The NavRun of a bag, as rclpy messages (so the driver can republish them)."""
+def load_run(bag, namespace: str = ""):
+    """The NavRun of a bag, as rclpy messages (so the driver can republish them). With a
+    namespace, the bag's topics are looked up under it (/robot1/scan for scan)."""
     from rclpy.serialization import deserialize_message
 
     from o4a_nav import bagio
@@ -37,18 +40,21 @@ def load_run(bag):
     from o4a_nav.nodes.player import msg_class
 
     info = bagio.topics(bag)
-    wanted = {topicmod.normalize(t): t for t in info}
+    prefix = topicmod.normalize(namespace) if namespace.strip("/") else ""
+    wanted = {topicmod.normalize(t)[len(prefix):]: t for t in info
+              if topicmod.normalize(t).startswith(prefix + "/")}
     for name in navrun.REQUIRED:
         if name not in wanted or info[wanted[name]][1] == 0:
-            have = ", ".join(sorted(wanted)) or "none"
-            raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
+            have = ", ".join(sorted(topicmod.normalize(t) for t in info)) or "none"
+            raise BagError(f"bag {bag} has no messages on topic {prefix}{name}, which replay-check needs "
                            f"(topics in the bag: {have})")
     names = [wanted[n] for n in (*navrun.REQUIRED, navrun.MOTION_STATE, navrun.STATUS) if n in wanted]
     classes = {t: msg_class(info[t][0], topicmod.normalize(t)) for t in names}
+    local = {t: n for n, t in wanted.items()}
     for t in names:
         expected = {navrun.ACTION: "o4a_msgs/msg/DiscreteAction", navrun.SCAN: "sensor_msgs/msg/LaserScan",
                     navrun.MOTION_STATE: "o4a_msgs/msg/MotionState",
-                    navrun.STATUS: "o4a_msgs/msg/NavigatorStatus"}.get(topicmod.normalize(t), "sensor_msgs/msg/Image")
+                    navrun.STATUS: "o4a_msgs/msg/NavigatorStatus"}.get(local[t], "sensor_msgs/msg/Image")
         if info[t][0] != expected:
             raise BagError(f"bag {bag}: topic {topicmod.normalize(t)} has type {info[t][0]}, expected {expected}")
 
@@ -59,7 +65,7 @@ def load_run(bag):
             except Exception as exc:
                 raise BagError(f"bag {bag}: a {msgtype} message on topic {topicmod.normalize(topic)} at "
                                f"t={t:.3f}s is corrupted and cannot be decoded ({exc})") from exc
-            yield topicmod.normalize(topic), t, msg
+            yield local[topic], t, msg
 
     return navrun.extract_run(records(), str(bag))
 
@@ -94,7 +100,7 @@ def run(args) -> int:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     stack = None
     try:
-        the_run = load_run(args.bag)
+        the_run = load_run(args.bag, args.namespace)
         stack = Stack(args)
         reference = safety_checker(args.safety_params)
         forward_free = [Action.FORWARD in reference.free_actions(ros_conv.scan_msg_to_data(s.scan)).free
