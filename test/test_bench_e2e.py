@@ -156,3 +156,19 @@ def test_caches_do_not_change_decisions(model_dir):
     assert runs[0].cached_steps == 0 and len(runs[0].latencies_s) == 40
     assert runs[1].cached_steps + len(runs[1].latencies_s) == 40
     assert m.hits == runs[1].cached_steps and m.misses >= 1
+
+
+def test_partial_checkpoints_are_written_while_running(tmp_path, monkeypatch):
+    from o4a_nav.bench import report
+    from o4a_nav.bench.run import BenchConfig, run_benchmark
+
+    seen = []
+    real = report.write_json
+    monkeypatch.setattr(report, "write_json", lambda path, payload: (seen.append(
+        (payload["partial"], len(payload["episodes"]), list(payload["notes"]))), real(path, payload))[1])
+    cfg = BenchConfig(model=None, worlds=["two_rooms"], out=str(tmp_path), episodes=2, policies=["oracle"],
+                      difficulties=["easy"], max_steps=50)
+    payload = run_benchmark(cfg, progress=False, checkpoint_s=1e-9)
+    assert seen[0][0] is True and seen[0][1] == 1 and "PARTIAL" in seen[0][2][0]
+    assert seen[-1][0] is False and seen[-1][1] == 2 and not payload["partial"]
+    assert "PARTIAL" not in (tmp_path / "results.md").read_text()

@@ -250,16 +250,16 @@ def _write_outputs(cfg, out, worlds, episodes, results, per_policy_time, notes, 
     done = sorted(results, key=lambda t: (w_order[t[0].world], d_order[t[0].difficulty], t[0].index,
                                           p_order[t[1].policy]))
     pictures = []
-    if not partial:
-        by_episode: dict[str, dict] = {}
-        for ep, r in done:
-            if r.trajectory:
-                by_episode.setdefault(ep.key, {"ep": ep, "res": {}})["res"][r.policy] = r
-        for item in by_episode.values():
-            ep = item["ep"]
-            path = out / f"traj_{ep.world}_{ep.difficulty}_{ep.index:02d}.png"
+    by_episode: dict[str, dict] = {}
+    for ep, r in done:
+        if r.trajectory:
+            by_episode.setdefault(ep.key, {"ep": ep, "res": {}})["res"][r.policy] = r
+    for item in by_episode.values():
+        ep = item["ep"]
+        path = out / f"traj_{ep.world}_{ep.difficulty}_{ep.index:02d}.png"
+        if not path.is_file() or not partial:  # an episode's policies all finish together
             report.plot_trajectories(world_map(worlds[ep.world]), ep, item["res"], path)
-            pictures.append(path.name)
+        pictures.append(path.name)
     rs = [r for _, r in done]
     records = group_records(rs, cfg.difficulties)
     n_eps = {p: sum(1 for r in rs if r.policy == p) for p in per_policy_time}
