@@ -24,20 +24,21 @@ PY = sys.executable
 N_STEPS = 15
 T0 = 1000.0
 DT = 0.04
+NS = f"bagtest{os.getpid()}"   # topics of the ROS tests: no cross-talk with other nodes on the domain
 
 
 def make_bag(path: Path, storage: str) -> Path:
     """A small bag like a recording: latched world name, images, scans, o4a_msgs actions."""
-    with bagio.BagWriter(path, storage=storage, latched_topics=["o4a/world_name"]) as w:
-        w.write("o4a/world_name", "std_msgs/msg/String", T0, bagio.string_msg("test_room"))
+    with bagio.BagWriter(path, storage=storage, latched_topics=[f"{NS}/o4a/world_name"]) as w:
+        w.write(f"{NS}/o4a/world_name", "std_msgs/msg/String", T0, bagio.string_msg("test_room"))
         for i in range(N_STEPS):
             t = T0 + DT * (i + 1)
             img = np.full((96, 96, 3), i, np.uint8)
             img[0, 0] = (255, 0, 0)
-            w.write("front_camera/image_raw", "sensor_msgs/msg/Image", t, bagio.image_msg(img, t, "front"))
+            w.write(f"{NS}/front_camera/image_raw", "sensor_msgs/msg/Image", t, bagio.image_msg(img, t, "front"))
             scan = ScanData(np.linspace(0.5, 2.0 + i, 30).astype(np.float32), -2.0, 0.14, 0.05, 10.0, t)
-            w.write("scan", "sensor_msgs/msg/LaserScan", t, bagio.scan_msg(scan, "laser"))
-            w.write("o4a/action", "o4a_msgs/msg/DiscreteAction", t, bagio.action_msg(i % 4, t, i))
+            w.write(f"{NS}/scan", "sensor_msgs/msg/LaserScan", t, bagio.scan_msg(scan, "laser"))
+            w.write(f"{NS}/o4a/action", "o4a_msgs/msg/DiscreteAction", t, bagio.action_msg(i % 4, t, i))
     return path
 
 
@@ -102,7 +103,7 @@ class Listener:
         self.node = rclpy.create_node("bag_test_listener", context=self.ctx)
         self.got: dict[str, list[bytes]] = {}
         for topic, msgtype in topics_types.items():
-            latched = topic == "/o4a/world_name"
+            latched = topic.endswith("/o4a/world_name")
             qos = QoSProfile(depth=1000,
                              reliability=ReliabilityPolicy.RELIABLE if latched else ReliabilityPolicy.BEST_EFFORT,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
@@ -136,9 +137,10 @@ def test_replay_publishes_every_message_unchanged_with_clock(tmp_path, storage):
     bag = make_bag(tmp_path / "bag", storage)
     expected = bag_raw(bag)
     types = {topicmod.normalize(t): ty for t, (ty, _) in bagio.topics(bag).items()}
-    listener = Listener({**types, "/clock": "rosgraph_msgs/msg/Clock"})
+    clock = f"/{NS}/clock"                 # /clock remapped like any topic
+    listener = Listener({**types, clock: "rosgraph_msgs/msg/Clock"})
     try:
-        proc = o4a("replay", str(bag), "--rate", "2", "--clock", "--delay", "5", "-q")
+        proc = o4a("replay", str(bag), "--rate", "2", "--clock", "--delay", "5", "-q", "--remap", f"/clock:={clock}")
         ok = listener.spin_until(
             lambda: proc.poll() is not None and all(len(listener.got.get(t, [])) == len(v) for t, v in expected.items()),
             timeout=60)
@@ -153,7 +155,7 @@ def test_replay_publishes_every_message_unchanged_with_clock(tmp_path, storage):
     for topic, raws in expected.items():                    # same messages, in order
         assert same_messages(listener.got[topic], raws, types[topic]), topic
 
-    clocks = [deserialize_message(r, Clock).clock for r in listener.got["/clock"]]
+    clocks = [deserialize_message(r, Clock).clock for r in listener.got[clock]]
     secs = [c.sec + c.nanosec * 1e-9 for c in clocks]
     assert secs[0] == pytest.approx(T0, abs=1e-6)           # bag time, not wall time
     assert max(secs) == pytest.approx(T0 + DT * N_STEPS, abs=1e-6)
@@ -163,22 +165,23 @@ def test_replay_publishes_every_message_unchanged_with_clock(tmp_path, storage):
 @pytest.mark.ros
 def test_replay_topic_filter_and_remap(tmp_path):
     bag = make_bag(tmp_path / "bag", "mcap")
-    expected = bag_raw(bag, ["o4a/action"])
+    expected = bag_raw(bag, [f"{NS}/o4a/action"])
     types = {topicmod.normalize(t): ty for t, (ty, _) in bagio.topics(bag).items()}
-    types["/remapped/action"] = types["/o4a/action"]
+    remapped = f"/{NS}/remapped/action"
+    types[remapped] = types[f"/{NS}/o4a/action"]
     listener = Listener(types)
     try:
-        proc = o4a("replay", str(bag), "--rate", "max", "--topics", "/o4a/action", "scan", "--delay", "5", "-q",
-                   "--remap", "scan:=/remapped/scan_unused", "o4a/action:=/remapped/action")
-        listener.spin_until(lambda: proc.poll() is not None and len(listener.got.get("/remapped/action", [])) == N_STEPS,
+        proc = o4a("replay", str(bag), "--rate", "max", "--topics", f"/{NS}/o4a/action", f"{NS}/scan", "--delay", "5",
+                   "-q", "--remap", f"{NS}/scan:=/{NS}/remapped/scan_unused", f"{NS}/o4a/action:={remapped}")
+        listener.spin_until(lambda: proc.poll() is not None and len(listener.got.get(remapped, [])) == N_STEPS,
                             timeout=60)
         listener.spin_until(lambda: False, timeout=0.3)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
     finally:
         listener.close()
-    assert same_messages(listener.got["/remapped/action"], expected["/o4a/action"], "o4a_msgs/msg/DiscreteAction")
-    assert set(listener.got) == {"/remapped/action"}     # nothing on the original names, no images
+    assert same_messages(listener.got[remapped], expected[f"/{NS}/o4a/action"], "o4a_msgs/msg/DiscreteAction")
+    assert set(listener.got) == {remapped}     # nothing on the original names, no images
 
 
 # ---- record under rclpy --------------------------------------------------------------------
@@ -199,19 +202,20 @@ def test_record_writes_sensor_reliable_and_latched_topics(tmp_path, storage):
     node = rclpy.create_node("bag_test_talker", context=ctx)
     out = tmp_path / "rec"
     try:
-        latched = node.create_publisher(String, "o4a/world_name", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        latched = node.create_publisher(String, f"{NS}/o4a/world_name", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         latched.publish(String(data="room_before_recorder"))       # sent before the recorder exists
-        images = node.create_publisher(Image, "front_camera/image_raw", qos_profile_sensor_data)
-        scans = node.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
-        actions = node.create_publisher(DiscreteAction, "o4a/action", 10)
-        proc = o4a("record", "front_camera/image_raw", "/scan", "o4a/action", "o4a/world_name", "late_topic",
+        images = node.create_publisher(Image, f"{NS}/front_camera/image_raw", qos_profile_sensor_data)
+        scans = node.create_publisher(LaserScan, f"{NS}/scan", qos_profile_sensor_data)
+        actions = node.create_publisher(DiscreteAction, f"{NS}/o4a/action", 10)
+        proc = o4a("record", "front_camera/image_raw", f"/{NS}/scan", "o4a/action", "o4a/world_name", "late_topic",
+                   "--namespace", NS,
                    "-o", str(out), "-s", storage)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(
                 p.get_subscription_count() > 0 for p in (latched, images, scans, actions)):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[1]
-        late = node.create_publisher(String, "late_topic", 10)      # appears after the recorder started
+        late = node.create_publisher(String, f"{NS}/late_topic", 10)      # appears after the recorder started
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and late.get_subscription_count() == 0:
             time.sleep(0.05)
@@ -234,18 +238,18 @@ def test_record_writes_sensor_reliable_and_latched_topics(tmp_path, storage):
         ctx.try_shutdown()
     assert any(out.glob("*.mcap" if storage == "mcap" else "*.db3"))
     info = bagio.topics(out)
-    assert info["/o4a/action"] == ("o4a_msgs/msg/DiscreteAction", 10)
+    assert info[f"/{NS}/o4a/action"] == ("o4a_msgs/msg/DiscreteAction", 10)
     msgs: dict[str, list] = {}
     for topic, _, _, msg in bagio.read(out):
         msgs.setdefault(topic, []).append(msg)
-    assert [m.data for m in msgs["/o4a/world_name"]] == ["room_before_recorder"]
-    assert [m.data for m in msgs["/late_topic"]] == ["late"]
-    assert [(m.action, m.sequence) for m in msgs["/o4a/action"]] == sent_actions
-    assert [int(m.data[0]) for m in msgs["/front_camera/image_raw"]] == list(range(10))
-    assert [float(m.ranges[0]) for m in msgs["/scan"]] == [1.0 + i for i in range(10)]
+    assert [m.data for m in msgs[f"/{NS}/o4a/world_name"]] == ["room_before_recorder"]
+    assert [m.data for m in msgs[f"/{NS}/late_topic"]] == ["late"]
+    assert [(m.action, m.sequence) for m in msgs[f"/{NS}/o4a/action"]] == sent_actions
+    assert [int(m.data[0]) for m in msgs[f"/{NS}/front_camera/image_raw"]] == list(range(10))
+    assert [float(m.ranges[0]) for m in msgs[f"/{NS}/scan"]] == [1.0 + i for i in range(10)]
     qos = bagio.offered_qos(out)
-    assert qos["/o4a/world_name"][0].durability.name == "TRANSIENT_LOCAL"   # replays latched
-    assert qos["/scan"][0].reliability.name == "BEST_EFFORT"
+    assert qos[f"/{NS}/o4a/world_name"][0].durability.name == "TRANSIENT_LOCAL"   # replays latched
+    assert qos[f"/{NS}/scan"][0].reliability.name == "BEST_EFFORT"
 
 
 # ---- errors (in process, through the CLI) --------------------------------------------------
@@ -257,7 +261,7 @@ def run_cli(capsys, *argv) -> tuple[int, str]:
 
 def test_replay_missing_topic_names_it(tmp_path, capsys):
     bag = make_bag(tmp_path / "bag", "sqlite3")
-    code, err = run_cli(capsys, "replay", str(bag), "--topics", "/front_camera/image_raw", "rear_camera/image_raw")
+    code, err = run_cli(capsys, "replay", str(bag), "--topics", f"/{NS}/front_camera/image_raw", "rear_camera/image_raw")
     assert code == 2
     assert "rear_camera/image_raw" in err and "not in" in err and "Traceback" not in err
 
