@@ -78,7 +78,7 @@ def copy_bag(src, dst, storage, edit=None):
 
 def replay_check(model_dir, params_file, bag, *extra, watch=None):
     """Run `o4a replay-check` in a subprocess; `watch`: list that receives the names of
-    default-namespace topics on which anything was published meanwhile."""
+    default-namespace topics on which the replay's data (its simulated time) appeared."""
     report = Path(str(bag) + ".report.json")
     cmd = [sys.executable, "-m", "o4a_nav.cli", "replay-check", str(bag), "--model", str(model_dir),
            "--report", str(report), "-q", *extra]
@@ -99,9 +99,14 @@ def replay_check(model_dir, params_file, bag, *extra, watch=None):
         rclpy.init(context=ctx)
         node = rclpy.create_node("replay_check_watcher", context=ctx)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        def seen(name, msg):   # only the replay's simulated time range (t0 = 1000 s), not other stacks' data
+            stamp = msg.clock if name == "/clock" else msg.header.stamp
+            if 1000 <= stamp.sec < 1100:
+                watch.append(name)
+
         for cls, name in ((Clock, "/clock"), (DiscreteAction, "/o4a/action"), (MotionState, "/o4a/motion_state"),
                           (LaserScan, "/scan"), (Image, "/front_camera/image_raw")):
-            node.create_subscription(cls, name, lambda m, n=name: watch.append(n), qos)
+            node.create_subscription(cls, name, lambda m, n=name: seen(n, m), qos)
         executor = SingleThreadedExecutor(context=ctx)
         executor.add_node(node)
         try:
