@@ -10,7 +10,9 @@ def add_arguments(p) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (o4a train output)")
     p.add_argument("--namespace", default="", metavar="NS",
                    help="namespace of the recorded topics (e.g. /robot1 for /robot1/scan, ...)")
-    p.add_argument("--world", default="", help="p+ head to use when the model has several worlds")
+    p.add_argument("--world", default="",
+                   help="p+ head to use when the model has several worlds (default: the bag's o4a/world_name "
+                        "when the model has a head for it)")
     p.add_argument("--params-file", default=None, metavar="YAML",
                    help="ROS 2 parameter file for the navigator / collision_checker (as for the nodes)")
     p.add_argument("--safety-params", default=None, metavar="YAML",
@@ -70,6 +72,20 @@ def load_run(bag, namespace: str = ""):
     return navrun.extract_run(records(), str(bag))
 
 
+def recorded_world(bag, namespace: str = "") -> str:
+    """The first o4a/world_name in the bag ('' when there is none)."""
+    from o4a_nav import bagio, topics
+    from o4a_nav.bagtools import topics as topicmod
+
+    prefix = topicmod.normalize(namespace) if namespace.strip("/") else ""
+    name = prefix + topicmod.normalize(topics.WORLD_NAME)
+    for t in bagio.topics(bag):
+        if topicmod.normalize(t) == name:
+            for _, _, _, msg in bagio.read(bag, topics=[t]):
+                return str(msg.data)
+    return ""
+
+
 def run(args) -> int:
     import sys
 
@@ -96,7 +112,12 @@ def run(args) -> int:
     from o4a_nav.learning.model_io import load_model
     from o4a_nav.types import Action
 
-    load_model(args.model)        # a clear ModelLoadError before anything starts
+    model = load_model(args.model)        # a clear ModelLoadError before anything starts
+    if not args.world and len(model.worlds) > 1:
+        recorded = recorded_world(args.bag, args.namespace)
+        if recorded in model.worlds:
+            args.world = recorded
+    del model
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     stack = None
     try:
