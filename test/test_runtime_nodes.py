@@ -417,3 +417,34 @@ def test_navigate_action_success_and_cancel(ros, model_dir):
         stop.set()
         th.join(2.0)
         client.destroy()
+
+
+def test_parameters_change_at_run_time_or_are_refused(ros, model_dir):
+    from o4a_nav.nodes.base_controller import BaseControllerNode
+    from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+
+    ctx, add = ros
+    cc = add(CollisionCheckerNode(context=ctx, namespace=NS))
+    r = cc.set_parameters([Parameter("box_half_width", value=0.1)])[0]
+    assert not r.successful and "narrower than the robot" in r.reason
+    assert cc.checker.params.box_half_width == 0.2 and cc.get_parameter("box_half_width").value == 0.2
+    assert cc.set_parameters([Parameter("box_x_max", value=0.8)])[0].successful
+    assert cc.checker.params.box_x_max == 0.8
+    base = add(BaseControllerNode(context=ctx, namespace=NS))
+    assert base.set_parameters([Parameter("max_linear_speed", value=0.4)])[0].successful
+    assert base.ctl.params.max_linear_speed == 0.4
+    r = base.set_parameters([Parameter("control_rate", value=10.0)])[0]
+    assert not r.successful and "restart" in r.reason
+    r = base.set_parameters([Parameter("min_linear_speed", value=2.0)])[0]  # above max: invalid
+    assert not r.successful and base.ctl.params.min_linear_speed == 0.03
+    nav = add(nav_node(ctx, model_dir))
+    assert nav.set_parameters([Parameter("stop_threshold", value=2.0)])[0].successful
+    assert nav.runtime.nav.params.stop_threshold == 2.0 and nav.runtime.status.stop_threshold == 2.0
+    assert nav.set_parameters([Parameter("stale_timeout", value=1.0)])[0].successful
+    assert nav.runtime.params.stale_timeout == 1.0
+    assert nav.set_parameters([Parameter("box_half_width", value=0.25)])[0].successful
+    assert nav.runtime.checker.params.box_half_width == 0.25
+    r = nav.set_parameters([Parameter("model_path", value="/elsewhere")])[0]
+    assert not r.successful and "restart" in r.reason
+    r = nav.set_parameters([Parameter("stop_threshold", value=-1.0)])[0]  # outside the declared range
+    assert not r.successful and nav.runtime.nav.params.stop_threshold == 2.0

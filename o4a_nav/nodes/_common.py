@@ -161,3 +161,35 @@ def spin_node(node_cls, args=None, **kwargs) -> int:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+def on_parameter_changes(node, groups: dict, restart_only: set | frozenset = frozenset()):
+    """Apply `ros2 param set` at run time. groups: {frozenset(names): build(changes) ->
+    commit()}; `build` validates (raising UserError) and returns a function that applies
+    the change, so that a rejected set changes nothing. Names in `restart_only` are
+    refused with a message saying that they need a restart."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    def callback(params):
+        changes = {p.name: p.value for p in params}
+        late = sorted(set(changes) & set(restart_only))
+        if late:
+            return SetParametersResult(successful=False,
+                                       reason=f"{', '.join(late)}: read at start-up only; restart the node to change")
+        commits = []
+        try:
+            for names, build in groups.items():
+                mine = {k: v for k, v in changes.items() if k in names}
+                if mine:
+                    commits.append(build(mine))
+        except UserError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        except (TypeError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=f"invalid value: {exc}")
+        for commit in commits:
+            commit()
+        if commits:
+            node.get_logger().info(f"parameters changed: {changes}")
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(callback)

@@ -14,7 +14,8 @@ from rclpy.node import Node
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.base_controller import EXECUTING, BaseController, BaseControllerParams, STATE_NAMES
-from o4a_nav.nodes._common import P, SENSOR_QOS, declare, declare_dataclass, now_sec, reliable, stamp_or
+from o4a_nav.nodes._common import (P, SENSOR_QOS, declare, declare_dataclass, now_sec, on_parameter_changes,
+                                   reliable, stamp_or)
 from o4a_nav.types import Action
 
 SPECS = {
@@ -54,6 +55,19 @@ class BaseControllerNode(Node):
         self.create_subscription(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
         self.timer = self.create_timer(1.0 / rate, self._tick)
         self._was_moving = False
+
+        def build(changes):
+            import dataclasses
+
+            params = dataclasses.replace(self.ctl.params, **changes)
+            params.__post_init__()  # validation
+
+            def commit():
+                self.ctl.params = params  # applies from the next control tick
+            return commit
+
+        on_parameter_changes(self, {frozenset(SPECS): build},
+                             restart_only={"control_rate", "use_stamped", "base_frame"})
         self.get_logger().info(
             f"base controller: FORWARD {self.ctl.params.forward_distance} m, ROTATE "
             f"{math.degrees(self.ctl.params.rotation_angle):.1f} deg, {rate:.0f} Hz, "

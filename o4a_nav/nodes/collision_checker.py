@@ -14,7 +14,7 @@ from rclpy.node import Node
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
-from o4a_nav.nodes._common import P, SENSOR_QOS, declare, declare_dataclass, reliable
+from o4a_nav.nodes._common import P, SENSOR_QOS, declare, declare_dataclass, on_parameter_changes, reliable
 
 FOOTPRINT_SPECS = {
     "laser_x": P("x of the laser origin in the base frame [m]", (-5.0, 5.0)),
@@ -51,6 +51,18 @@ class CollisionCheckerNode(Node):
         self.last_result = None
         self._publish_box()
         self._box_timer = self.create_timer(1.0, self._publish_box)
+
+        def build(changes):
+            import dataclasses
+
+            checker = CollisionChecker(dataclasses.replace(self.checker.params, **changes))
+
+            def commit():
+                self.checker = checker
+                self._publish_box()
+            return commit
+
+        on_parameter_changes(self, {frozenset(FOOTPRINT_SPECS): build}, restart_only={"base_frame"})
         p = self.checker.params
         self.get_logger().info(
             f"collision checker: box {p.box_x_min:.2f} < x < {p.box_x_max:.2f} m, |y| < {p.box_half_width:.2f} m, "

@@ -28,7 +28,8 @@ from o4a_nav.errors import UserError
 from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
-from o4a_nav.nodes._common import P, SENSOR_QOS, declare, declare_dataclass, now_sec, reliable, stamp_or
+from o4a_nav.nodes._common import (P, SENSOR_QOS, declare, declare_dataclass, now_sec, on_parameter_changes,
+                                   reliable, stamp_or)
 from o4a_nav.nodes.collision_checker import FOOTPRINT_SPECS
 from o4a_nav.types import Action
 
@@ -97,6 +98,45 @@ class NavigatorNode(Node):
         self.create_timer(0.1, self._tick, callback_group=inputs)
         self.create_timer(1.0 / status_rate, lambda: self._publish_status(self.runtime.status), callback_group=inputs)
         self._publish_status(self.runtime.status)
+        self._declare_live_parameters(nav_params)
+
+    def _declare_live_parameters(self, nav_params: NavigatorParams):
+        import dataclasses
+
+        def build_nav(changes):
+            params = dataclasses.replace(self.runtime.nav.params if self.runtime.nav else nav_params, **changes)
+            params.__post_init__()
+
+            def commit():
+                with self.lock:
+                    if self.runtime.nav is not None:
+                        self.runtime.nav.params = params
+                        if "max_steps" in changes:
+                            self.runtime.default_max_steps = params.max_steps
+                    self.runtime.status.stop_threshold = params.stop_threshold
+            return commit
+
+        def build_rt(changes):
+            params = dataclasses.replace(self.runtime.params, **changes)
+            params.__post_init__()
+
+            def commit():
+                with self.lock:
+                    self.runtime.params = params
+            return commit
+
+        def build_fp(changes):
+            checker = CollisionChecker(dataclasses.replace(self.runtime.checker.params, **changes))
+
+            def commit():
+                with self.lock:
+                    self.runtime.checker = checker
+            return commit
+
+        on_parameter_changes(
+            self, {frozenset(NAV_SPECS) - {"memory_size"}: build_nav, frozenset(RUNTIME_SPECS): build_rt,
+                   frozenset(FOOTPRINT_SPECS): build_fp},
+            restart_only={"model_path", "world", "torch_threads", "status_rate", "memory_size"})
 
     # ------------------------------------------------------------------ model
     def _load(self, threads: int, params: NavigatorParams):
