@@ -292,9 +292,7 @@ class NavigatorRuntime:
         st.candidates = [(int(c.action), c.potential, c.attraction, c.repulsion) for c in d.candidates]
         st.chosen_action = int(d.action)
         st.step, st.forwards, st.rotations = self.nav.steps, self.nav.forwards, self.nav.rotations
-        action = d.action
-        if action == Action.FORWARD and Action.FORWARD not in self.free_set():  # pragma: no cover - guard
-            action = Action.STOP
+        action = d.action  # a member of `free` (the gate) or STOP
         self._publish(action)
         st.decision_latency_ms = (time.perf_counter() - max(front.arrival, rear.arrival)) * 1e3
         if action != Action.STOP:
