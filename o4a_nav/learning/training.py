@@ -279,7 +279,7 @@ def train_forward(model, codes_list: list[torch.Tensor], edges_list: list[dict],
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot, nb = tot + float(loss), nb + 1
+            tot, nb = tot + loss.item(), nb + 1
         history["epoch"].append(epoch + 1)
         history["loss"].append(tot / max(nb, 1))
     model.forward_model.eval()
@@ -331,10 +331,11 @@ def train_geodesic(head, codes: torch.Tensor, dist_rows: np.ndarray, sources: np
         loss.backward()
         opt.step()
         sched.step()
-        running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+        lv = loss.item()
+        running = lv if running is None else 0.98 * running + 0.02 * lv
         if step % 20 == 0:
             history["step"].append(step)
-            history["loss"].append(float(loss))
+            history["loss"].append(lv)
             bar.set_postfix(loss=f"{running:.3f}", refresh=False)
     bar.close()
     head.eval()

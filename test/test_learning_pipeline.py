@@ -1,0 +1,104 @@
+"""`o4a train` end to end on tiny real `o4a collect` bags: model dir, report, graph files,
+resume, --base (new world's p+ only), CLI errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from o4a_nav.cli import main
+from o4a_nav.learning.model_io import load_model
+from o4a_nav.learning.synthetic import RingWorld, write_bag
+
+TINY = ["--set", "model.compact_channels=8,8,16,16,16", "--set", "model.image_feature_dim=32",
+        "--set", "model.fusion_hidden=32", "--set", "model.embed_dim=16", "--set", "model.inverse_hidden=16,8",
+        "--set", "model.forward_hidden=32", "--set", "model.geodesic_dim=16", "--set", "model.geodesic_hidden=16"]
+TRAIN = ["--set", "train.local_epochs=2", "--set", "train.freeze_h_epochs=1", "--set", "train.batch_size=16",
+         "--set", "train.geodesic_steps=60", "--set", "train.geodesic_batch=64", "--set", "train.forward_epochs=2",
+         "--set", "train.geodesic_sources=40", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory):
+    """A real `o4a collect` bag (simulator world) and a synthetic ring-world bag without a
+    simulator world and without poses (like a real-robot recording)."""
+    root = tmp_path_factory.mktemp("bags")
+    out = {"two_rooms": root / "two_rooms", "lab": root / "lab"}
+    assert main(["collect", "--world", "two_rooms", "--steps", "120", "--trajectory-length", "40",
+                 "--seed", "1", "--out", str(out["two_rooms"]), "-q"]) == 0
+    write_bag(out["lab"], RingWorld(8, seed=2).explore(90, traj_len=30, seed=3), world_name=None, with_pose=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(bags, tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    model_dir, work = root / "m1", root / "work1"
+    assert main(["train", "--bags", str(bags["two_rooms"]), "--out", str(model_dir), "--work-dir", str(work)]
+                + TINY + TRAIN) == 0
+    return model_dir, work
+
+
+def test_model_dir_and_report(trained):
+    model_dir, _ = trained
+    model = load_model(model_dir)
+    assert model.worlds == ["two_rooms"]
+    meta = json.loads((model_dir / "meta.json").read_text())
+    assert meta["input"]["height"] == 96 and meta["worlds"] == ["two_rooms"]
+    assert meta["training"]["frames"] == {"two_rooms": 120}
+    assert "torch" in meta["versions"]
+    rep = json.loads((model_dir / "report.json").read_text())
+    for key in ("geodesic_spearman", "geodesic_mae_m", "loop_closure_precision", "loop_closure_recall",
+                "fdagger_val_balanced_accuracy", "timings_s", "weights_bytes"):
+        assert key in rep
+    w = rep["worlds"]["two_rooms"]
+    assert w["geodesic"]["available"] is True            # simulator world: true geodesics known
+    assert -1.0 <= rep["geodesic_spearman"] <= 1.0 and rep["geodesic_mae_m"] >= 0
+    assert set(w["fdagger"]["per_class"]) >= {"NOT_CONNECTED", "STOP", "FORWARD"}
+    assert w["loop_closure"]["available"] is True
+    for fig in rep["figures"].values():
+        assert (model_dir / fig).is_file()
+    assert (model_dir / "report.md").is_file()
+    assert (model_dir / "graph_two_rooms.npz").is_file()
+
+
+def test_resume_reproduces_the_model(trained, bags, tmp_path):
+    model_dir, work = trained
+    again = tmp_path / "again"
+    assert main(["train", "--bags", str(bags["two_rooms"]), "--out", str(again), "--work-dir", str(work)]
+                + TINY + TRAIN) == 0
+    a, b = load_model(model_dir).state_dict(), load_model(again).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_base_adds_a_world_keeping_shared_networks(trained, bags, tmp_path):
+    """--base with a recording of an unknown place (no world topic, no poses): the world is
+    named after the bag folder, only its p+ is trained, pose metrics are skipped with a reason."""
+    model_dir, _ = trained
+    out = tmp_path / "m2"
+    assert main(["train", "--base", str(model_dir), "--bags", str(bags["lab"]), "--out", str(out),
+                 "--work-dir", str(tmp_path / "w2")] + TRAIN) == 0
+    base, new = load_model(model_dir), load_model(out)
+    assert new.worlds == ["two_rooms", "lab"]
+    bs, ns = base.state_dict(), new.state_dict()
+    for k in bs:   # h, f-dagger, f and the old world's p+ are unchanged
+        assert torch.equal(bs[k], ns[k]), k
+    assert (out / "graph_two_rooms.npz").is_file() and (out / "graph_lab.npz").is_file()
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["worlds"]) == {"two_rooms", "lab"}
+    assert rep["worlds"]["lab"]["geodesic"]["available"] is False
+    assert "poses" in rep["worlds"]["lab"]["geodesic"]["reason"]
+    assert rep["worlds"]["lab"]["loop_closure"]["available"] is False
+    x = new.embed(np.zeros((96, 96, 3), np.uint8), np.zeros((96, 96, 3), np.uint8))
+    assert new.geodesic(x, x, "lab").shape == (1,)
+
+
+def test_cli_errors(tmp_path, capsys, bags):
+    assert main(["train", "--bags", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--base", str(tmp_path / "nomodel"), "--bags", str(bags["two_rooms"]),
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "model directory" in capsys.readouterr().err
+    assert main(["train", "--bags", str(bags["two_rooms"]), "--out", str(tmp_path / "m"),
+                 "--set", "train.nope=1"]) == 2
+    assert "unknown setting" in capsys.readouterr().err
