@@ -274,6 +274,9 @@ def test_replay_of_missing_bag_and_record_into_existing_folder(tmp_path, capsys)
     assert code == 2 and "exists" in err
     code, err = run_cli(capsys, "record", "-o", str(tmp_path / "new"))
     assert code == 2 and "no topics" in err
+    code, err = run_cli(capsys, "record", "scan", "--goal", str(tmp_path / "f.png"), str(tmp_path / "r.png"),
+                        "-o", str(tmp_path / "new"))
+    assert code == 2 and "f.png" in err and not (tmp_path / "new").exists()
 
 
 def test_replay_unknown_message_type_names_topic_and_type(tmp_path, capsys):

@@ -23,23 +23,6 @@ def add_arguments(p) -> None:
                    help="stamp messages with /clock time instead of wall time")
 
 
-def read_image_file(path):
-    """An image file -> (H, W, 3) uint8 RGB; UserError naming the file when unreadable."""
-    from pathlib import Path
-
-    import cv2
-
-    from o4a_nav.errors import ImageFormatError
-
-    p = Path(path)
-    if not p.is_file():
-        raise ImageFormatError(f"image file {p} does not exist")
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise ImageFormatError(f"image file {p} cannot be read as an image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def run(args) -> int:
     import signal
     import sys
@@ -68,7 +51,9 @@ def run(args) -> int:
     def _stop(signum, frame):
         stop["flag"] = True
 
-    goal = [read_image_file(f) for f in args.goal] if args.goal else None
+    from o4a_nav.commands.goal import load_image_file   # the one image-file reader
+
+    goal = [load_image_file(f) for f in args.goal] if args.goal else None
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     writer = bagio.BagWriter(args.out, storage=args.storage)
     writer.__enter__()
