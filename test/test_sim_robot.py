@@ -127,3 +127,18 @@ def test_same_seed_same_frames_across_processes():
     assert len(out[0]) == 64
     assert out[0] == out[1]
     assert out[0] != out[2]
+
+
+def test_several_worlds_render_in_one_process(robot):
+    pose = Pose2D(6.5, 1.6, math.pi / 2)
+    robot.set_pose(pose)
+    before = robot.render()
+    other = SimRobot(load_world("four_rooms"), seed=0, pose=Pose2D(2.0, 2.0, 0.0))
+    try:
+        f_other, _ = other.render()
+        assert not np.array_equal(f_other, before[0])
+        after = robot.render()                  # back to the first world: same pixels
+        assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
+        assert np.array_equal(other.render()[0], f_other)
+    finally:
+        other.close()

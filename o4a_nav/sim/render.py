@@ -133,7 +133,14 @@ class Renderer:
         return img
 
     def close(self):
+        """Release the scene's GL context (textures stay cached for the next renderer)."""
+        s, self._scene = self._scene, None
+        if s is None:
+            return
+        if _static_owner[0] is s:
+            _static_owner[0] = None
         try:
-            self._scene.close()
+            s.close()
+            s.shadow_window.close()
         except Exception:
             pass
