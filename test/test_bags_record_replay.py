@@ -208,7 +208,7 @@ def test_record_writes_sensor_reliable_and_latched_topics(tmp_path, storage):
         scans = node.create_publisher(LaserScan, f"{NS}/scan", qos_profile_sensor_data)
         actions = node.create_publisher(DiscreteAction, f"{NS}/o4a/action", 10)
         proc = o4a("record", "front_camera/image_raw", f"/{NS}/scan", "o4a/action", "o4a/world_name", "late_topic",
-                   "--namespace", NS,
+                   "--namespace", NS, "-q",
                    "-o", str(out), "-s", storage)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(

@@ -273,7 +273,7 @@ def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup
     bag = tmp_path / "live"
     recorder = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "record",
                                  "--namespace", ns, "front_camera/image_raw", "rear_camera/image_raw", "scan",
-                                 "o4a/action", "o4a/motion_state", "o4a/status", "--goal", *files, "-o", str(bag)], cwd=REPO, env=env,
+                                 "o4a/action", "o4a/motion_state", "o4a/status", "--goal", *files, "-o", str(bag), "-q"], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)

@@ -19,6 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("--goal", nargs=2, default=None, metavar=("FRONT", "REAR"),
                    help="also write these goal images (PNG/JPEG files, as given to the navigator) on "
                         "o4a/goal/front_image and o4a/goal/rear_image at the start, for replay-check")
+    p.add_argument("-q", "--quiet", action="store_true", help="no running message counter")
     p.add_argument("--use-sim-time", action="store_true",
                    help="stamp messages with /clock time instead of wall time")
 
@@ -42,6 +43,7 @@ def run(args) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+    from tqdm import tqdm
 
     from o4a_nav import bagio
     from o4a_nav.nodes.recorder import Recorder
@@ -72,8 +74,10 @@ def run(args) -> int:
         executor.add_node(node)
         print(f"recording to {args.out} ({args.storage}); Ctrl-C to stop", file=sys.stderr, flush=True)
         t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
-        while not stop["flag"] and time.monotonic() < t_end and node.error is None:
-            executor.spin_once(timeout_sec=0.05)
+        with tqdm(unit="msg", desc="record", disable=args.quiet, file=sys.stderr) as bar:
+            while not stop["flag"] and time.monotonic() < t_end and node.error is None:
+                executor.spin_once(timeout_sec=0.05)
+                bar.update(sum(node.counts.values()) - bar.n)
         if node.error is not None:
             raise UserError(f"recording to {args.out} failed: {node.error}")
         counts = dict(node.counts)
