@@ -211,3 +211,17 @@ def test_property_forward_never_published_with_return_in_box(ranges, angle_min, 
         assert a != Action.FORWARD
     if not topic_free:
         assert a != Action.FORWARD
+
+
+def test_unusable_images_show_in_the_stale_reason():
+    h = Harness(stale_timeout=0.5)
+    h.start((5, 0, 0), 1.0)
+    h.finish_motion(1.05)
+    f, r = grid_obs(1, 0, 0)
+    h.rt.on_scan(clear_scan(1.6), 1.6)
+    h.rt.on_free_actions(ALL, 1.6, 1.6)
+    h.rt.on_image_error("front", "unsupported image encoding 'yuv422'", 1.6)
+    h.rt.on_image("rear", r, 1.6, 1.6)
+    assert h.rt.status.state == rt.STALE_INPUT and h.rt.status.stale_inputs == ["front_camera"]
+    assert "front_camera (unsupported image encoding 'yuv422')" in h.rt.status.message
+    assert h.actions[-1][0] == Action.STOP

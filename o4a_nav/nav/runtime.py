@@ -114,6 +114,7 @@ class NavigatorRuntime:
         self._on_goal_done = on_goal_done or (lambda gid, res: None)
         self._log = log or (lambda level, text: None)
         self.inputs = {name: _Input() for name in INPUTS}
+        self.input_errors: dict[str, str] = {}  # input name -> why its last message was unusable
         self.scan_free: frozenset = frozenset()
         self.topic_free: frozenset = frozenset()
         self.seq = 0
@@ -164,6 +165,12 @@ class NavigatorRuntime:
     def on_image(self, which: str, img96: np.ndarray, stamp: float, now: float, arrival: float | None = None) -> None:
         key = "front_camera" if which == "front" else "rear_camera"
         self.inputs[key] = _Input(img96, stamp, time.perf_counter() if arrival is None else arrival)
+        self.input_errors.pop(key, None)
+        self.tick(now)
+
+    def on_image_error(self, which: str, error: str, now: float) -> None:
+        """An image that could not be converted: the input stays stale, with the reason."""
+        self.input_errors["front_camera" if which == "front" else "rear_camera"] = error
         self.tick(now)
 
     def on_scan(self, scan: ScanData, now: float) -> None:
@@ -261,7 +268,8 @@ class NavigatorRuntime:
                 if self.pending_seq is not None:
                     self.pending_seq = None
                     self.motion_done = now
-            self._set_state(STALE_INPUT, "stale or missing input: " + ", ".join(stale))
+            why = [f"{n} ({self.input_errors[n]})" if n in self.input_errors else n for n in stale]
+            self._set_state(STALE_INPUT, "stale or missing input: " + ", ".join(why))
             return
         if self.stopped_for_stale:
             self.stopped_for_stale = False

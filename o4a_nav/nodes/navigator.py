@@ -221,6 +221,8 @@ class NavigatorNode(Node):
             img = ros_conv.image_msg_to_model_input(msg)
         except UserError as exc:
             self.get_logger().error(f"{which} image ignored: {exc}", throttle_duration_sec=5.0)
+            with self.lock:
+                self.runtime.on_image_error(which, str(exc), now)
             return
         with self.lock:
             self.runtime.on_image(which, img, stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), now, arrival)
