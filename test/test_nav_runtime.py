@@ -225,3 +225,19 @@ def test_unusable_images_show_in_the_stale_reason():
     assert h.rt.status.state == rt.STALE_INPUT and h.rt.status.stale_inputs == ["front_camera"]
     assert "front_camera (unsupported image encoding 'yuv422')" in h.rt.status.message
     assert h.actions[-1][0] == Action.STOP
+
+
+def test_model_failure_stops_without_crashing():
+    h = Harness()
+    h.start((5, 0, 0), 0.1)
+    h.finish_motion(0.15)
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    h.rt.nav.model.forward_kinematics = broken
+    h.observe(0.2, (1, 0, 0))
+    assert h.actions[-1][0] == Action.STOP and "decision failed" in h.rt.status.message
+    h.rt.nav.model.embed = broken
+    ok, msg = h.rt.set_goal(*grid_obs(3, 0, 0), now=0.3)
+    assert not ok and "boom" in msg and h.rt.active

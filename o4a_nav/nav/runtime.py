@@ -202,8 +202,8 @@ class NavigatorRuntime:
             self.nav.set_goal(front_rgb, rear_rgb)
         except UserError as exc:
             return False, f"goal rejected: {exc}"
-        except ValueError as exc:  # model-side shape checks
-            return False, f"goal rejected: {exc}"
+        except Exception as exc:  # model-side failure: refuse the goal, never crash the node
+            return False, f"goal rejected: the model failed on it ({type(exc).__name__}: {exc})"
         if was_active:
             self._finish(GoalResult(False, "pre-empted by a new goal", *old_counts), notify_state=False,
                          clear_goal=False)
@@ -293,8 +293,14 @@ class NavigatorRuntime:
 
     def _decide(self, front: _Input, rear: _Input, obs_stamp: float, now: float) -> None:
         free = self.free_set()
-        d: Decision = self.nav.step(front.value, rear.value, free)
         self.last_obs_stamp = obs_stamp
+        try:
+            d: Decision = self.nav.step(front.value, rear.value, free)
+        except Exception as exc:  # a failing model must not take the node down: STOP, retry on new data
+            self._publish(Action.STOP)
+            self._log("error", f"decision failed: {type(exc).__name__}: {exc}")
+            self._set_state(NAVIGATING, f"decision failed ({type(exc).__name__}: {exc}); STOP")
+            return
         st = self.status
         st.goal_distance = d.goal_distance
         st.candidates = [(int(c.action), c.potential, c.attraction, c.repulsion) for c in d.candidates]
