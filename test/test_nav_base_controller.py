@@ -132,3 +132,14 @@ def test_params_validated(kw):
         BaseControllerParams(**kw)
     with pytest.raises(UserError, match="unknown"):
         BaseControllerParams.from_dict({"speed": 1})
+
+
+def test_non_finite_odometry_is_ignored_and_goes_stale():
+    ctl = BaseController()
+    assert ctl.on_odom(Pose2D(0, 0, 0), 0.0)
+    ctl.command(Action.ROTATE_LEFT, 1, now=0.0)
+    assert not ctl.on_odom(Pose2D(0, 0, float("nan")), 0.3)
+    out = ctl.update(0.4)
+    assert math.isfinite(out.angular) and 0 < out.angular <= ctl.params.max_angular_speed
+    out = ctl.update(0.6)
+    assert out.report.state == ABORTED and (out.linear, out.angular) == (0.0, 0.0)

@@ -115,9 +115,14 @@ class BaseController:
         self.last_message = ""
 
     # ---------------------------------------------------------------- inputs
-    def on_odom(self, pose: Pose2D, stamp: float) -> None:
+    def on_odom(self, pose: Pose2D, stamp: float) -> bool:
+        """Store an odometry pose; a non-finite one is ignored (returns False), so that the
+        odometry goes stale and the motion stops instead of steering on NaN."""
+        if not all(math.isfinite(v) for v in (pose.x, pose.y, pose.yaw, stamp)):
+            return False
         self.pose = pose
         self.odom_stamp = float(stamp)
+        return True
 
     def odom_fresh(self, now: float) -> bool:
         return self.pose is not None and (now - self.odom_stamp) <= self.params.odom_timeout

@@ -76,7 +76,8 @@ class BaseControllerNode(Node):
     def _on_odom(self, msg):
         now = now_sec(self)
         stamp = stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now)
-        self.ctl.on_odom(ros_conv.pose_msg_to_pose2d(msg.pose.pose), stamp)
+        if not self.ctl.on_odom(ros_conv.pose_msg_to_pose2d(msg.pose.pose), stamp):
+            self.get_logger().error(f"{topics.ODOM}: non-finite pose ignored", throttle_duration_sec=5.0)
 
     def _on_action(self, msg):
         now = now_sec(self)
