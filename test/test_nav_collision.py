@@ -220,3 +220,13 @@ def test_property_single_return_position(x, y):
     xr, yr = rr * math.cos(math.atan2(y, x)), rr * math.sin(math.atan2(y, x))
     inside = 0.0 < xr < 0.5 and abs(yr) < 0.2
     assert (Action.FORWARD not in CollisionChecker().free_actions(scan).free) == inside
+
+
+@pytest.mark.parametrize("field", ["angle_min", "angle_increment", "range_min", "range_max"])
+def test_scan_with_non_finite_geometry_blocks_forward(field):
+    scan = scan_with(empty())
+    setattr(scan, field, float("nan"))
+    res = CollisionChecker().free_actions(scan)
+    assert not res.forward and res.rotate_left and res.rotate_right
+    fp = [0.3, 0.1, -0.3, 0.1, -0.3, -0.1, 0.3, -0.1]
+    assert CollisionChecker(footprint=fp, box_x_max=0.6, box_half_width=0.12).free_actions(scan).free == set()

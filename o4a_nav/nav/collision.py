@@ -35,6 +35,9 @@ Range semantics (sensor_msgs/LaserScan, REP 117), per ray:
   (0, range_max] counts as occupied, which is the conservative choice for sensors that
   report NaN for dark or transparent surfaces.
 
+A scan with a non-finite angle_min, angle_increment, range_min or range_max clears
+nothing: FORWARD (and with a polygon footprint the rotations) are blocked.
+
 STOP is never part of A_free (it is always possible).
 """
 from __future__ import annotations
@@ -205,6 +208,11 @@ class CollisionChecker:
     # ------------------------------------------------------------------ main entry
     def free_actions(self, scan: ScanData) -> FreeActionsResult:
         p = self.params
+        if not all(math.isfinite(float(v)) for v in (scan.angle_min, scan.angle_increment, scan.range_min,
+                                                    scan.range_max)):
+            # a scan whose geometry is unknown cannot clear anything: FORWARD blocked
+            rot = {Action.ROTATE_LEFT, Action.ROTATE_RIGHT} if self.polygon is None else set()
+            return FreeActionsResult(frozenset(rot), 0.0, 0, len(scan.ranges), float(scan.stamp))
         r = np.asarray(scan.ranges, dtype=np.float64).ravel()
         angles = scan.angle_min + scan.angle_increment * np.arange(r.size, dtype=np.float64)
         rmin, rmax = float(scan.range_min), float(scan.range_max)
