@@ -266,15 +266,17 @@ def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup
         lines.append("    stop_threshold: 0.0")
     live_params.write_text("\n".join(lines) + "\n")
     env = dict(os.environ)
+    stack_log = open(tmp_path / "stack.log", "w")       # files, not pipes: a full pipe would block them
+    rec_log = open(tmp_path / "record.log", "w")
     ns = f"/bagtest_{os.getpid()}"      # own namespace: no cross-talk with other suites on the domain
     stack = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "bringup", "--sim", "--world", WORLD,
                               "--seed", "2", "--model", str(model_dir), "--namespace", ns, *sets], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=stack_log, stderr=subprocess.STDOUT, text=True)
     bag = tmp_path / "live"
     recorder = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "record",
                                  "--namespace", ns, "front_camera/image_raw", "rear_camera/image_raw", "scan",
                                  "o4a/action", "o4a/motion_state", "o4a/status", "--goal", *files, "-o", str(bag), "-q"], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=rec_log, stderr=subprocess.STDOUT, text=True)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("live_test_client", context=ctx)
@@ -313,8 +315,12 @@ def test_live_sim_run_recorded_with_o4a_record_replays_with_full_agreement(setup
         for proc in (recorder, stack):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        rec_out = recorder.communicate(timeout=60)[0]
-        stack_out = stack.communicate(timeout=60)[0]
+        recorder.wait(timeout=60)
+        stack.wait(timeout=60)
+        stack_log.close()
+        rec_log.close()
+        rec_out = (tmp_path / "record.log").read_text()
+        stack_out = (tmp_path / "stack.log").read_text()
     assert recorder.returncode == 0, rec_out
     n_actions = bagio.topics(bag)[f"{ns}/o4a/action"][1]
     assert n_actions >= 3, rec_out + stack_out[-3000:]
