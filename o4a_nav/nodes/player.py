@@ -12,12 +12,12 @@ import importlib
 import math
 import time
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 
 from o4a_nav import bagio
+from o4a_nav import topics as o4a_topics
 from o4a_nav.bagtools import qos as qosmod
 from o4a_nav.bagtools import topics as topicmod
 from o4a_nav.bagtools.schedule import Schedule
@@ -93,7 +93,7 @@ class Player(Node):
             from rosgraph_msgs.msg import Clock
 
             self._clock_cls = Clock
-            self._clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=10))
+            self._clock_pub = self.create_publisher(Clock, o4a_topics.CLOCK, QoSProfile(depth=10))
 
     def _publish_clock(self, t_bag: float) -> None:
         if self._clock_pub is None:
