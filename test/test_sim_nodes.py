@@ -57,10 +57,14 @@ class Probe(Node):
         from geometry_msgs.msg import PoseStamped, Twist
         from nav_msgs.msg import Odometry
         from o4a_msgs.msg import DiscreteAction, MotionState
-        from sensor_msgs.msg import Image, LaserScan
+        from sensor_msgs.msg import CameraInfo, Image, LaserScan
         from std_msgs.msg import String
 
+        from o4a_nav.nodes.sim import camera_info_topic
+
         self.Twist = Twist
+        self.info = []
+        self.create_subscription(CameraInfo, camera_info_topic(topics.FRONT_IMAGE), self.info.append, SENSOR_QOS)
         self.front, self.rear, self.scans, self.odom, self.gt, self.world = [], [], [], [], [], []
         self.actions, self.motion = [], []
         self.create_subscription(Image, topics.FRONT_IMAGE, self.front.append, SENSOR_QOS)
@@ -95,6 +99,11 @@ def test_sim_node_publishes_sensors_and_answers_cmd_vel(ros):
     img = probe.front[-1]
     assert (img.height, img.width, img.encoding, img.header.frame_id) == (96, 96, "rgb8", topics.FRONT_CAMERA_FRAME)
     assert probe.world[0].data == "two_rooms"
+    assert wait_until(lambda: probe.info)
+    info = probe.info[-1]
+    # 90 deg horizontal FOV over 96 px: fx = 48 / tan(45 deg) = 48
+    assert (info.width, info.height, info.header.frame_id) == (96, 96, topics.FRONT_CAMERA_FRAME)
+    assert info.k[0] == pytest.approx(48.0) and info.k[4] == pytest.approx(48.0)
     scan = ros_conv.scan_msg_to_data(probe.scans[-1])
     assert probe.scans[-1].header.frame_id == topics.LASER_FRAME
     i0 = int(round(-scan.angle_min / scan.angle_increment))

@@ -1,7 +1,8 @@
 """`sim` node: the simulated robot as a ROS 2 driver would present it.
 
 Publishes front_camera/image_raw and rear_camera/image_raw (sensor_msgs/Image rgb8, 96x96,
-frames front_camera_optical / rear_camera_optical), scan (sensor_msgs/LaserScan, frame
+frames front_camera_optical / rear_camera_optical) with their camera_info (ideal pinhole,
+fx = fy = 48 px), scan (sensor_msgs/LaserScan, frame
 laser = base_link origin, 270 deg, REP 117), odom (nav_msgs/Odometry odom -> base_link),
 ground_truth/pose (geometry_msgs/PoseStamped in map; evaluation only), o4a/world_name
 (std_msgs/String, transient local) and, with publish_clock, /clock (sim time: stamps then
@@ -40,13 +41,18 @@ SPECS = {
 }
 
 
+def camera_info_topic(image_topic: str) -> str:
+    """front_camera/image_raw -> front_camera/camera_info (image_transport convention)."""
+    return image_topic.rsplit("/", 1)[0] + "/camera_info"
+
+
 class SimNode(Node):
     def __init__(self, node_name: str = "sim", **kwargs):
         super().__init__(node_name, **kwargs)
         from geometry_msgs.msg import PoseStamped, Twist
         from nav_msgs.msg import Odometry
         from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import Image, LaserScan
+        from sensor_msgs.msg import CameraInfo, Image, LaserScan
         from std_msgs.msg import String
 
         from o4a_nav.sim import CameraParams, LaserParams, SimRobot, load_world
@@ -87,6 +93,10 @@ class SimNode(Node):
         self._msgs = dict(Image=Image, LaserScan=LaserScan, Odometry=Odometry, PoseStamped=PoseStamped, Clock=Clock)
         self.pub_front = self.create_publisher(Image, topics.FRONT_IMAGE, SENSOR_QOS)
         self.pub_rear = self.create_publisher(Image, topics.REAR_IMAGE, SENSOR_QOS)
+        self.pub_front_info = self.create_publisher(CameraInfo, camera_info_topic(topics.FRONT_IMAGE), SENSOR_QOS)
+        self.pub_rear_info = self.create_publisher(CameraInfo, camera_info_topic(topics.REAR_IMAGE), SENSOR_QOS)
+        self._info = {frame: self._camera_info(CameraInfo, frame) for frame in
+                      (topics.FRONT_CAMERA_FRAME, topics.REAR_CAMERA_FRAME)}
         self.pub_scan = self.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
         self.pub_odom = self.create_publisher(Odometry, topics.ODOM, SENSOR_QOS)
         self.pub_gt = self.create_publisher(PoseStamped, topics.GROUND_TRUTH_POSE, reliable(10))
@@ -169,10 +179,31 @@ class SimNode(Node):
             front, rear = self.robot.render()
             self.pub_front.publish(ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME))
             self.pub_rear.publish(ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME))
+            for pub, frame in ((self.pub_front_info, topics.FRONT_CAMERA_FRAME),
+                               (self.pub_rear_info, topics.REAR_CAMERA_FRAME)):
+                info = self._info[frame]
+                ros_conv.fill_header(info.header, t, frame)
+                pub.publish(info)
             gt = self._msgs["PoseStamped"]()
             ros_conv.fill_header(gt.header, t, topics.MAP_FRAME)
             ros_conv.set_pose_msg(gt.pose, self.robot.pose)
             self.pub_gt.publish(gt)
+
+    def _camera_info(self, CameraInfo, frame: str):
+        """Ideal pinhole intrinsics of the rendered 96x96, 90 deg camera (no distortion)."""
+        cam = self.robot.camera
+        fx = (cam.width / 2.0) / math.tan(math.radians(cam.hfov_deg) / 2.0)
+        fy = fx
+        cx, cy = (cam.width - 1) / 2.0, (cam.height - 1) / 2.0
+        info = CameraInfo()
+        info.header.frame_id = frame
+        info.width, info.height = cam.width, cam.height
+        info.distortion_model = "plumb_bob"
+        info.d = [0.0] * 5
+        info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
 
     def odom_pose(self) -> Pose2D:
         """Pose in the odom frame (= map pose relative to the spawn pose)."""
