@@ -89,6 +89,10 @@ def test_discrete_steps_are_exact_and_blocked_moves_rejected(robot):
     assert not robot.step(Action.STOP) and robot.collisions == n + 1
     with pytest.raises(ValueError):
         robot.set_pose(Pose2D(0.05, 1.0, 0.0))
+    # through the door: stopping exactly on the line the two rooms share is allowed
+    robot.set_pose(Pose2D(3.75, 2.0, 0.0))
+    assert robot.step(Action.FORWARD) and robot.pose.x == pytest.approx(4.0)
+    assert robot.step(Action.FORWARD) and robot.pose.x == pytest.approx(4.25)
 
 
 def test_continuous_motion_integrates_arcs_and_stops_at_walls():

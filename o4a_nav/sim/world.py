@@ -161,7 +161,7 @@ class World:
         X, Y = np.meshgrid(cx, cy)
         inside = np.zeros(self.shape, bool)
         for r in self.rooms:
-            inside |= (X > r.x0) & (X < r.x1) & (Y > r.y0) & (Y < r.y1)
+            inside |= (X >= r.x0) & (X <= r.x1) & (Y >= r.y0) & (Y <= r.y1)
         pts = np.stack([X.ravel(), Y.ravel()], axis=1)
         dist = np.full(len(pts), np.inf)
         for chunk in range(0, len(pts), 65536):
@@ -212,7 +212,9 @@ class World:
         return bool(np.any(d < r))
 
     def inside(self, x: float, y: float) -> bool:
-        return any(r.x0 < x < r.x1 and r.y0 < y < r.y1 for r in self.rooms)
+        """In some room; boundaries count (a doorway's line belongs to both rooms)."""
+        e = 1e-9
+        return any(r.x0 - e <= x <= r.x1 + e and r.y0 - e <= y <= r.y1 + e for r in self.rooms)
 
     def sample_free_pose(self, rng: np.random.Generator) -> Pose2D:
         """A random collision-free pose in the reachable free space (uniform over the
