@@ -143,6 +143,8 @@ class World:
         xs = [r.x0 for r in self.rooms] + [r.x1 for r in self.rooms]
         ys = [r.y0 for r in self.rooms] + [r.y1 for r in self.rooms]
         self.bounds = (min(xs), min(ys), max(xs), max(ys))
+        self._seg_lo = self.segments.min(axis=1)   # (N, 2) bounding boxes, to cull far segments
+        self._seg_hi = self.segments.max(axis=1)
         self._build_grid()
         self._graph = None
         self._field_cache: dict[int, np.ndarray] = {}
@@ -208,7 +210,12 @@ class World:
             x1, y1 = x0, y0
         if not self.inside(x1, y1) or not self.inside(x0, y0):
             return True
-        d = segments_segment_distance(self.segments, np.array([x0, y0]), np.array([x1, y1]))
+        lo = np.array([min(x0, x1) - r, min(y0, y1) - r])
+        hi = np.array([max(x0, x1) + r, max(y0, y1) + r])
+        near = np.all((self._seg_hi >= lo) & (self._seg_lo <= hi), axis=1)
+        if not near.any():
+            return False
+        d = segments_segment_distance(self.segments[near], np.array([x0, y0]), np.array([x1, y1]))
         return bool(np.any(d < r))
 
     def inside(self, x: float, y: float) -> bool:
