@@ -78,7 +78,7 @@ class Chain:
         self.base = BaseControllerNode(context=self.ctx, namespace=NS, parameter_overrides=[
             P("max_linear_speed", value=0.5), P("max_angular_speed", value=1.5)])
         self.client_node = rclpy.create_node("chain_client", context=self.ctx, namespace=NS)
-        self.actions, self.motion = [], []
+        self.actions, self.motion, self.clients = [], [], []
         from o4a_msgs.msg import DiscreteAction, MotionState
 
         from o4a_nav.nodes._common import reliable
@@ -107,23 +107,23 @@ class Chain:
         from o4a_nav import ros_conv
 
         client = ActionClient(self.client_node, NavigateToImage, topics.NAVIGATE)
-        try:
-            assert client.wait_for_server(timeout_sec=20.0)
-            goal = NavigateToImage.Goal()
-            t = self.client_node.get_clock().now().nanoseconds * 1e-9
-            goal.front = ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME)
-            goal.rear = ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME)
-            goal.max_steps = max_steps
-            fut = client.send_goal_async(goal)
-            assert wait_until(fut.done, 20.0) and fut.result().accepted
-            rfut = fut.result().get_result_async()
-            assert wait_until(rfut.done, timeout), f"no result after {timeout} s; status {self.nav.runtime.status}"
-            return rfut.result().result
-        finally:
-            client.destroy()
+        self.clients.append(client)  # destroyed in close(), once the executor has stopped
+        assert client.wait_for_server(timeout_sec=20.0)
+        goal = NavigateToImage.Goal()
+        t = self.client_node.get_clock().now().nanoseconds * 1e-9
+        goal.front = ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME)
+        goal.rear = ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME)
+        goal.max_steps = max_steps
+        fut = client.send_goal_async(goal)
+        assert wait_until(fut.done, 20.0) and fut.result().accepted
+        rfut = fut.result().get_result_async()
+        assert wait_until(rfut.done, timeout), f"no result after {timeout} s; status {self.nav.runtime.status}"
+        return rfut.result().result
 
     def close(self):
         self.ex.shutdown(timeout_sec=2.0)
+        for c in self.clients:
+            c.destroy()
         for n in self.nodes:
             if hasattr(n, "shutdown"):
                 n.shutdown()
