@@ -139,6 +139,17 @@ def test_sim_node_publishes_sensors_and_answers_cmd_vel(ros):
     assert wait_until(lambda: probe.odom[-1].twist.twist.linear.x == 0.0 and probe.odom[-1].twist.twist.angular.z == 0.0)
     # ground truth in the map frame follows the robot
     assert wait_until(lambda: abs(probe.gt[-1].pose.position.x - sim.robot.pose.x) < 1e-9)
+    # ~/respawn teleports to a free pose and restarts odometry there
+    from std_srvs.srv import Trigger
+
+    cli = probe.create_client(Trigger, "/sim/respawn")
+    assert cli.wait_for_service(timeout_sec=10.0)
+    fut = cli.call_async(Trigger.Request())
+    assert wait_until(fut.done)
+    assert fut.result().success and "respawned" in fut.result().message
+    p = sim.robot.pose
+    assert not sim.robot.world.collides(p.x, p.y) and (p.x, p.y) != (x, 1.0)
+    assert wait_until(lambda: _odom_xy(probe.odom[-1]) == pytest.approx((0.0, 0.0), abs=1e-9))
 
 
 def test_sim_node_refuses_a_pose_inside_a_wall(ros):

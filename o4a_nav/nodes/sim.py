@@ -12,6 +12,7 @@ QoS (best effort); the rest is reliable.
 Subscribes cmd_vel (geometry_msgs/Twist, reliable) and integrates differential-drive
 motion (exact arcs, clamped speeds) at physics_rate; a translation into a wall is refused
 (the robot only turns) and counted. Commands older than cmd_vel_timeout stop the robot.
+Service ~/respawn (std_srvs/Trigger): teleport to a random free pose; odom restarts there.
 Logic in o4a_nav/sim (SimRobot); this node only converts messages and keeps the clock.
 """
 from __future__ import annotations
@@ -103,6 +104,9 @@ class SimNode(Node):
         self.pub_world = self.create_publisher(String, topics.WORLD_NAME, reliable(1, latched=True))
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, reliable(10)) if self.publish_clock else None
         self.create_subscription(Twist, topics.CMD_VEL, self._on_cmd, reliable(10))
+        from std_srvs.srv import Trigger
+
+        self.create_service(Trigger, "~/respawn", self._on_respawn)
         self.pub_world.publish(String(data=world.name))
 
         speed = rtf if self.publish_clock else 1.0
@@ -129,6 +133,17 @@ class SimNode(Node):
             elif p.name == "cmd_vel_timeout":
                 self.cmd_timeout = float(p.value)
         return SetParametersResult(successful=True)
+
+    def _on_respawn(self, request, response):
+        """~/respawn (std_srvs/Trigger): teleport to a random free pose (seeded), stop, and
+        restart odometry there."""
+        pose = self.robot.respawn()
+        self.origin = pose
+        self.cmd, self.cmd_time = (0.0, 0.0), None
+        response.success = True
+        response.message = f"respawned at ({pose.x:.2f}, {pose.y:.2f}, {math.degrees(pose.yaw):.0f} deg)"
+        self.get_logger().info(f"sim: {response.message}")
+        return response
 
     # ---- time ---------------------------------------------------------------------------
     def now(self) -> float:
