@@ -86,8 +86,14 @@ class GraphPlanner:
     def __init__(self, graph: TrainingGraph):
         from scipy.sparse import csr_matrix
 
+        import torch
+
         self.codes = np.ascontiguousarray(graph.codes, dtype=np.float32)
         self.sq_norms = np.einsum("ij,ij->i", self.codes, self.codes)
+        # torch views of the same buffers: its matrix-vector product honours
+        # torch.set_num_threads (numpy's BLAS threads oversubscribe a shared 2-core CPU).
+        self._codes_t = torch.from_numpy(self.codes)
+        self._sq_t = torch.from_numpy(self.sq_norms)
         n = graph.n_nodes
         # Edge weights of exactly 0 would vanish from a sparse matrix: floor them.
         w = np.maximum(graph.weight.astype(np.float64), 1e-6)
@@ -104,8 +110,11 @@ class GraphPlanner:
         return int(self.codes.nbytes + self.sq_norms.nbytes + a.data.nbytes + a.indices.nbytes + a.indptr.nbytes)
 
     def localise(self, x: np.ndarray) -> int:
-        d2 = self.sq_norms - 2.0 * (self.codes @ x)
-        return int(np.argmin(d2))
+        """Index of the node code nearest to x (L2)."""
+        import torch
+
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1))
+        return int(torch.argmin(self._sq_t - 2.0 * torch.mv(self._codes_t, xt)))
 
     def plan(self, goal_node: int) -> None:
         from scipy.sparse.csgraph import dijkstra

@@ -232,6 +232,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1, checkp
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # no fork after OpenGL/torch initialisation
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(max(1, cfg.threads)))  # workers: no BLAS oversubscription
         with ctx.Pool(jobs, initializer=_pool_init, initargs=(cfg, world_paths)) as pool:
             for item in pool.imap_unordered(_pool_run, episodes):
                 consume(item)
