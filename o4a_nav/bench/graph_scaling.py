@@ -90,10 +90,10 @@ def run_graph_scaling(cfg, sizes=None, repeats: int = 40, progress: bool = True)
     rng = np.random.default_rng(cfg.seed)
     if not sizes:
         sizes, n = [], 256
-        while n < 4 * full.n_nodes:
+        while n < full.n_nodes:
             sizes.append(n)
-            n *= 2
-        sizes += [full.n_nodes, 4 * full.n_nodes]
+            n *= 4
+        sizes += [full.n_nodes, 2 * full.n_nodes]  # the largest: synthetic (tiled)
     sizes = sorted(set(int(s) for s in sizes if s >= 2))
 
     # One observation and one goal from the first world's episodes.
