@@ -78,7 +78,7 @@ def test_forward_loss_decreases():
     codes = torch.randn(50, SMALL.embed_dim)
     src = np.arange(49, dtype=np.int32)
     edges = {"src": src, "dst": src + 1, "action": (src % 3 + 1).astype(np.int8)}
-    hist = train_forward(model, [codes], [edges], TrainConfig(forward_epochs=30, forward_batch=16), log=lambda *_: None)
+    hist = train_forward(model, [codes], [edges], TrainConfig(forward_steps=400, forward_batch=16), log=lambda *_: None)
     assert hist["loss"][-1] < 0.7 * hist["loss"][0]
     assert hist["final_mse"] < hist["identity_mse"]
 

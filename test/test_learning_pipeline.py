@@ -14,7 +14,7 @@ TINY = ["--set", "model.compact_channels=8,8,16,16,16", "--set", "model.image_fe
         "--set", "model.fusion_hidden=32", "--set", "model.embed_dim=16", "--set", "model.inverse_hidden=16,8",
         "--set", "model.forward_hidden=32", "--set", "model.geodesic_dim=16", "--set", "model.geodesic_hidden=16"]
 TRAIN = ["--set", "train.local_epochs=2", "--set", "train.freeze_h_epochs=1", "--set", "train.batch_size=16",
-         "--set", "train.geodesic_steps=60", "--set", "train.geodesic_batch=64", "--set", "train.forward_epochs=2",
+         "--set", "train.geodesic_steps=60", "--set", "train.geodesic_batch=64", "--set", "train.forward_steps=20",
          "--set", "train.geodesic_sources=40", "--threads", "1"]
 
 

@@ -50,24 +50,31 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
+    """Training settings (stored in meta.json)."""
+
     # stage 1: h + f-dagger
     batch_size: int = 64                  # B consecutive pairs per step (B^2 in-batch pairs)
-    local_epochs: int = 12
+    local_epochs: int = 8
     lr: float = 3e-4                      # paper: Adam 1e-4; CPU default 3e-4 (far fewer steps, see docs/LEARNING.md)
     margin_pos: float = 1.0               # m+ (paper)
     margin_neg: float = 10.0              # m- (paper)
     ce_weight: float = 1.0
     not_connected_share: float = 0.5      # share of the CE weight carried by NOT_CONNECTED pairs
     contrastive_weight: float = 1.0
-    freeze_h_epochs: int = 2              # last epochs: h frozen, f-dagger fine-tuned alone
+    freeze_h_epochs: int = 1              # last epochs: h frozen, f-dagger fine-tuned alone
     augment: bool = True                  # small brightness/contrast jitter
     # stage 2: graph
     graph_block: int = 256                # f-dagger evaluated on block x block pairs at once
+    # Stage-1 CE weights give NOT_CONNECTED half the weight although it is ~(B-1) times more
+    # frequent per anchor; at graph time its logit gets log of that ratio back (logit
+    # adjustment), i.e. argmax under the batch's natural class frequencies. -1 = auto
+    # (log(batch_size - 1)); 0 = plain argmax as in the paper.
+    graph_logit_adjust: float = -1.0
     # stage 3: f
-    forward_epochs: int = 10
+    forward_steps: int = 3000             # sampled mini-batches of graph motion edges
     forward_batch: int = 256
     # stage 4: p+
-    geodesic_steps: int = 6000
+    geodesic_steps: int = 4000
     geodesic_batch: int = 512
     geodesic_noise: float = 0.1           # Gaussian noise on codes (paper sigma 0.1)
     geodesic_sources: int = 2000          # Dijkstra sources kept per world (rows of d_G)
@@ -100,6 +107,11 @@ def _coerce(value: str, current):
     if isinstance(current, tuple):
         return tuple(int(v) for v in value.split(",") if v)
     return value
+
+
+def graph_logit_offset(cfg: "TrainConfig") -> float:
+    import math
+    return math.log(max(cfg.batch_size - 1, 1)) if cfg.graph_logit_adjust < 0 else float(cfg.graph_logit_adjust)
 
 
 def make_configs(preset: str = "compact", overrides: list[str] | None = None) -> tuple[ModelConfig, TrainConfig]:

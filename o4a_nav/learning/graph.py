@@ -23,8 +23,10 @@ from o4a_nav.types import Action
 
 
 @torch.no_grad()
-def all_pairs_edges(inverse, codes: torch.Tensor, block: int = 256, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every ordered pair (i, j), i != j, whose f-dagger argmax is not NOT_CONNECTED.
+def all_pairs_edges(inverse, codes: torch.Tensor, block: int = 256, progress=None,
+                    nc_offset: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ordered pair (i, j), i != j, whose f-dagger argmax is not NOT_CONNECTED
+    (after adding `nc_offset` to the NOT_CONNECTED logit; 0 = plain argmax).
 
     Returns (src int32, dst int32, cls int8 f-dagger class). The first layer is computed
     once per frame (x_i part, x_j part); each block x block tile reuses preallocated
@@ -56,7 +58,7 @@ def all_pairs_edges(inverse, codes: torch.Tensor, block: int = 256, progress=Non
                 h = out
             logits = h.view(r, c, -1)
             best_conn, best_cls = logits[..., 1:].max(-1)
-            conn = best_conn > logits[..., NOT_CONNECTED]
+            conn = best_conn > logits[..., NOT_CONNECTED] + nc_offset
             if i0 == j0:
                 conn.fill_diagonal_(False)
             ii, jj = conn.nonzero(as_tuple=True)
@@ -90,7 +92,7 @@ def naive_pairs_edges(inverse, codes: torch.Tensor, rows: int = 64) -> tuple[np.
 
 
 def build_graph(inverse, codes: torch.Tensor, actions: np.ndarray, next_ok: np.ndarray, block: int = 256,
-                progress=None) -> dict:
+                progress=None, nc_offset: float = 0.0) -> dict:
     """Chain + loop-closure edges of one world.
 
     Returns dict of arrays: src, dst (int32), weight (float32, d_h), action (int8: the
@@ -102,7 +104,7 @@ def build_graph(inverse, codes: torch.Tensor, actions: np.ndarray, next_ok: np.n
     c_src = np.flatnonzero(next_ok).astype(np.int32)
     c_dst = c_src + 1
     c_act = np.asarray(actions)[c_src].astype(np.int8)
-    l_src, l_dst, l_cls = all_pairs_edges(inverse, codes, block, progress)
+    l_src, l_dst, l_cls = all_pairs_edges(inverse, codes, block, progress, nc_offset)
     # drop loop edges that duplicate a chain edge
     chain_keys = c_src.astype(np.int64) * n + c_dst
     loop_keys = l_src.astype(np.int64) * n + l_dst

@@ -22,23 +22,33 @@ import torch
 from o4a_nav.errors import UserError
 from o4a_nav.learning import graph as G
 from o4a_nav.learning import report as R
-from o4a_nav.learning.config import TrainConfig, make_configs, to_dict, train_config_from_dict
+from o4a_nav.learning.config import TrainConfig, graph_logit_offset, make_configs, to_dict, train_config_from_dict
 from o4a_nav.learning.dataset import TopicNames, WorldData, load_worlds
 from o4a_nav.learning.model_io import O4AModel, load_model, save_model
 from o4a_nav.learning.training import embed_frames, inverse_accuracy, train_forward, train_geodesic, train_stage1
 
 
+STAGE1_KEYS = ("batch_size", "lr", "margin_pos", "margin_neg", "ce_weight", "not_connected_share",
+               "contrastive_weight", "augment", "val_fraction", "seed")
+
+
 def _fingerprint(bags, tcfg: TrainConfig, mcfg, base) -> str:
+    """Identifies the stage-1 checkpoint: bags, architecture and the stage-1 settings only
+    (not the epoch count, so a run can be extended; later stages key their own files)."""
     items = []
     for b in bags:
         p = Path(b).resolve()
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
         items.append([str(p), size])
-    # The stage-1 epoch count is left out so that a run can be extended (or cut short) and
-    # resume from its checkpoint.
-    train = {k: v for k, v in to_dict(tcfg).items() if k not in ("local_epochs", "freeze_h_epochs", "threads")}
+    train = {k: v for k, v in to_dict(tcfg).items() if k in STAGE1_KEYS}
     blob = json.dumps({"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _settings_key(tcfg: TrainConfig, stage: str) -> str:
+    """File-name key of a stage-3/4 checkpoint: stage-1 length + all other settings."""
+    d = {k: v for k, v in to_dict(tcfg).items() if k not in ("threads",)}
+    return hashlib.sha1(json.dumps([stage, d], sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _prepare_work_dir(work: Path, fingerprint: str, resume: bool, log) -> None:
@@ -46,10 +56,14 @@ def _prepare_work_dir(work: Path, fingerprint: str, resume: bool, log) -> None:
     state = work / "state.json"
     old = json.loads(state.read_text()).get("fingerprint") if state.is_file() else None
     if old != fingerprint or not resume:
-        for f in list(work.glob("stage*.pt")):
-            f.unlink()
-        if old is not None and resume:
-            log(f"work dir {work}: bags or configuration changed, starting over")
+        stale = list(work.glob("stage*.pt"))
+        if stale:
+            keep = work / "previous"
+            keep.mkdir(exist_ok=True)
+            for f in stale:           # moved aside, never deleted
+                f.replace(keep / f.name)
+            log(f"work dir {work}: {'--no-resume' if not resume else 'bags or stage-1 settings changed'}; "
+                f"starting over (old checkpoints moved to {keep})")
     state.write_text(json.dumps({"fingerprint": fingerprint}))
 
 
@@ -146,7 +160,8 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     rng = np.random.default_rng(tcfg.seed)
     for w in worlds:
         codes = embed_frames(model, w, progress=progress)
-        g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress)
+        g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress,
+                          nc_offset=graph_logit_offset(tcfg))
         G.save_graph(out / G.graph_name(w.name), g, codes, w.name)
         train_frames = w.frames(val=False)
         sources = np.sort(rng.choice(train_frames, min(tcfg.geodesic_sources, len(train_frames)), replace=False))
@@ -167,7 +182,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     t0 = time.perf_counter()
     if base is None:
         history["stage3"] = _checkpointed(
-            work / f"stage3_after{tcfg.local_epochs}.pt", model.forward_model,
+            work / f"stage3_{_settings_key(tcfg, 'f')}.pt", model.forward_model,
             lambda: train_forward(model, [graphs[w.name].codes for w in worlds], [graphs[w.name].graph for w in worlds],
                                   tcfg, progress=progress, log=log))
     else:
@@ -181,7 +196,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         head = model.geodesic_head(w.name)
         key = hashlib.sha1(w.name.encode()).hexdigest()[:10]
         history["stage4"][w.name] = _checkpointed(
-            work / f"stage4_{key}_after{tcfg.local_epochs if base is None else 0}.pt", head,
+            work / f"stage4_{key}_{_settings_key(tcfg, 'p+')}.pt", head,
             lambda: train_geodesic(head, wg.codes, wg.dist_rows, wg.sources, w.frames(val=False), tcfg,
                                    progress=progress, log=log, desc=f"stage 4 p+ {w.name}"))
     timings["stage4_pplus"] = time.perf_counter() - t0

@@ -185,11 +185,11 @@ def loss_figure(path, history: dict) -> Path:
     ax[0].set_title("stage 1: h + f-dagger")
     ax[0].set_xlabel("step")
     s3 = history.get("stage3") or {}
-    if s3.get("epoch"):
-        ax[1].plot(s3["epoch"], s3["loss"], "o-")
+    if s3.get("step"):
+        ax[1].plot(s3["step"], s3["loss"], lw=0.8)
         ax[1].set_yscale("log")
     ax[1].set_title("stage 3: f (MSE)")
-    ax[1].set_xlabel("epoch")
+    ax[1].set_xlabel("step")
     for world, s4 in (history.get("stage4") or {}).items():
         if s4.get("step"):
             ax[2].plot(s4["step"], s4["loss"], label=world, lw=0.8)
