@@ -116,7 +116,7 @@ def plot_sr_spl(records: list[dict], path, world: str = "all", title: str | None
     idx = _records_index(records)
     policies = list(dict.fromkeys(r["policy"] for r in records))
     diffs = [d for d in DIFFICULTY_NAMES if any((p, world, d) in idx for p in policies)]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     width = 0.8 / max(1, len(policies))
     x = np.arange(len(diffs))
     for ax, key, label in ((axes[0], "sr", "success rate"), (axes[1], "spl", "SPL")):
@@ -127,9 +127,10 @@ def plot_sr_spl(records: list[dict], path, world: str = "all", title: str | None
         ax.set_ylim(0, 1.05)
         ax.set_title(label)
         ax.grid(axis="y", alpha=0.3)
-    axes[1].legend(fontsize=8, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(len(policies), 7), frameon=False)
     fig.suptitle(title or f"o4a bench ({world})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -149,7 +150,7 @@ def plot_trajectories(world_map, episode, results: dict, path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax = plt.subplots(figsize=(6.4, 7.2))
     if world_map is not None:
         occ, extent = world_map
         ax.imshow(np.asarray(occ, dtype=float), origin="lower", extent=extent, cmap="Greys", vmin=0, vmax=1.2,
@@ -172,7 +173,7 @@ def plot_trajectories(world_map, episode, results: dict, path) -> Path:
     ax.set_aspect("equal")
     ax.set_title(f"{episode.world} {DIFF_LABEL.get(episode.difficulty, episode.difficulty)} #{episode.index} "
                  f"(geodesic {episode.geodesic_m:.1f} m)")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")
     fig.tight_layout()
