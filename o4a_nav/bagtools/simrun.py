@@ -47,7 +47,9 @@ def write_sim_navigation_bag(out, model, world: str, *, max_steps: int = 30, see
         robot.set_pose(goal_pose)
         goal_front, goal_rear = robot.render()
         robot.set_pose(start)
-        nav = O4ANavigator(model, params=params or NavigatorParams(max_steps=max_steps))
+        worlds = list(getattr(model, "worlds", []) or [])
+        head = robot.world.name if robot.world.name in worlds else None   # p+ head of this world
+        nav = O4ANavigator(model, world=head, params=params or NavigatorParams(max_steps=max_steps))
         nav.set_goal(goal_front, goal_rear)
         checker = CollisionChecker()
         actions = []

@@ -316,6 +316,8 @@ class StepDriver(Node):
                 ack = self._MotionState()
                 ack.header.stamp = self._stamp(t)
                 ack.sequence, ack.action, ack.state = prev_action.sequence, prev_action.action, prev_state
+                if prev_state != 2:
+                    ack.message = "replay-check: the recorded motion ended this way"
                 self._motion_pub.publish(ack)
             with self._cond:
                 n_actions, n_states = len(self._actions), len(self._states)
