@@ -359,3 +359,31 @@ def test_recorded_safety_stops_are_not_decisions():
     # without o4a/status every action is a step
     run = navrun.extract_run([r for r in records if r[0] != navrun.STATUS], "bag")
     assert [s.sequence for s in run.steps] == [1, 2, 3]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_shipped_model_sim_run_agrees(tmp_path):
+    """The same check with the trained models/o4a_default (copied first: retraining must
+    not change it under the test) and default navigator parameters."""
+    import shutil
+
+    import torch
+
+    from o4a_nav.bagtools.simrun import write_sim_navigation_bag
+    from o4a_nav.learning.model_io import load_model
+
+    shipped = REPO / "models" / "o4a_default"
+    if not (shipped / "meta.json").is_file():
+        pytest.skip("models/o4a_default is not there yet")
+    model_dir = tmp_path / "model"
+    shutil.copytree(shipped, model_dir, ignore=shutil.ignore_patterns("graph_*", "*.png"))
+    model = load_model(model_dir)
+    world = WORLD if WORLD in model.worlds else model.worlds[0]
+    torch.set_num_threads(1)
+    summary = write_sim_navigation_bag(tmp_path / "run", model, world, max_steps=60, seed=1)
+    params = tmp_path / "params.yaml"          # the navigator parameters of the run: defaults, max_steps 60
+    params.write_text("navigator:\n  ros__parameters:\n    max_steps: 60\n")
+    proc, report = replay_check(model_dir, params, tmp_path / "run", "--min-agreement", "100")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["steps"] == summary["steps"] and report["agreement"] == 1.0
