@@ -93,7 +93,7 @@ def run_graph_scaling(cfg, sizes=None, repeats: int = 40, progress: bool = True)
         while n < full.n_nodes:
             sizes.append(n)
             n *= 4
-        sizes += [full.n_nodes, 2 * full.n_nodes]  # the largest: synthetic (tiled)
+        sizes += [full.n_nodes, 2 * full.n_nodes, 8 * full.n_nodes]  # the last two: synthetic (tiled)
     sizes = sorted(set(int(s) for s in sizes if s >= 2))
 
     # One observation and one goal from the first world's episodes.
