@@ -96,13 +96,6 @@ def run(args) -> int:
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1 (got {args.threads})")
 
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-
     import rclpy
     from rclpy.signals import SignalHandlerOptions
     from tqdm import tqdm
@@ -122,6 +115,12 @@ def run(args) -> int:
     stack = None
     try:
         the_run = load_run(args.bag, args.namespace)
+        import numpy as np
+        import torch
+
+        torch.set_num_threads(args.threads)     # deterministic: fixed threads and seeds
+        torch.manual_seed(args.seed)
+        np.random.seed(args.seed)
         stack = Stack(args)
         reference = safety_checker(args.safety_params)
         forward_free = [Action.FORWARD in reference.free_actions(ros_conv.scan_msg_to_data(s.scan)).free
