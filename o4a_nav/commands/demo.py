@@ -171,7 +171,7 @@ def run(args) -> int:
 
     picture = plot_trajectories(
         world_map(world), ep,
-        {"o4a (ROS)": SimpleNamespace(trajectory=np.asarray(trajectory or [final]), success=reached,
+        {"o4a (ROS)": SimpleNamespace(trajectory=list(trajectory or [final]), success=reached,
                                       stopped=bool(res.success), forwards=int(res.forwards),
                                       rotations=int(res.rotations))},
         out / "trajectory.png")
