@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from o4a_nav import topics
@@ -27,15 +27,6 @@ NS = f"/o4a_chain_{os.getpid()}"  # own namespace on top of the per-process doma
 ROOT = Path(__file__).resolve().parents[1]
 # O4A_CHAIN_MODEL=DIR runs the goal-reaching case with another trained model directory
 SHIPPED_MODEL = Path(os.environ.get("O4A_CHAIN_MODEL", ROOT / "models" / "o4a_default"))
-
-
-def wait_until(pred, timeout, period=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(period)
-    return pred()
 
 
 def pick_start_goal(world, ahead: float, seed: int = 0):
@@ -57,7 +48,9 @@ def pick_start_goal(world, ahead: float, seed: int = 0):
 
 
 class Chain:
-    """The four nodes in one executor (like `o4a bringup --sim`)."""
+    """The four nodes as `o4a bringup --sim` runs them: the navigation nodes in a
+    MultiThreadedExecutor thread, the sim (thread-bound OpenGL) in the main thread, pumped
+    by `wait`."""
 
     def __init__(self, model_path, world, start: Pose2D, nav_params: dict, seed: int = 0):
         from o4a_nav.nodes.base_controller import BaseControllerNode
@@ -84,9 +77,17 @@ class Chain:
         from o4a_nav.nodes._common import reliable
         self.client_node.create_subscription(DiscreteAction, topics.ACTION, self.actions.append, reliable(10))
         self.client_node.create_subscription(MotionState, topics.MOTION_STATE, self.motion.append, reliable(10))
+        from sensor_msgs.msg import Image
+
+        from o4a_nav.nodes._common import SENSOR_QOS
+        self.frames = set()  # distinct front images seen (the cameras must follow the robot)
+        self.client_node.create_subscription(Image, topics.FRONT_IMAGE, lambda m: self.frames.add(bytes(m.data)),
+                                             SENSOR_QOS)
         self.ex = MultiThreadedExecutor(num_threads=6, context=self.ctx)
+        self.sim_ex = SingleThreadedExecutor(context=self.ctx)
+        self.sim_ex.add_node(self.sim)
         self.nodes = [self.sim, self.cc, self.nav, self.base, self.client_node]
-        for n in self.nodes:
+        for n in self.nodes[1:]:
             self.ex.add_node(n)
         self.th = threading.Thread(target=self.ex.spin, daemon=True)
 
@@ -101,6 +102,15 @@ class Chain:
     def start(self):
         self.th.start()
 
+    def wait(self, pred, timeout):
+        """Spin the simulator in this (its own) thread until pred() or timeout."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return True
+            self.sim_ex.spin_once(timeout_sec=0.01)
+        return pred()
+
     def navigate(self, front, rear, max_steps, timeout):
         from o4a_msgs.action import NavigateToImage
 
@@ -108,20 +118,21 @@ class Chain:
 
         client = ActionClient(self.client_node, NavigateToImage, topics.NAVIGATE)
         self.clients.append(client)  # destroyed in close(), once the executor has stopped
-        assert client.wait_for_server(timeout_sec=20.0)
+        assert self.wait(client.server_is_ready, 20.0)
         goal = NavigateToImage.Goal()
         t = self.client_node.get_clock().now().nanoseconds * 1e-9
         goal.front = ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME)
         goal.rear = ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME)
         goal.max_steps = max_steps
         fut = client.send_goal_async(goal)
-        assert wait_until(fut.done, 20.0) and fut.result().accepted
+        assert self.wait(fut.done, 20.0) and fut.result().accepted
         rfut = fut.result().get_result_async()
-        assert wait_until(rfut.done, timeout), f"no result after {timeout} s; status {self.nav.runtime.status}"
+        assert self.wait(rfut.done, timeout), f"no result after {timeout} s; status {self.nav.runtime.status}"
         return rfut.result().result
 
     def close(self):
         self.ex.shutdown(timeout_sec=2.0)
+        self.sim_ex.shutdown(timeout_sec=2.0)
         for c in self.clients:
             c.destroy()
         for n in self.nodes:
@@ -172,6 +183,7 @@ def test_chain_executes_decisions(random_model):
             assert travelled > 0.1
         assert chain.sim.blocked_moves == 0
         assert chain.actions[-1].action == 0  # STOP at the end
+        assert len(chain.frames) > steps  # the published views changed as the robot moved
     finally:
         chain.close()
 

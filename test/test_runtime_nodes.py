@@ -36,10 +36,15 @@ def wait_until(pred, timeout=10.0, period=0.01):
 
 
 @pytest.fixture
-def ros():
+def ros(request):
+    """Nodes spun in a background thread: MultiThreadedExecutor (as `o4a bringup`), or a
+    SingleThreadedExecutor (as the console scripts) with indirect parametrisation."""
+    from rclpy.executors import SingleThreadedExecutor
+
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
+    kind = getattr(request, "param", "multi")
+    ex = MultiThreadedExecutor(num_threads=4, context=ctx) if kind == "multi" else SingleThreadedExecutor(context=ctx)
     nodes = []
     th = threading.Thread(target=ex.spin, daemon=True)
 
@@ -357,6 +362,7 @@ def test_navigator_forward_gate_follows_latest_scan(ros, model_dir):
     assert seen == 8 and node.runtime.nav.steps >= 8
 
 
+@pytest.mark.parametrize("ros", ["multi", "single"], indirect=True)
 def test_navigate_action_success_and_cancel(ros, model_dir):
     from o4a_msgs.action import NavigateToImage
 

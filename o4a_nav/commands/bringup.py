@@ -117,7 +117,7 @@ def run(args) -> int:
     todo = plan(args)
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     stop = {"flag": False}
@@ -129,22 +129,27 @@ def run(args) -> int:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     spinner = None
+    # The navigation nodes share a MultiThreadedExecutor in a background thread. The
+    # simulator renders with an OpenGL context that only works in the thread that created
+    # it, so it gets its own SingleThreadedExecutor, spun here in the main thread.
     executor = MultiThreadedExecutor(num_threads=max(2, int(args.threads)))
+    main_executor = SingleThreadedExecutor()
     try:
         for name, module, cls, overrides in todo:
             node_cls = getattr(importlib.import_module(module), cls)
             kw = {"namespace": args.namespace} if args.namespace else {}
             nodes.append(node_cls(node_name=name, parameter_overrides=overrides, **kw))
-            executor.add_node(nodes[-1])
+            (main_executor if name in SIM_NODES else executor).add_node(nodes[-1])
         print(f"o4a bringup: running {', '.join(n for n, *_ in todo)}; Ctrl-C to stop", file=sys.stderr, flush=True)
         spinner = threading.Thread(target=executor.spin, name="o4a-bringup-executor", daemon=True)
         spinner.start()
         t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
         while not stop["flag"] and time.monotonic() < t_end and spinner.is_alive():
-            time.sleep(0.05)
+            main_executor.spin_once(timeout_sec=0.05)
         return 0
     finally:
         executor.shutdown(timeout_sec=2.0)
+        main_executor.shutdown(timeout_sec=2.0)
         if spinner is not None:
             spinner.join(timeout=5.0)
         for n in reversed(nodes):  # leave the robot standing (STOP, zero cmd_vel)

@@ -130,11 +130,16 @@ def finite_or_nan(x) -> float:
 
 def spin_node(node_cls, args=None, **kwargs) -> int:
     """Console-script main: init, build the node (bad parameters: one clear error line,
-    exit status 2), spin a MultiThreadedExecutor until Ctrl-C, shut down cleanly."""
+    exit status 2), spin it until Ctrl-C, shut down cleanly.
+
+    A SingleThreadedExecutor in the main thread: every callback runs in the thread that
+    built the node, which thread-bound resources need (the simulator's OpenGL context
+    renders only in the thread that created it), and the nodes need no more (the
+    navigator's action runs as a coroutine)."""
     import sys
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args)
     node = None
@@ -144,7 +149,7 @@ def spin_node(node_cls, args=None, **kwargs) -> int:
         except UserError as exc:
             print(f"[{node_cls.__name__}] error: {exc}", file=sys.stderr)
             return 2
-        executor = MultiThreadedExecutor()
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
             executor.spin()

@@ -77,7 +77,7 @@ class NavigatorNode(Node):
             on_feedback=self._on_feedback, on_goal_done=self._on_goal_done, log=self._log)
         if navigator is None:
             self.runtime.status.stop_threshold = nav_params.stop_threshold
-        self._goals: dict = {}   # goal id -> [event, goal_handle, result]
+        self._goals: dict = {}   # goal id -> [future, goal_handle, canceled]
         self.latencies_ms: list[float] = []
 
         inputs = MutuallyExclusiveCallbackGroup()
@@ -93,7 +93,7 @@ class NavigatorNode(Node):
         self.create_service(SetGoal, topics.SET_GOAL, self._on_set_goal, callback_group=inputs)
         self.action_server = ActionServer(
             self, NavigateToImage, topics.NAVIGATE, execute_callback=self._execute,
-            goal_callback=lambda req: GoalResponse.ACCEPT, cancel_callback=lambda gh: CancelResponse.ACCEPT,
+            goal_callback=lambda req: GoalResponse.ACCEPT, cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup())
         self.create_timer(0.1, self._tick, callback_group=inputs)
         self.create_timer(1.0 / status_rate, lambda: self._publish_status(self.runtime.status), callback_group=inputs)
@@ -209,9 +209,8 @@ class NavigatorNode(Node):
 
     def _on_goal_done(self, gid, result: rt.GoalResult):
         entry = self._goals.get(gid)
-        if entry is not None:
-            entry[2] = result
-            entry[0].set()
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(result)
 
     # ------------------------------------------------------------------ inputs
     def _on_image(self, which: str, msg):
@@ -270,10 +269,24 @@ class NavigatorNode(Node):
         self._log("info" if response.accepted else "warn", f"{topics.SET_GOAL}: {response.message}")
         return response
 
-    def _execute(self, goal_handle):
+    def _on_cancel(self, goal_handle):
+        """Cancel = STOP: the runtime ends the goal, which completes the execute coroutine."""
+        gid = bytes(goal_handle.goal_id.uuid)
+        entry = self._goals.get(gid)
+        if entry is not None:
+            entry[2] = True
+            with self.lock:
+                self.runtime.cancel(gid, "canceled")
+        return CancelResponse.ACCEPT
+
+    async def _execute(self, goal_handle):
+        """A coroutine (no thread blocked while the robot drives): works with single- and
+        multi-threaded executors alike."""
+        from rclpy.task import Future
+
         Result = self._NavigateToImage.Result
         gid = bytes(goal_handle.goal_id.uuid)
-        entry = [threading.Event(), goal_handle, None]
+        entry = [Future(), goal_handle, False]
         self._goals[gid] = entry
         req = goal_handle.request
         ok, msg = self._set_goal(req.front, req.rear, gid, int(req.max_steps))
@@ -282,19 +295,11 @@ class NavigatorNode(Node):
             self.get_logger().warning(f"{topics.NAVIGATE}: {msg}")
             goal_handle.abort()
             return Result(success=False, reason=msg)
-        canceled = False
-        while not entry[0].wait(0.05):
-            if not self.context.ok():
-                break
-            if goal_handle.is_cancel_requested and not canceled:
-                canceled = True
-                with self.lock:
-                    self.runtime.cancel(gid, "canceled")
+        res: rt.GoalResult = await entry[0]
         self._goals.pop(gid, None)
-        res: rt.GoalResult = entry[2] or rt.GoalResult(False, "navigator shutting down")
         out = Result(success=bool(res.success), reason=res.reason, steps=int(res.steps), forwards=int(res.forwards),
                      rotations=int(res.rotations), final_goal_distance=float(res.final_goal_distance))
-        if canceled and goal_handle.is_cancel_requested:
+        if entry[2] and goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif res.success:
             goal_handle.succeed()
@@ -305,8 +310,8 @@ class NavigatorNode(Node):
     def shutdown(self):
         with self.lock:
             for entry in list(self._goals.values()):
-                entry[2] = rt.GoalResult(False, "navigator shutting down")
-                entry[0].set()
+                if not entry[0].done():
+                    entry[0].set_result(rt.GoalResult(False, "navigator shutting down"))
             try:
                 if self.runtime.active:
                     self._publish_action(Action.STOP, self.runtime.seq + 1)
