@@ -100,7 +100,7 @@ def run(args) -> int:
     from o4a_nav import ros_conv, topics
 
     rclpy.init()
-    nodes, trajectory = [], []
+    nodes, trajectory, client = [], [], None
     executor = MultiThreadedExecutor(num_threads=4)
     spinner = None
     try:
@@ -150,6 +150,8 @@ def run(args) -> int:
             res = result.result
         time.sleep(0.2)  # last pose message
     finally:
+        if client is not None:
+            client.destroy()
         executor.shutdown(timeout_sec=2.0)
         if spinner is not None:
             spinner.join(timeout=5.0)
