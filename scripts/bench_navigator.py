@@ -68,7 +68,7 @@ def bench_core(model, n, rng):
     free = {Action.FORWARD, Action.ROTATE_LEFT, Action.ROTATE_RIGHT}
     imgs = rng.integers(0, 255, (8, 2, 96, 96, 3), dtype=np.uint8)
     msgs = [(ros_conv.rgb_to_image_msg(f, 0.0, "f"), ros_conv.rgb_to_image_msg(r, 0.0, "r")) for f, r in imgs]
-    nav = O4ANavigator(model, params=NavigatorParams(stop_threshold=0.0, max_steps=10**9))
+    nav = O4ANavigator(model, model.worlds[0], NavigatorParams(stop_threshold=0.0, max_steps=10**9))
     nav.set_goal(imgs[0, 0], imgs[0, 1])
     for _ in range(nav.params.memory_size):  # full memory: the worst case of the repulsor
         nav._push(torch.randn(model.embed_dim))
@@ -89,7 +89,7 @@ def bench_core(model, n, rng):
     return stats(embed), stats(core)
 
 
-def bench_ros(model_dir, n, rng, threads, separate_process: bool):
+def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
     """End-to-end latency with a probe node playing the robot. The navigator runs in this
     process (same executor as the probe) or, with separate_process, as the `navigator`
     console script in its own process (the deployed configuration)."""
@@ -109,7 +109,8 @@ def bench_ros(model_dir, n, rng, threads, separate_process: bool):
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     ns = f"/bench_{uuid.uuid4().hex[:8]}"
-    overrides = {"model_path": model_dir, "torch_threads": threads, "stop_threshold": 0.0, "max_steps": 10**6}
+    overrides = {"model_path": model_dir, "world": world, "torch_threads": threads, "stop_threshold": 0.0,
+                 "max_steps": 10**6}
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     nav, proc = None, None
@@ -244,9 +245,10 @@ def main(argv=None):
         embed, core = bench_core(model, args.n, rng)
         out = {"model": desc, "threads": args.threads, "cpu": os.cpu_count(), "embed": embed, "core": core}
         if not args.skip_ros:
-            out["ros"], out["ros_node"] = bench_ros(model_dir, args.n, rng, args.threads, separate_process=True)
-            out["ros_inproc"], out["ros_inproc_node"] = bench_ros(model_dir, args.n, rng, args.threads,
-                                                                  separate_process=False)
+            out["ros"], out["ros_node"] = bench_ros(model_dir, model.worlds[0], args.n, rng, args.threads,
+                                                    separate_process=True)
+            out["ros_inproc"], out["ros_inproc_node"] = bench_ros(model_dir, model.worlds[0], args.n, rng,
+                                                                  args.threads, separate_process=False)
     out["ratio_core_to_embed_median"] = core["median_ms"] / embed["median_ms"]
     print(f"model: {desc}; torch threads {args.threads}; {args.n} decisions each")
     for key in ("embed", "core", "ros", "ros_node", "ros_inproc", "ros_inproc_node"):
