@@ -190,13 +190,15 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
     from o4a_nav.nodes.base_controller import BaseControllerNode
 
     ctx, add = ros
-    add(BaseControllerNode(context=ctx, namespace=NS))
+    # 1.5 s: the odometry thread of this test can be late by more than 0.5 s on a busy CPU
+    add(BaseControllerNode(context=ctx, namespace=NS, parameter_overrides=[Parameter("odom_timeout", value=1.5)]))
     probe = add(Probe(ctx))
     base = Unicycle(probe)
     try:
         time.sleep(0.3)
         send_action(probe, Action.FORWARD, 1)
-        assert wait_until(lambda: any(m.sequence == 1 and m.state == 2 for m in probe.motion), 10.0)
+        assert wait_until(lambda: any(m.sequence == 1 and m.state in (2, 3) for m in probe.motion), 10.0)
+        assert [m.message for m in probe.motion if m.sequence == 1 and m.state in (2, 3)] == [""]  # SUCCEEDED
         assert math.hypot(base.pose.x, base.pose.y) == pytest.approx(0.25, abs=0.03)
         assert probe.cmds[-1].linear.x == 0.0
         send_action(probe, Action.ROTATE_LEFT, 2)
@@ -206,7 +208,7 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
         send_action(probe, Action.FORWARD, 3)
         assert wait_until(lambda: any(m.sequence == 3 and m.state == 1 for m in probe.motion), 5.0)
         base.publish_odom = False
-        assert wait_until(lambda: any(m.sequence == 3 and m.state == 3 for m in probe.motion), 5.0)
+        assert wait_until(lambda: any(m.sequence == 3 and m.state == 3 for m in probe.motion), 8.0)
         msg = [m for m in probe.motion if m.sequence == 3 and m.state == 3][0].message
         assert "odometry" in msg
         assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 2.0)
