@@ -10,3 +10,51 @@ os.environ["ROS_DOMAIN_ID"] = os.environ.get("O4A_TEST_DOMAIN_ID", str(1 + os.ge
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("PYGLET_HEADLESS", "1")
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def wait_until(pred, timeout=20.0, period=0.01):
+    """Poll pred() until it is true or timeout seconds pass; returns its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(period)
+    return pred()
+
+
+@pytest.fixture
+def ros(request):
+    """An rclpy context of the test's own, with an executor spinning in a background
+    thread: MultiThreadedExecutor (as `o4a bringup`), or SingleThreadedExecutor (as the
+    console scripts) with indirect parametrisation ("single"). Yields (context, add) where
+    add(node) puts a node on the executor; nodes are shut down and destroyed afterwards."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    kind = getattr(request, "param", "multi")
+    ex = MultiThreadedExecutor(num_threads=4, context=ctx) if kind == "multi" else SingleThreadedExecutor(context=ctx)
+    nodes = []
+    th = threading.Thread(target=ex.spin, daemon=True)
+
+    def add(node):
+        nodes.append(node)
+        ex.add_node(node)
+        return node
+
+    th.start()
+    yield ctx, add
+    ex.shutdown(timeout_sec=2.0)
+    for n in nodes:
+        if hasattr(n, "shutdown"):
+            n.shutdown()
+    for n in nodes:
+        n.destroy_node()
+    rclpy.shutdown(context=ctx)
+    th.join(timeout=5.0)

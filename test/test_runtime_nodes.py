@@ -19,6 +19,8 @@ from o4a_nav.nav import runtime as rt
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
 from o4a_nav.types import Action, Pose2D, ScanData
 
+from conftest import wait_until  # noqa: E402
+
 pytestmark = pytest.mark.ros
 
 # A namespace of our own on top of the per-process ROS domain: test processes of other
@@ -26,43 +28,8 @@ pytestmark = pytest.mark.ros
 NS = f"/o4a_test_{os.getpid()}"
 
 
-def wait_until(pred, timeout=10.0, period=0.01):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(period)
-    return pred()
 
 
-@pytest.fixture
-def ros(request):
-    """Nodes spun in a background thread: MultiThreadedExecutor (as `o4a bringup`), or a
-    SingleThreadedExecutor (as the console scripts) with indirect parametrisation."""
-    from rclpy.executors import SingleThreadedExecutor
-
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    kind = getattr(request, "param", "multi")
-    ex = MultiThreadedExecutor(num_threads=4, context=ctx) if kind == "multi" else SingleThreadedExecutor(context=ctx)
-    nodes = []
-    th = threading.Thread(target=ex.spin, daemon=True)
-
-    def add(node):
-        nodes.append(node)
-        ex.add_node(node)
-        return node
-
-    th.start()
-    yield ctx, add
-    ex.shutdown(timeout_sec=2.0)
-    for n in nodes:
-        if hasattr(n, "shutdown"):
-            n.shutdown()
-    for n in nodes:
-        n.destroy_node()
-    rclpy.shutdown(context=ctx)
-    th.join(timeout=5.0)
 
 
 class Probe(Node):

@@ -14,41 +14,13 @@ from o4a_nav.errors import UserError
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
 from o4a_nav.types import Action
 
+from conftest import wait_until  # noqa: E402
+
 pytestmark = pytest.mark.ros
 
 
-def wait_until(pred, timeout=20.0, period=0.01):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(period)
-    return pred()
 
 
-@pytest.fixture
-def ros():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
-    nodes = []
-    th = threading.Thread(target=ex.spin, daemon=True)
-
-    def add(node):
-        nodes.append(node)
-        ex.add_node(node)
-        return node
-
-    th.start()
-    yield ctx, add
-    for n in nodes:
-        if hasattr(n, "shutdown"):
-            n.shutdown()
-    ex.shutdown(timeout_sec=2.0)
-    for n in nodes:
-        n.destroy_node()
-    rclpy.shutdown(context=ctx)
-    th.join(timeout=5.0)
 
 
 class Probe(Node):

@@ -4,14 +4,15 @@ An OpenGL context is current in one thread only. The sim node renders from ROS e
 threads; before the renderer ran all GL work on a thread of its own, those images showed
 some other place than the robot's pose, and navigation through ROS was blind.
 """
+import os
 import threading
-import time
 
 import numpy as np
 import pytest
 
 from o4a_nav.sim import SimRobot, load_world
 from o4a_nav.types import Pose2D
+from conftest import wait_until
 
 POSE = Pose2D(5.05, 0.44, -2.9)
 
@@ -37,9 +38,8 @@ def test_render_is_the_same_from_any_thread():
 
 
 @pytest.mark.ros
-def test_sim_node_publishes_what_the_robot_sees_at_its_pose():
+def test_sim_node_publishes_what_the_robot_sees_at_its_pose(ros):
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
 
@@ -51,31 +51,15 @@ def test_sim_node_publishes_what_the_robot_sees_at_its_pose():
     want_front, want_rear = expected.render()
     expected.close()
 
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    ns = f"/o4a_render_{id(ctx)}"
-    sim = SimNode(node_name="sim", namespace=ns, context=ctx, parameter_overrides=[
-        Parameter("world", value="two_rooms"), Parameter("initial_pose", value=[POSE.x, POSE.y, POSE.yaw])])
-    probe = rclpy.create_node("probe", namespace=ns, context=ctx)
+    ctx, add = ros
+    ns = f"/o4a_render_{os.getpid()}"
+    sim = add(SimNode(node_name="sim", namespace=ns, context=ctx, parameter_overrides=[
+        Parameter("world", value="two_rooms"), Parameter("initial_pose", value=[POSE.x, POSE.y, POSE.yaw])]))
+    probe = add(rclpy.create_node("probe", namespace=ns, context=ctx))
     got = {}
     probe.create_subscription(Image, topics.FRONT_IMAGE, lambda m: got.setdefault("front", m), SENSOR_QOS)
     probe.create_subscription(Image, topics.REAR_IMAGE, lambda m: got.setdefault("rear", m), SENSOR_QOS)
-    ex = MultiThreadedExecutor(num_threads=4, context=ctx)
-    ex.add_node(sim)
-    ex.add_node(probe)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    try:
-        end = time.monotonic() + 20
-        while len(got) < 2 and time.monotonic() < end:
-            time.sleep(0.05)
-        assert len(got) == 2, "no images from the sim node"
-        assert np.array_equal(ros_conv.image_msg_to_rgb(got["front"]), want_front)
-        assert np.array_equal(ros_conv.image_msg_to_rgb(got["rear"]), want_rear)
-    finally:
-        ex.shutdown(timeout_sec=2.0)
-        th.join(timeout=5)
-        sim.robot.close()
-        for n in (sim, probe):
-            n.destroy_node()
-        rclpy.shutdown(context=ctx)
+    assert wait_until(lambda: len(got) == 2), "no images from the sim node"
+    assert np.array_equal(ros_conv.image_msg_to_rgb(got["front"]), want_front)
+    assert np.array_equal(ros_conv.image_msg_to_rgb(got["rear"]), want_rear)
+    sim.robot.close()
