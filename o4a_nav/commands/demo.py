@@ -97,7 +97,8 @@ def run(args) -> int:
 
     from geometry_msgs.msg import PoseStamped
     from o4a_msgs.action import NavigateToImage
-    from o4a_nav import ros_conv, topics
+    from o4a_nav import topics
+    from o4a_nav.commands.goal import make_goal
 
     rclpy.init()
     nodes, trajectory, client = [], [], None
@@ -119,11 +120,7 @@ def run(args) -> int:
         client = ActionClient(client_node, NavigateToImage, topics.NAVIGATE)
         if not client.wait_for_server(timeout_sec=30.0):
             raise UserError("the navigator's action server did not come up")
-        now = client_node.get_clock().now().nanoseconds * 1e-9
-        goal = NavigateToImage.Goal(
-            front=ros_conv.rgb_to_image_msg(goal_front, now, topics.FRONT_CAMERA_FRAME),
-            rear=ros_conv.rgb_to_image_msg(goal_rear, now, topics.REAR_CAMERA_FRAME),
-            max_steps=int(args.max_steps))
+        goal = make_goal(goal_front, goal_rear, client_node.get_clock().now().nanoseconds * 1e-9, args.max_steps)
         names = {0: "STOP", 1: "FORWARD", 2: "ROTATE_LEFT", 3: "ROTATE_RIGHT"}
 
         def on_feedback(msg):

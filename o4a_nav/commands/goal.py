@@ -38,6 +38,16 @@ def load_image_file(path) -> "np.ndarray":  # noqa: F821
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def make_goal(front, rear, stamp: float, max_steps: int = 0):
+    """NavigateToImage goal from two RGB images (any size)."""
+    from o4a_msgs.action import NavigateToImage
+    from o4a_nav import ros_conv, topics
+
+    return NavigateToImage.Goal(front=ros_conv.rgb_to_image_msg(front, stamp, topics.FRONT_CAMERA_FRAME),
+                                rear=ros_conv.rgb_to_image_msg(rear, stamp, topics.REAR_CAMERA_FRAME),
+                                max_steps=int(max_steps))
+
+
 def images_from_bag(bag, t_rel: float, front_topic: str, rear_topic: str):
     """Nearest front and rear images to `t_rel` seconds after the bag's first message."""
     from o4a_nav import bagio, ros_conv
@@ -82,7 +92,7 @@ def run(args) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
     from o4a_msgs.action import NavigateToImage
-    from o4a_nav import ros_conv, topics
+    from o4a_nav import topics
 
     rclpy.init()
     node = rclpy.create_node("o4a_goal", namespace=args.namespace or "")
@@ -93,11 +103,7 @@ def run(args) -> int:
         if not client.wait_for_server(timeout_sec=args.server_timeout):
             raise UserError(f"no navigator answers on action {topics.NAVIGATE} after {args.server_timeout} s "
                             f"(start one with `o4a bringup` or `ros2 launch o4a_nav navigation.launch.py`)")
-        now = node.get_clock().now().nanoseconds * 1e-9
-        goal = NavigateToImage.Goal()
-        goal.front = ros_conv.rgb_to_image_msg(front, now, topics.FRONT_CAMERA_FRAME)
-        goal.rear = ros_conv.rgb_to_image_msg(rear, now, topics.REAR_CAMERA_FRAME)
-        goal.max_steps = int(args.max_steps)
+        goal = make_goal(front, rear, node.get_clock().now().nanoseconds * 1e-9, args.max_steps)
 
         from o4a_nav.nav.runtime import STATE_NAMES
         from o4a_nav.types import Action
