@@ -33,6 +33,7 @@ class BenchConfig:
     trajectories: int = 1  # episodes drawn per world and difficulty
     threads: int = 1
     graph_lookahead: int = 3
+    nav_params: dict = field(default_factory=dict)  # NavigatorParams overrides for the o4a* policies
     command: str = ""
 
 
@@ -57,6 +58,10 @@ def check_config(cfg: BenchConfig) -> None:
         raise UserError(f"--max-steps must be >= 1 (got {cfg.max_steps})")
     if not cfg.worlds:
         raise UserError("no world given (--worlds)")
+    if cfg.nav_params:
+        from o4a_nav.nav.navigator import NavigatorParams
+
+        NavigatorParams.from_dict(dict(cfg.nav_params))  # UserError naming an unknown or invalid parameter
     needs_model = any(p in O4A_VARIANTS or p == "graph" for p in cfg.policies)
     if needs_model and not cfg.model:
         raise UserError("policies o4a*/graph need a model: give --model DIR")
@@ -74,7 +79,7 @@ def make_policies(cfg: BenchConfig, model, world_name: str, notes: list[str]) ->
             from .policies import O4APolicy
 
             try:
-                policies.append(O4APolicy(name, model, world_name, max_steps=max(cfg.max_steps, 1)))
+                policies.append(O4APolicy(name, model, world_name, **{"max_steps": cfg.max_steps, **cfg.nav_params}))
             except TypeError as exc:  # e.g. anti_oscillation not supported by this navigator
                 notes.append(f"policy {name} skipped: {exc}")
         elif name == "graph":

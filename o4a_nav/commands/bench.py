@@ -38,6 +38,8 @@ def add_arguments(p) -> None:
     p.add_argument("--max-steps", type=int, default=500, help="decisions per episode (paper 500)")
     p.add_argument("--trajectories", type=int, default=1,
                    help="top-down trajectory pictures for the first N episodes of each world and difficulty")
+    p.add_argument("--nav-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="NavigatorParams override for every o4a* policy, e.g. stop_threshold=2.0 (repeatable)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes running episodes in parallel (default 1; same results for any value)")
@@ -54,12 +56,16 @@ def command_line(cfg, args) -> str:
              "--seed", str(cfg.seed), "--out", cfg.out, "--policy", ",".join(cfg.policies) or "none",
              "--difficulties", *cfg.difficulties, "--max-steps", str(cfg.max_steps),
              "--trajectories", str(cfg.trajectories), "--threads", str(cfg.threads), "--jobs", str(args.jobs)]
+    for k, v in cfg.nav_params.items():
+        parts += ["--nav-param", f"{k}={v}"]
     if args.graph_scaling:
         parts.append("--graph-scaling")
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def run(args) -> int:
+    import yaml
+
     from o4a_nav.bench.run import DEFAULT_POLICIES, BenchConfig, run_benchmark
 
     policies = _split(args.policies) or list(DEFAULT_POLICIES)
@@ -77,7 +83,17 @@ def run(args) -> int:
         raise UserError(f"--jobs must be >= 1 (got {args.jobs})")
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1 (got {args.threads})")
+    nav_params = {}
+    for item in args.nav_param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--nav-param {item!r}: expected KEY=VALUE")
+        try:
+            nav_params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--nav-param {item!r}: bad value ({exc})") from None
     cfg = BenchConfig(
+        nav_params=nav_params,
         model=str(model_dir) if model_dir else None,
         worlds=list(worlds),
         out=args.out,
