@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from o4a_nav.learning import graph as G  # noqa: E402
-from o4a_nav.learning.config import ModelConfig  # noqa: E402
+from o4a_nav.learning.config import ModelConfig, TrainConfig, graph_logit_offset  # noqa: E402
 from o4a_nav.learning.models import InverseHead  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def codes_and_head(args, n: int):
     cfg = ModelConfig()
     head = InverseHead(cfg).eval()
     with torch.no_grad():
-        head.rest[-1].bias[0] += 0.6     # mostly NOT_CONNECTED, like a trained head
+        head.rest[-1].bias[0] -= 2.0     # with the pipeline's offset: ~1 % of pairs connected
     return torch.randn(n, cfg.embed_dim) * 3, head
 
 
@@ -77,10 +77,12 @@ def main() -> int:
     n = args.compare_n
     codes, head = codes_and_head(args, n)
     t = time.perf_counter()
-    fast = G.all_pairs_edges(head, codes)
+    off = graph_logit_offset(TrainConfig())      # the pipeline's decision rule
+    res["nc_offset"] = off
+    fast = G.all_pairs_edges(head, codes, nc_offset=off)
     t_fast = time.perf_counter() - t
     t = time.perf_counter()
-    slow = G.naive_pairs_edges(head, codes)
+    slow = G.naive_pairs_edges(head, codes, nc_offset=off)
     t_slow = time.perf_counter() - t
     same = set(zip(*(a.tolist() for a in fast))) == set(zip(*(a.tolist() for a in slow)))
     res["compare"] = {"n": n, "pairs": n * n, "blocked_s": t_fast, "naive_s": t_slow,
@@ -96,7 +98,7 @@ def main() -> int:
         actions = np.ones(n, np.int8)
         next_ok = np.ones(n, bool)
         next_ok[-1] = False
-        g = G.build_graph(head, codes, actions, next_ok)
+        g = G.build_graph(head, codes, actions, next_ok, nc_offset=off)
         t_graph = time.perf_counter() - t
         rng = np.random.default_rng(0)
         sources = np.sort(rng.choice(n, min(args.sources, n), replace=False))

@@ -14,6 +14,7 @@ WORLDS_EXTRA=${WORLDS_EXTRA:-"four_rooms apartment"}
 STEPS=${STEPS:-10000}
 OUT=${OUT:-models/o4a_default}
 EPOCHS=${EPOCHS:-6}
+WORK=${WORK:-runs/train_o4a_default}
 mkdir -p runs data/bags
 bag() { echo "data/bags/${1}_s0"; }
 for w in $WORLDS_MAIN $WORLDS_EXTRA; do
@@ -22,11 +23,11 @@ done
 MAIN_BAGS=$(for w in $WORLDS_MAIN; do bag "$w"; done)
 start=$(date +%s)
 nice -n 5 $PY -m o4a_nav.cli train --bags $MAIN_BAGS --out "$OUT" --threads 2 \
-  --set train.local_epochs="$EPOCHS" --work-dir runs/train_o4a_default
+  --set train.local_epochs="$EPOCHS" --work-dir "$WORK"
 echo "main training wall time: $(( $(date +%s) - start )) s"
 for w in $WORLDS_EXTRA; do
   nice -n 5 $PY -m o4a_nav.cli train --base "$OUT" --bags "$(bag "$w")" --out "$OUT" --threads 2 \
-    --work-dir "runs/train_o4a_default_$w"
+    --work-dir "${WORK}_$w"
 done
 echo "total wall time: $(( $(date +%s) - start )) s"
 du -sh "$OUT" "$OUT/weights.pt"

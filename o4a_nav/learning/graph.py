@@ -71,7 +71,8 @@ def all_pairs_edges(inverse, codes: torch.Tensor, block: int = 256, progress=Non
 
 
 @torch.no_grad()
-def naive_pairs_edges(inverse, codes: torch.Tensor, rows: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def naive_pairs_edges(inverse, codes: torch.Tensor, rows: int = 64, nc_offset: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference implementation (benchmark baseline): f-dagger on concat(x_i, x_j) row by
     row, full first layer for every pair. Same result as all_pairs_edges."""
     n = codes.shape[0]
@@ -81,6 +82,7 @@ def naive_pairs_edges(inverse, codes: torch.Tensor, rows: int = 64) -> tuple[np.
         r = xi.shape[0]
         logits = inverse(xi[:, None, :].expand(r, n, -1).reshape(r * n, -1),
                          codes[None].expand(r, n, -1).reshape(r * n, -1)).reshape(r, n, -1)
+        logits[..., NOT_CONNECTED] += nc_offset
         pred = logits.argmax(-1)
         ii, jj = (pred != NOT_CONNECTED).nonzero(as_tuple=True)
         keep = (ii + i0) != jj
