@@ -9,11 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-WORLDS_MAIN=${WORLDS_MAIN:-"two_rooms"}
-WORLDS_EXTRA=${WORLDS_EXTRA:-"four_rooms apartment"}
+WORLDS_MAIN=${WORLDS_MAIN:-"two_rooms four_rooms"}
+WORLDS_EXTRA=${WORLDS_EXTRA:-"apartment"}
 STEPS=${STEPS:-10000}
 OUT=${OUT:-models/o4a_default}
-EPOCHS=${EPOCHS:-6}
+EPOCHS=${EPOCHS:-4}
 WORK=${WORK:-runs/train_o4a_default}
 mkdir -p runs data/bags
 bag() { echo "data/bags/${1}_s0"; }
