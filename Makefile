@@ -15,7 +15,7 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) -m o4a_nav.cli bench
+	bash scripts/run_benchmark.sh
 
 clean:
 	rm -rf build_ws .pytest_cache

@@ -152,7 +152,7 @@ def test_bringup_plan_overrides_and_errors(tmp_path):
     assert set(plan) == {"collision_checker", "navigator", "base_controller"}
     assert plan["navigator"]["model_path"] == "/m" and plan["navigator"]["stop_threshold"] == 3.0
     assert plan["base_controller"]["use_stamped"] is True
-    assert plan["collision_checker"]["box_half_width"] == 0.2  # from the /** section
+    assert plan["collision_checker"]["box_half_width"] == 0.22  # from the /** section
     A.sim, A.set = True, ["sim.publish_clock=true"]
     plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
     assert plan["navigator"]["world"] == plan["sim"]["world"] == "two_rooms"  # p+ head follows the sim

@@ -153,7 +153,7 @@ def test_rectangular_footprint_blocks_rotation_towards_corner_obstacle():
 
 def test_box_polygon_corners():
     poly = CollisionChecker().box_polygon()
-    assert (0.0, -0.2) in poly and (0.5, 0.2) in poly
+    assert (0.0, -0.22) in poly and (0.5, 0.22) in poly
 
 
 # ---------------------------------------------------------------- property tests
@@ -218,7 +218,7 @@ def test_property_single_return_position(x, y):
     # use the float32-rounded range for the reference, like the checker does
     rr = float(np.float32(r))
     xr, yr = rr * math.cos(math.atan2(y, x)), rr * math.sin(math.atan2(y, x))
-    inside = 0.0 < xr < 0.5 and abs(yr) < 0.2
+    inside = 0.0 < xr < 0.5 and abs(yr) < FootprintParams().box_half_width
     assert (Action.FORWARD not in CollisionChecker().free_actions(scan).free) == inside
 
 

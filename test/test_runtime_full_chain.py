@@ -193,19 +193,62 @@ def test_chain_executes_decisions(random_model):
         chain.close()
 
 
+def core_reaches(model, world_name, start: Pose2D, goal: Pose2D, max_steps: int) -> bool:
+    """Does the navigator core (the same O4ANavigator the node runs) reach the goal in the
+    discrete, exact simulator? Deterministic: no ROS, no timing."""
+    from o4a_nav.nav.collision import CollisionChecker
+    from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
+    from o4a_nav.sim import SimRobot, load_world
+    from o4a_nav.types import Action
+
+    world = load_world(world_name)
+    robot = SimRobot(world, seed=0, pose=goal)
+    try:
+        gf, gr, _ = robot.observe()
+        robot.set_pose(start)
+        nav = O4ANavigator(model, world=world_name, params=NavigatorParams(max_steps=max_steps))
+        nav.set_goal(gf, gr)
+        checker = CollisionChecker()
+        for _ in range(max_steps):
+            front, rear, scan = robot.observe()
+            d = nav.step(front, rear, checker.free_actions(scan).free)
+            if d.action == Action.STOP:
+                p = robot.pose
+                return math.hypot(p.x - goal.x, p.y - goal.y) < 1.0
+            robot.step(d.action)
+        return False
+    finally:
+        robot.close()
+
+
 @pytest.mark.skipif(not (SHIPPED_MODEL / "meta.json").is_file(),
                     reason=f"{SHIPPED_MODEL} does not exist: models/o4a_default is not in the repository yet (trained and committed by the "
                            "learning issue); this test needs a trained model to reach a goal")
 def test_chain_reaches_goal():
-    """The shipped model drives the simulated robot to a goal image 1.5 m ahead and STOPs
-    within 1 m of it; the action reports success."""
+    """The shipped model drives the simulated robot through the ROS chain to a goal image
+    1.5 m ahead and STOPs within 1 m of it; the action reports success.
+
+    The episode is the first of a few seeded ones that the navigator core solves in the
+    exact discrete simulator, from the start and from four slightly perturbed starts: the ROS chain (continuous motion, closed-loop base, real
+    topics) must reproduce what the core does. How often the model solves episodes at all
+    is the benchmark's business (o4a bench), not this test's."""
     from o4a_nav.learning.model_io import load_model
     from o4a_nav.sim import load_world
 
     model = load_model(SHIPPED_MODEL)
     world_name = model.worlds[0]
     world = load_world(world_name)
-    start, goal = pick_start_goal(world, 1.5, seed=1)
+    # the continuous chain never repeats the exact discrete poses: ask for an episode the
+    # core also solves from slightly perturbed starts (+-3 cm, +-3 deg)
+    jitter = [(0.0, 0.0, 0.0), (0.03, 0.0, 0.05), (-0.03, 0.0, -0.05), (0.0, 0.03, -0.05), (0.0, -0.03, 0.05)]
+    for seed in range(1, 13):
+        start, goal = pick_start_goal(world, 1.5, seed=seed)
+        starts = [Pose2D(start.x + dx, start.y + dy, start.yaw + dyaw) for dx, dy, dyaw in jitter]
+        if all(not world.collides(p.x, p.y) and core_reaches(model, world_name, p, goal, max_steps=40)
+               for p in starts):
+            break
+    else:
+        raise AssertionError("the navigator core robustly reaches none of 12 goals 1.5 m ahead with the shipped model")
     chain = Chain(SHIPPED_MODEL, world_name, start, {"world": world_name, "max_steps": 80})
     try:
         front, rear = chain.render_at(goal)
@@ -213,8 +256,8 @@ def test_chain_reaches_goal():
         res = chain.navigate(front, rear, 80, timeout=240.0)
         end = chain.sim.robot.pose
         dist = math.hypot(end.x - goal.x, end.y - goal.y)
-        assert res.success, f"{res.reason}; steps {res.steps}; {dist:.2f} m from the goal"
-        assert dist < 1.0, f"STOP {dist:.2f} m from the goal"
+        assert res.success, f"seed {seed}: {res.reason}; steps {res.steps}; {dist:.2f} m from the goal"
+        assert dist < 1.0, f"seed {seed}: STOP {dist:.2f} m from the goal"
         assert chain.sim.blocked_moves == 0
     finally:
         chain.close()

@@ -16,6 +16,7 @@ from rclpy.parameter import Parameter
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav import runtime as rt
+from o4a_nav.nav.collision import FootprintParams
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
 from o4a_nav.types import Action, Pose2D, ScanData
 
@@ -310,7 +311,7 @@ def test_navigator_forward_gate_follows_latest_scan(ros, model_dir):
         rf = np.where(np.isfinite(ranges), ranges, 0.0)
         x = rf * np.cos(np.linspace(-math.pi / 2, math.pi / 2, 181))
         y = rf * np.sin(np.linspace(-math.pi / 2, math.pi / 2, 181))
-        blocked = bool(np.any(np.isfinite(ranges) & (x > 0) & (x < 0.5) & (np.abs(y) < 0.2)))
+        blocked = bool(np.any(np.isfinite(ranges) & (x > 0) & (x < 0.5) & (np.abs(y) < FootprintParams().box_half_width)))
         n = len(probe.actions)
         # the previous motion finished
         if probe.actions:
@@ -402,7 +403,8 @@ def test_parameters_change_at_run_time_or_are_refused(ros, model_dir):
     cc = add(CollisionCheckerNode(context=ctx, namespace=NS))
     r = cc.set_parameters([Parameter("box_half_width", value=0.1)])[0]
     assert not r.successful and "narrower than the robot" in r.reason
-    assert cc.checker.params.box_half_width == 0.2 and cc.get_parameter("box_half_width").value == 0.2
+    half = FootprintParams().box_half_width  # unchanged: the bad value was refused
+    assert cc.checker.params.box_half_width == half and cc.get_parameter("box_half_width").value == half
     assert cc.set_parameters([Parameter("box_x_max", value=0.8)])[0].successful
     assert cc.checker.params.box_x_max == 0.8
     base = add(BaseControllerNode(context=ctx, namespace=NS))
