@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from o4a_nav import topics
@@ -53,7 +53,7 @@ def pick_start_goal(world, ahead: float, seed: int = 0):
 
 class Chain:
     """The four nodes as `o4a bringup --sim` runs them: the navigation nodes in a
-    MultiThreadedExecutor thread, the sim (thread-bound OpenGL) in the main thread, pumped
+    SingleThreadedExecutor thread, the sim in the main thread, pumped
     by `wait`."""
 
     def __init__(self, model_path, world, start: Pose2D, nav_params: dict, seed: int = 0):
@@ -88,7 +88,7 @@ class Chain:
         self.frames = set()  # distinct front images seen (the cameras must follow the robot)
         self.client_node.create_subscription(Image, topics.FRONT_IMAGE, lambda m: self.frames.add(bytes(m.data)),
                                              SENSOR_QOS)
-        self.ex = MultiThreadedExecutor(num_threads=6, context=self.ctx)
+        self.ex = SingleThreadedExecutor(context=self.ctx)  # as `o4a bringup` (--threads 1)
         self.sim_ex = SingleThreadedExecutor(context=self.ctx)
         self.sim_ex.add_node(self.sim)
         self.nodes = [self.sim, self.cc, self.nav, self.base, self.client_node]

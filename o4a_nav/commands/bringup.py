@@ -41,7 +41,9 @@ def add_arguments(p) -> None:
                    help="override one parameter, e.g. --set navigator.stop_threshold=3.0 (YAML value syntax)")
     p.add_argument("--duration", type=float, default=0.0, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
-    p.add_argument("--threads", type=int, default=4, help="executor threads (default 4)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="executor threads of the navigation nodes (default 1: a SingleThreadedExecutor; on a "
+                        "2-core machine rclpy's MultiThreadedExecutor starves the simulator and the controller)")
     p.add_argument("--namespace", default="", metavar="NS",
                    help="ROS namespace for all nodes and their (relative) topics, e.g. /robot1")
 
@@ -129,10 +131,11 @@ def run(args) -> int:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     spinner = None
-    # The navigation nodes share a MultiThreadedExecutor in a background thread. The
-    # simulator renders with an OpenGL context that only works in the thread that created
-    # it, so it gets its own SingleThreadedExecutor, spun here in the main thread.
-    executor = MultiThreadedExecutor(num_threads=max(2, int(args.threads)))
+    # The navigation nodes share one executor in a background thread (single-threaded by
+    # default: the navigate action is a coroutine); the simulator gets its own, spun here
+    # in the main thread, so its timer never waits behind a decision.
+    executor = (SingleThreadedExecutor() if int(args.threads) <= 1
+                else MultiThreadedExecutor(num_threads=int(args.threads)))
     main_executor = SingleThreadedExecutor()
     try:
         for name, module, cls, overrides in todo:

@@ -93,7 +93,7 @@ def run(args) -> int:
 
     import rclpy
     from rclpy.action import ActionClient
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from geometry_msgs.msg import PoseStamped
     from o4a_msgs.action import NavigateToImage
@@ -102,7 +102,9 @@ def run(args) -> int:
 
     rclpy.init()
     nodes, trajectory, client = [], [], None
-    executor = MultiThreadedExecutor(num_threads=4)
+    # One thread for all callbacks: the navigate action is a coroutine, rendering runs on
+    # the GL thread, and rclpy's MultiThreadedExecutor starves itself on 2 cores.
+    executor = SingleThreadedExecutor()
     spinner = None
     try:
         for name, module, cls, overrides in plan:

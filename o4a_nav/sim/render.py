@@ -12,35 +12,16 @@ import contextlib
 import ctypes
 import io
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from o4a_nav.sim import _gl  # noqa: F401  (headless pyglet before miniworld)
-from o4a_nav.sim._gl import entity, mw, opengl
-from pyglet import gl
+from o4a_nav.sim import glthread
+
+glthread.import_gl_modules()  # pyglet's shadow context must live on the GL thread
+from o4a_nav.sim._gl import entity, mw, opengl  # noqa: E402
+from pyglet import gl  # noqa: E402
 from o4a_nav.sim.world import World, available_textures
 from o4a_nav.types import Pose2D
-
-# An OpenGL context is current in one thread only, and pyglet keeps the current context in
-# a module global: rendering from another thread (a ROS executor's worker, say) silently
-# draws with the wrong state and returns a picture of some other place. So every GL call
-# of every renderer in the process runs on one thread of its own.
-_GL_THREAD = "o4a-gl"
-_gl_pool: list = [None]
-_gl_pool_lock = threading.Lock()
-
-
-def _on_gl_thread(fn, *args):
-    """Run fn(*args) on the process's GL thread and return its result (or raise its error)."""
-    if threading.current_thread().name.startswith(_GL_THREAD):
-        return fn(*args)
-    with _gl_pool_lock:
-        if _gl_pool[0] is None:
-            _gl_pool[0] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_GL_THREAD)
-    return _gl_pool[0].submit(fn, *args).result()
-
 
 # Contexts created by pyglet share display lists; MiniWorld compiles every scene into list
 # 1. Remember whose scene is in it, so several renderers can live in one process.
@@ -148,8 +129,11 @@ class _Scene(mw.MiniWorldEnv):
         _static_owner[0] = self
 
     def ensure_static(self):
+        """Make this scene's context current (framebuffers are not shared between
+        contexts, and another renderer may have drawn last) and its scene the one in the
+        shared display list."""
+        self.shadow_window.switch_to()
         if _static_owner[0] is not self:
-            self.shadow_window.switch_to()
             self._render_static()
 
 
@@ -160,12 +144,12 @@ class Renderer:
                  hfov_deg: float = 90.0):
         self.world = world
         self.width, self.height = width, height
-        self._scene = _on_gl_thread(_Scene, world, width, height, cam_height, hfov_deg)
+        self._scene = glthread.call(_Scene, world, width, height, cam_height, hfov_deg)
         self._scene.agent.radius = world.robot_radius
 
     def view(self, pose: Pose2D, yaw_offset: float = 0.0) -> np.ndarray:
         """(H, W, 3) uint8 RGB image seen from `pose`, camera turned by yaw_offset."""
-        return _on_gl_thread(self._view, pose, yaw_offset)
+        return glthread.call(self._view, pose, yaw_offset)
 
     def _view(self, pose: Pose2D, yaw_offset: float = 0.0) -> np.ndarray:
         s = self._scene
@@ -175,11 +159,11 @@ class Renderer:
         return s.render_obs().copy()
 
     def front_rear(self, pose: Pose2D) -> tuple[np.ndarray, np.ndarray]:
-        return _on_gl_thread(lambda: (self._view(pose), self._view(pose, math.pi)))
+        return glthread.call(lambda: (self._view(pose), self._view(pose, math.pi)))
 
     def top_view(self, size: int = 512, pose: Pose2D | None = None) -> np.ndarray:
         """Orthographic picture of the whole world from above (ceilings hidden)."""
-        return _on_gl_thread(self._top_view, size, pose)
+        return glthread.call(self._top_view, size, pose)
 
     def _top_view(self, size: int, pose: Pose2D | None) -> np.ndarray:
         s = self._scene
@@ -202,7 +186,7 @@ class Renderer:
 
     def close(self):
         """Release the scene's GL context (textures stay cached for the next renderer)."""
-        _on_gl_thread(self._close)
+        glthread.call(self._close)
 
     def _close(self):
         s, self._scene = self._scene, None
