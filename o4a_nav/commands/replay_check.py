@@ -171,7 +171,7 @@ class Stack:
         import os
         import threading
 
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         from o4a_nav.errors import ModelLoadError
         from o4a_nav.nodes._common import node_overrides
@@ -202,7 +202,9 @@ class Stack:
             for n in self.nodes:
                 n.destroy_node()
             raise
-        self.executor = MultiThreadedExecutor(num_threads=3)
+        # one thread: the driver waits from the caller's thread, and rclpy's
+        # MultiThreadedExecutor starves itself on a 2-core machine
+        self.executor = SingleThreadedExecutor()
         for n in self.nodes:
             self.executor.add_node(n)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
