@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
+from o4a_nav.nav.params import FromDict
 from o4a_nav.errors import UserError
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, Pose2D
 
@@ -36,7 +38,8 @@ def wrap_angle(a: float) -> float:
 
 
 @dataclass
-class BaseControllerParams:
+class BaseControllerParams(FromDict):
+    OWNER: ClassVar[str] = "base_controller"
     forward_distance: float = FORWARD_STEP_M    # m per FORWARD
     rotation_angle: float = ROTATE_STEP_RAD     # rad per ROTATE_*
     max_linear_speed: float = 0.25              # m/s
@@ -63,14 +66,6 @@ class BaseControllerParams:
                 raise UserError(f"base_controller: parameter {name} must be > 0")
         if self.min_linear_speed > self.max_linear_speed or self.min_angular_speed > self.max_angular_speed:
             raise UserError("base_controller: min speeds must not exceed max speeds")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BaseControllerParams":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise UserError(f"base_controller: unknown parameter(s) {sorted(unknown)}")
-        return cls(**d)
 
     def timeout_for(self, action: Action) -> float:
         if self.action_timeout > 0:

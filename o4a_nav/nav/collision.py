@@ -45,17 +45,20 @@ STOP is never part of A_free (it is always possible).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
+from o4a_nav.nav.params import FromDict
 from o4a_nav.errors import UserError
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, ScanData
 
 
 @dataclass
-class FootprintParams:
+class FootprintParams(FromDict):
     """Geometry used by :class:`CollisionChecker`. Lengths in metres, angles in rad."""
+    OWNER: ClassVar[str] = "collision checker"
 
     laser_x: float = 0.0          # laser origin in the base frame
     laser_y: float = 0.0
@@ -70,14 +73,6 @@ class FootprintParams:
     neg_inf_is_obstacle: bool = True
     below_min_is_obstacle: bool = True
     nan_is_obstacle: bool = False
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FootprintParams":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise UserError(f"collision checker: unknown footprint parameter(s) {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from o4a_nav import image_conv
+from o4a_nav.nav.params import FromDict
 from o4a_nav.errors import ImageFormatError, ModelLoadError, UserError
 from o4a_nav.types import Action
 
@@ -33,7 +35,8 @@ _OPPOSITE = {Action.ROTATE_LEFT: Action.ROTATE_RIGHT, Action.ROTATE_RIGHT: Actio
 
 
 @dataclass
-class NavigatorParams:
+class NavigatorParams(FromDict):
+    OWNER: ClassVar[str] = "navigator"
     stop_threshold: float = 3.5     # d_h under which STOP is called (paper 3.5)
     memory_size: int = 500          # |B|, waypoints kept for the repulsor (paper 500)
     repulsion_margin: float = 2.5   # m_r (paper 2.5)
@@ -54,14 +57,6 @@ class NavigatorParams:
             raise UserError(f"navigator: max_steps must be >= 1, got {self.max_steps}")
         self.memory_size = int(self.memory_size)
         self.max_steps = int(self.max_steps)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "NavigatorParams":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise UserError(f"navigator: unknown parameter(s) {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass
