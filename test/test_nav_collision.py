@@ -166,11 +166,15 @@ ranges_st = st.lists(
 def reference_forward_blocked(scan, p, neg_inf=True, below_min=True):
     """Independent slow reference: any valid return strictly inside the box, or a
     'too close' ray whose segment (0, range_min] passes through the box (sampled finely)."""
-    for i, rv in enumerate(scan.ranges.astype(np.float64)):
+    # compare ranges with range_min/max in the scan's own precision (float32), as the
+    # checker does: a denormal range_min is 0 there
+    rmin, rmax = scan.ranges.dtype.type(scan.range_min), scan.ranges.dtype.type(scan.range_max)
+    for i, r32 in enumerate(scan.ranges):
+        rv = float(r32)
         a = scan.angle_min + i * scan.angle_increment + p.laser_yaw
-        if math.isfinite(rv) and scan.range_min <= rv <= scan.range_max:
+        if math.isfinite(rv) and rmin <= r32 <= rmax:
             samples = [rv]
-        elif (neg_inf and rv == -math.inf) or (below_min and math.isfinite(rv) and rv < scan.range_min):
+        elif (neg_inf and rv == -math.inf) or (below_min and math.isfinite(rv) and r32 < rmin):
             samples = list(np.linspace(1e-6, max(scan.range_min, 1e-3), 2001))
         else:
             continue
