@@ -48,6 +48,28 @@ def add_arguments(p) -> None:
                    help="ROS namespace for all nodes and their (relative) topics, e.g. /robot1")
 
 
+def make_node(name: str, module: str, cls: str, overrides: list, namespace: str | None = None):
+    """One node of a plan() entry (rclpy must be initialised)."""
+    import importlib
+
+    kw = {"namespace": namespace} if namespace else {}
+    return getattr(importlib.import_module(module), cls)(node_name=name, parameter_overrides=overrides, **kw)
+
+
+def stop_nodes(nodes: list) -> None:
+    """Leave the robot standing (each node's shutdown(): STOP, zero cmd_vel), newest first,
+    then destroy the nodes. Call after the executors have stopped."""
+    for n in reversed(nodes):
+        sd = getattr(n, "shutdown", None)
+        if sd is not None:
+            try:
+                sd()
+            except Exception:
+                pass
+    for n in nodes:
+        n.destroy_node()
+
+
 def plan(args) -> list[tuple[str, str, str, list]]:
     """[(node name, module, class, rclpy Parameter overrides)] from the arguments (no rclpy
     context needed; raises UserError for bad files or --set syntax)."""
@@ -104,7 +126,6 @@ def plan(args) -> list[tuple[str, str, str, list]]:
 
 
 def run(args) -> int:
-    import importlib
     import signal
     import sys
     import threading
@@ -139,9 +160,7 @@ def run(args) -> int:
     main_executor = SingleThreadedExecutor()
     try:
         for name, module, cls, overrides in todo:
-            node_cls = getattr(importlib.import_module(module), cls)
-            kw = {"namespace": args.namespace} if args.namespace else {}
-            nodes.append(node_cls(node_name=name, parameter_overrides=overrides, **kw))
+            nodes.append(make_node(name, module, cls, overrides, args.namespace))
             (main_executor if name in SIM_NODES else executor).add_node(nodes[-1])
         print(f"o4a bringup: running {', '.join(n for n, *_ in todo)}; Ctrl-C to stop", file=sys.stderr, flush=True)
         spinner = threading.Thread(target=executor.spin, name="o4a-bringup-executor", daemon=True)
@@ -155,15 +174,7 @@ def run(args) -> int:
         main_executor.shutdown(timeout_sec=2.0)
         if spinner is not None:
             spinner.join(timeout=5.0)
-        for n in reversed(nodes):  # leave the robot standing (STOP, zero cmd_vel)
-            sd = getattr(n, "shutdown", None)
-            if sd is not None:
-                try:
-                    sd()
-                except Exception:
-                    pass
-        for n in nodes:
-            n.destroy_node()
+        stop_nodes(nodes)
         if rclpy.ok():
             rclpy.shutdown()
         for s, h in old.items():

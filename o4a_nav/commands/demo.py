@@ -89,8 +89,6 @@ def run(args) -> int:
         sim=True, params=None, model=str(model_dir), world=world_name, seed=args.seed,
         set=[f"sim.initial_pose=[{ep.start.x}, {ep.start.y}, {ep.start.yaw}]"]))
 
-    import importlib
-
     import rclpy
     from rclpy.action import ActionClient
     from rclpy.executors import SingleThreadedExecutor
@@ -108,7 +106,7 @@ def run(args) -> int:
     spinner = None
     try:
         for name, module, cls, overrides in plan:
-            nodes.append(getattr(importlib.import_module(module), cls)(node_name=name, parameter_overrides=overrides))
+            nodes.append(bringup.make_node(name, module, cls, overrides))
             executor.add_node(nodes[-1])
         client_node = rclpy.create_node("o4a_demo")
         nodes.append(client_node)
@@ -154,13 +152,7 @@ def run(args) -> int:
         executor.shutdown(timeout_sec=2.0)
         if spinner is not None:
             spinner.join(timeout=5.0)
-        for n in reversed(nodes):
-            if hasattr(n, "shutdown"):
-                try:
-                    n.shutdown()
-                except Exception:
-                    pass
-            n.destroy_node()
+        bringup.stop_nodes(nodes)
         if rclpy.ok():
             rclpy.shutdown()
 
