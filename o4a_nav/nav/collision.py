@@ -212,7 +212,9 @@ class CollisionChecker:
             return FreeActionsResult(frozenset(rot), 0.0, 0, len(scan.ranges), float(scan.stamp))
         r = np.asarray(scan.ranges, dtype=np.float64).ravel()
         angles = scan.angle_min + scan.angle_increment * np.arange(r.size, dtype=np.float64)
-        rmin, rmax = float(scan.range_min), float(scan.range_max)
+        # LaserScan carries range_min/range_max as float32: compare in that precision (a value
+        # that is non-zero only in float64, e.g. a denormal, is 0 on the wire)
+        rmin, rmax = float(np.float32(scan.range_min)), float(np.float32(scan.range_max))
 
         nan = np.isnan(r)
         valid = np.isfinite(r) & (r >= rmin) & (r <= rmax)
