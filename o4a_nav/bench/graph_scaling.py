@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from o4a_nav.plotting import pyplot, save_figure
 from o4a_nav.types import Action
 
 from .graph_baseline import GraphPolicy, TrainingGraph
@@ -164,10 +165,7 @@ def scaling_table(rows) -> str:
 
 
 def plot_scaling(rows, path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = [r["nodes"] for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -187,7 +185,4 @@ def plot_scaling(rows, path) -> Path:
             ax.axvspan(min(synth) * 0.9, max(synth) * 1.1, color="grey", alpha=0.12, label="synthetic (tiled) graphs")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from o4a_nav.plotting import pyplot, save_figure
+
 from .episodes import DIFFICULTY_NAMES
 
 DIFF_LABEL = {"easy": "easy", "medium": "medium", "hard": "hard", "very_hard": "very hard"}
@@ -108,10 +110,7 @@ def markdown_report(payload: dict) -> str:
 
 
 def plot_sr_spl(records: list[dict], path, world: str = "all", title: str | None = None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     idx = _records_index(records)
     policies = list(dict.fromkeys(r["policy"] for r in records))
@@ -131,11 +130,7 @@ def plot_sr_spl(records: list[dict], path, world: str = "all", title: str | None
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(len(policies), 7), frameon=False)
     fig.suptitle(title or f"o4a bench ({world})")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_trajectories(world_map, episode, results: dict, path) -> Path:
@@ -145,10 +140,7 @@ def plot_trajectories(world_map, episode, results: dict, path) -> Path:
     ``world_map``: (occupancy 2-D bool array, extent (xmin, xmax, ymin, ymax)) or None.
     ``results``: policy name -> EpisodeResult with a trajectory.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 7.2))
     if world_map is not None:
@@ -177,8 +169,4 @@ def plot_trajectories(world_map, episode, results: dict, path) -> Path:
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100, bbox_inches="tight")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from o4a_nav.learning.config import CLASSES
+from o4a_nav.plotting import pyplot, save_figure
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD
 
 # A loop-closure edge i -> j is counted correct when the frames are physically within one
@@ -134,9 +135,7 @@ def latent_map(path, world_data, codes: torch.Tensor, head, max_points: int = 40
     """2-D PCA of g(h(o)) coloured by true position, next to the true positions."""
     if world_data.poses is None:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(codes), min(max_points, len(codes)), replace=False)
@@ -159,15 +158,11 @@ def latent_map(path, world_data, codes: torch.Tensor, head, max_points: int = 40
     ax[1].set_title("latent map: PCA of g(h(o)), same colours")
     ax[1].set_aspect("equal")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)
 
 
 def loss_figure(path, history: dict) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
     s1 = history.get("stage1") or {}
@@ -199,15 +194,11 @@ def loss_figure(path, history: dict) -> Path:
     if history.get("stage4"):
         ax[2].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)
 
 
 def accuracy_figure(path, per_world: dict) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     names = list(per_world)
@@ -223,18 +214,14 @@ def accuracy_figure(path, per_world: dict) -> Path:
     ax.set_title("f-dagger accuracy per class")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)
 
 
 def geodesic_figure(path, per_world: dict) -> Path | None:
     items = [(w, m) for w, m in per_world.items() if m.get("available") and "_true" in m]
     if not items:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(1, len(items), figsize=(4.5 * len(items), 4), squeeze=False)
     for a, (w, m) in zip(ax[0], items):
@@ -245,9 +232,7 @@ def geodesic_figure(path, per_world: dict) -> Path | None:
         a.set_ylabel("scaled p+ [m]")
         a.set_title(f"{w}: Spearman {m['spearman']:.3f}, MAE {m['mae_m']:.2f} m")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)
 
 
 def _clean(obj):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from o4a_nav.plotting import pyplot, save_figure
+
 
 def _top_extent(world, size_px: int):
     """Map-frame extent (x0, x1, y0, y1) of MiniWorld's square top view of `world`."""
@@ -30,10 +32,7 @@ def _top_extent(world, size_px: int):
 
 
 def worlds_figure(out: Path, names=None, size_px: int = 480) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from o4a_nav.sim.render import Renderer
     from o4a_nav.sim.world import load_world, world_names
@@ -60,17 +59,11 @@ def worlds_figure(out: Path, names=None, size_px: int = 480) -> Path:
         ax.axis("off")
     fig.suptitle("o4a_nav simulator worlds from above (map frame, metres; north up)", fontsize=12)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90)
 
 
 def frames_figure(out: Path, world_name: str = "apartment", seed: int = 4, steps: int = 120, n: int = 8) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from o4a_nav.sim import SimRobot, load_world
     from o4a_nav.sim.collector import explore
@@ -105,10 +98,7 @@ def frames_figure(out: Path, world_name: str = "apartment", seed: int = 4, steps
     axes[2, 0].set_ylabel("laser (red), pose", fontsize=9)
     fig.suptitle(f"Exploration in '{world_name}': 96x96 front/rear frames and the 270 deg scan", fontsize=11)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90)
 
 
 def main(argv=None) -> int:
