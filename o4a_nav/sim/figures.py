@@ -102,8 +102,12 @@ def frames_figure(out: Path, world_name: str = "apartment", seed: int = 4, steps
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    out = Path(argv[0] if argv else "docs/figures")
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m o4a_nav.sim.figures",
+                                description="draw the simulator figures (worlds from above, exploration frames)")
+    p.add_argument("out", nargs="?", default="docs/figures", help="output folder (default docs/figures)")
+    out = Path(p.parse_args(argv).out)
     print(worlds_figure(out / "sim_worlds.png"))
     print(frames_figure(out / "sim_frames.png"))
     return 0
