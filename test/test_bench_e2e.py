@@ -51,7 +51,7 @@ def model_dir(tmp_path_factory):
     return d
 
 
-ALL = "o4a,o4a-no-repulsor,o4a-no-attractor,o4a-anti-oscillation,random,graph,oracle"
+ALL = "o4a,o4a-no-repulsor,o4a-no-attractor,o4a-anti-oscillation,o4a-lookahead,random,graph,oracle"
 
 
 @pytest.mark.slow

@@ -129,6 +129,39 @@ def test_anti_oscillation_drops_undoing_rotation():
     assert d.action == Action.ROTATE_LEFT
 
 
+def test_lookahead_turns_towards_the_goal_the_short_way():
+    # goal on the robot's right: the greedy rule cannot tell LEFT from RIGHT (p+ ignores the
+    # heading) and takes the tie, LEFT, three times; "rotate k then FORWARD" plans see that
+    # one RIGHT leads to a step towards the goal
+    greedy = O4ANavigator(GridModel(), params=NavigatorParams(stop_threshold=0.5, repulsion_margin=1.5))
+    s, d, trace = run_episode(greedy, (0, 0, 0), (0, -3, 3))
+    assert d is not None and d.reached and greedy.rotations == 3
+    look = O4ANavigator(GridModel(), params=NavigatorParams(stop_threshold=0.5, repulsion_margin=1.5,
+                                                            lookahead_rotations=2))
+    s, d, trace = run_episode(look, (0, 0, 0), (0, -3, 3))
+    assert d is not None and d.reached and s[:2] == (0, -3)
+    assert [t[1].action for t in trace] == [Action.ROTATE_RIGHT] + [Action.FORWARD] * 3 + [Action.STOP]
+    # one candidate per first action, scored by its best plan: RIGHT then FORWARD -> p+ 2
+    first = trace[0][1]
+    assert [c.action for c in first.candidates] == [Action.FORWARD, Action.ROTATE_LEFT, Action.ROTATE_RIGHT]
+    scores = {c.action: c.potential for c in first.candidates}
+    assert scores[Action.ROTATE_RIGHT] == pytest.approx(2.0)
+    assert scores[Action.FORWARD] == pytest.approx(4.0)
+    assert scores[Action.ROTATE_LEFT] > 2.0
+
+
+def test_lookahead_respects_free_set_and_escapes_dead_end():
+    params = NavigatorParams(stop_threshold=0.5, repulsion_margin=1.5, lookahead_rotations=2)
+    nav = O4ANavigator(GridModel(), params=params)
+    nav.set_goal(*grid_obs(5, 0, 0))
+    for _ in range(20):  # the best plan starts with FORWARD, but FORWARD is not free
+        d = nav.step(*grid_obs(0, 0, 0), {Action.ROTATE_LEFT, Action.ROTATE_RIGHT})
+        assert d.action in (Action.ROTATE_LEFT, Action.ROTATE_RIGHT)
+    wall = frozenset((2, y) for y in range(-10, 4))
+    s, d, _ = run_episode(O4ANavigator(GridModel(), params=params), (0, 0, 0), (4, 0, 0), wall, 300)
+    assert d is not None and d.reached and s[:2] == (4, 0)
+
+
 def test_max_steps_fails():
     nav = O4ANavigator(GridModel(), params=NavigatorParams(stop_threshold=0.5, max_steps=3))
     nav.set_goal(*grid_obs(50, 0, 0))
@@ -174,7 +207,8 @@ def test_step_without_goal_and_world_checks():
 
 
 @pytest.mark.parametrize("kw", [dict(stop_threshold=-1), dict(memory_size=0), dict(max_steps=0),
-                                dict(repulsion_margin=float("nan"))])
+                                dict(repulsion_margin=float("nan")), dict(lookahead_rotations=-1),
+                                dict(lookahead_rotations=25)])
 def test_params_validated(kw):
     with pytest.raises(UserError):
         NavigatorParams(**kw)

@@ -77,6 +77,7 @@ O4A_VARIANTS = {
     "o4a-no-repulsor": {"use_repulsor": False},
     "o4a-no-attractor": {"use_attractor": False},
     "o4a-anti-oscillation": {"anti_oscillation": True},
+    "o4a-lookahead": {"lookahead_rotations": 6},
 }
 
 

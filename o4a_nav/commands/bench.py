@@ -31,8 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the episode sampling and of the random policy")
     p.add_argument("--out", default="runs/bench", help="output folder (results.json, results.md, figures)")
     p.add_argument("--policy", "--policies", dest="policies", nargs="+", metavar="POLICY",
-                   help="policies, space or comma separated (default: o4a o4a-anti-oscillation o4a-no-repulsor o4a-no-attractor "
-                        "random graph oracle; 'none' to skip the episodes)")
+                   help="policies, space or comma separated (default: o4a o4a-anti-oscillation o4a-lookahead "
+                        "o4a-no-repulsor o4a-no-attractor random graph oracle; 'none' to skip the episodes)")
     p.add_argument("--difficulties", nargs="+", metavar="D",
                    help="subset of easy medium hard very_hard (default: all)")
     p.add_argument("--max-steps", type=int, default=500, help="decisions per episode (paper 500)")

@@ -16,6 +16,16 @@ rule): the rotation that would undo the previous rotation (LEFT right after RIGH
 reverse) is dropped from the candidates while another free motion remains. It removes
 the LEFT/RIGHT dithering that a flat potential produces; the benchmark measures it
 against the greedy rule.
+
+``lookahead_rotations`` K (our addition, 0 = off = the paper's one-step rule): the
+candidates are short plans instead of single actions, "rotate k times (k = 0..K, left or
+right), then FORWARD", scored at their end waypoint f(f^k(x_t, rotate), FORWARD) with the
+same potential; the first action of the best plan is executed (FORWARD only when it is in
+A_free; rotations stay assumed free, and the collision gate still checks every FORWARD
+when the robot gets there); a plan's repulsion also counts the rotated waypoints it passes
+through. A heading is judged by where a step along it leads, not by the
+rotated view itself, which is what makes the greedy rule dither. Ties go to fewer
+rotations, LEFT before RIGHT.
 """
 from __future__ import annotations
 
@@ -44,6 +54,7 @@ class NavigatorParams(FromDict):
     use_repulsor: bool = True       # memory term (off: paper's "without repulsor" ablation)
     anti_oscillation: bool = False  # drop the rotation that undoes the previous one
     stop_on_connected: bool = False  # also STOP when f-dagger(x_t, x_g) != NOT_CONNECTED
+    lookahead_rotations: int = 0    # K: score "k rotations then FORWARD" plans, k <= K (0 = paper rule)
     max_steps: int = 500            # decisions per goal before giving up (FAILED)
 
     def __post_init__(self):
@@ -55,8 +66,12 @@ class NavigatorParams(FromDict):
             raise UserError(f"navigator: repulsion_margin must be a finite number >= 0, got {self.repulsion_margin}")
         if int(self.max_steps) < 1:
             raise UserError(f"navigator: max_steps must be >= 1, got {self.max_steps}")
+        if not 0 <= int(self.lookahead_rotations) <= 24:
+            raise UserError(f"navigator: lookahead_rotations must be in 0..24 (24 x 15 deg = a full turn), "
+                            f"got {self.lookahead_rotations}")
         self.memory_size = int(self.memory_size)
         self.max_steps = int(self.max_steps)
+        self.lookahead_rotations = int(self.lookahead_rotations)
 
 
 @dataclass
@@ -165,6 +180,57 @@ class O4ANavigator:
         self._mem_pos = (self._mem_pos + 1) % self.params.memory_size
         self._mem_len = min(self._mem_len + 1, self.params.memory_size)
 
+    def _potential(self, w):
+        """Attractor p+(w, x_g) and repulsor of waypoints w."""
+        p = self.params
+        if p.use_attractor:
+            att = self.model.geodesic(w, self._x_g.expand(len(w), -1), self.world).float().reshape(-1)
+        else:
+            att = self._torch.zeros(len(w))
+        return att, self._repulsion(w)
+
+    def _repulsion(self, w):
+        """sum_{b in B} max(0, m_r - ||b - w||) per waypoint (0 with the repulsor off)."""
+        torch, p = self._torch, self.params
+        if not (p.use_repulsor and self._mem_len):
+            return torch.zeros(len(w))
+        dist = torch.cdist(w, self._memory[: self._mem_len])
+        return torch.clamp(p.repulsion_margin - dist, min=0.0).sum(dim=1)
+
+    def _plans(self, x, cands):
+        """Plans "k rotations then FORWARD" (k <= lookahead_rotations). Returns, per plan in
+        evaluation order (fewer rotations first, LEFT before RIGHT), its first action, the
+        waypoint of that first action (what enters the memory), its end waypoint and the
+        repulsion summed over the rotated waypoints it passes (so that turning back and
+        forth on the spot is repelled as the greedy rule's rotations are)."""
+        torch, K = self._torch, self.params.lookahead_rotations
+        fwd = torch.tensor([int(Action.FORWARD)])
+        first, w_first, ends, via = [], [], [], []
+        if Action.FORWARD in cands:
+            w0 = self.model.forward_kinematics(x, fwd).float()
+            first.append(Action.FORWARD)
+            w_first.append(w0)
+            ends.append(w0)
+            via.append(0.0)
+        dirs = [a for a in (Action.ROTATE_LEFT, Action.ROTATE_RIGHT) if a in cands]
+        if dirs:
+            rot = torch.tensor([int(a) for a in dirs], dtype=torch.long)
+            states = x.expand(len(dirs), -1)
+            chain = []
+            for _ in range(K):
+                states = self.model.forward_kinematics(states, rot).float()
+                chain.append(states)
+            stacked = torch.cat(chain, 0)                      # (K * len(dirs), n), k-major
+            tips = self.model.forward_kinematics(stacked, fwd.expand(len(stacked))).float()
+            passed = self._repulsion(stacked).reshape(K, len(dirs)).cumsum(0)
+            for k in range(K):
+                for d, a in enumerate(dirs):
+                    first.append(a)
+                    w_first.append(chain[0][d:d + 1])
+                    ends.append(tips[k * len(dirs) + d:k * len(dirs) + d + 1])
+                    via.append(float(passed[k, d]))
+        return first, torch.cat(w_first, 0), torch.cat(ends, 0), torch.tensor(via)
+
     def step(self, front, rear, free) -> Decision:
         """One decision from the current observation and A_free (a set of Actions)."""
         t0 = time.perf_counter()
@@ -197,22 +263,28 @@ class O4ANavigator:
                 self.steps -= 1  # no decision taken
                 return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps,
                                 reason="no collision-free motion")
-            acts = torch.tensor([int(a) for a in cands], dtype=torch.long)
-            w = self.model.forward_kinematics(x.expand(len(cands), -1), acts).float()
-            if p.use_attractor:
-                att = self.model.geodesic(w, self._x_g.expand(len(cands), -1), self.world).float().reshape(-1)
+            if p.lookahead_rotations > 0:
+                first, w_first, w, via = self._plans(x, cands)
             else:
-                att = torch.zeros(len(cands))
-            if p.use_repulsor and self._mem_len:
-                dist = torch.cdist(w, self._memory[: self._mem_len])
-                rep = torch.clamp(p.repulsion_margin - dist, min=0.0).sum(dim=1)
-            else:
-                rep = torch.zeros(len(cands))
+                first = cands
+                acts = torch.tensor([int(a) for a in cands], dtype=torch.long)
+                w = self.model.forward_kinematics(x.expand(len(cands), -1), acts).float()
+                w_first, via = w, 0.0
+            att, rep = self._potential(w)
+            rep = rep + via
             pot = att + rep
-            i = int(torch.argmin(pot))  # first minimum: FORWARD, LEFT, RIGHT order
-            chosen = cands[i]
+            i = int(torch.argmin(pot))  # first minimum: evaluation order breaks ties
+            chosen = first[i]
             if p.use_repulsor:
-                self._push(w[i].detach().clone())
+                self._push(w_first[i].detach().clone())
+            if p.lookahead_rotations > 0:  # report, per first action, its best plan
+                best = {}
+                for k, a in enumerate(first):
+                    if a not in best or pot[k] < pot[best[a]]:
+                        best[a] = k
+                keep = [best[a] for a in cands if a in best]
+                cands = [first[k] for k in keep]
+                att, rep, pot = att[keep], rep[keep], pot[keep]
         self._last_motion = chosen
         if chosen == Action.FORWARD:
             self.forwards += 1

@@ -40,6 +40,8 @@ NAV_SPECS = {
     "use_attractor": P("use the p+ attractor (false: the paper's 'without attractor' ablation)"),
     "use_repulsor": P("use the repulsive memory (false: the paper's 'without repulsor' ablation)"),
     "anti_oscillation": P("drop the rotation that undoes the previous one (our addition, off = paper rule)"),
+    "lookahead_rotations": P("score 'k rotations then FORWARD' plans up to k = this (our addition, 0 = paper rule)",
+                             (0, 24)),
     "stop_on_connected": P("also STOP when f-dagger says the goal is one action away"),
     "max_steps": P("decisions per goal before FAILED (paper 500); a NavigateToImage goal may override", (1, 1000000)),
 }
