@@ -452,6 +452,20 @@ class _Ctx:
             raise self.err(f"{where}.{key}", f"unknown texture {v!r} (available: {names}; or portraits/<name>)")
         return v
 
+    def items(self, data: dict, section: str, allowed: set[str], required: bool = False):
+        """(where, entry) for each mapping of a list section, e.g. ("rooms[2]", {...});
+        each entry is checked to be a mapping with only `allowed` keys."""
+        raw = data.get(section)
+        if required and (not isinstance(raw, list) or not raw):
+            raise self.err(section, f"missing or empty: a world needs at least one {section.rstrip('s')}")
+        raw = raw or []
+        if not isinstance(raw, list):
+            raise self.err(section, "expected a list")
+        for i, entry in enumerate(raw):
+            where = f"{section}[{i}]"
+            self.keys(entry, allowed, where)
+            yield where, entry
+
     def keys(self, d, allowed: set[str], where: str):
         if not isinstance(d, dict):
             raise self.err(where, f"expected a mapping, got {type(d).__name__}")
@@ -480,15 +494,10 @@ def _parse(path: Path) -> World:
         raise ctx.err("name", f"expected a non-empty string, got {name!r}")
     wall_height = ctx.number(data, "wall_height", "top level", DEFAULT_WALL_HEIGHT, positive=True)
 
-    raw_rooms = data.get("rooms")
-    if not isinstance(raw_rooms, list) or not raw_rooms:
-        raise ctx.err("rooms", "missing or empty: a world needs at least one room")
     rooms: list[Room] = []
     by_name: dict[str, Room] = {}
-    for i, rr in enumerate(raw_rooms):
-        where = f"rooms[{i}]"
-        ctx.keys(rr, {"name", "rect", "wall", "floor", "ceiling"}, where)
-        rname = rr.get("name", f"room{i}")
+    for where, rr in ctx.items(data, "rooms", {"name", "rect", "wall", "floor", "ceiling"}, required=True):
+        rname = rr.get("name", f"room{len(rooms)}")
         if not isinstance(rname, str) or rname in by_name:
             raise ctx.err(f"{where}.name", f"expected a unique string, got {rname!r}")
         x0, y0, x1, y1 = ctx.numbers(rr, "rect", where, 4)
@@ -503,12 +512,7 @@ def _parse(path: Path) -> World:
         by_name[rname] = room
 
     openings: list[Opening] = []
-    raw_open = data.get("openings", []) or []
-    if not isinstance(raw_open, list):
-        raise ctx.err("openings", "expected a list")
-    for i, ro in enumerate(raw_open):
-        where = f"openings[{i}]"
-        ctx.keys(ro, {"rooms", "from", "to"}, where)
+    for where, ro in ctx.items(data, "openings", {"rooms", "from", "to"}):
         pair = ro.get("rooms")
         if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(n, str) for n in pair):
             raise ctx.err(f"{where}.rooms", f"expected two room names, got {pair!r}")
@@ -532,12 +536,7 @@ def _parse(path: Path) -> World:
         openings.append(Opening(a.name, b.name, axis, coord, start, end))
 
     boxes: list[Box] = []
-    raw_boxes = data.get("boxes", []) or []
-    if not isinstance(raw_boxes, list):
-        raise ctx.err("boxes", "expected a list")
-    for i, rb in enumerate(raw_boxes):
-        where = f"boxes[{i}]"
-        ctx.keys(rb, {"pos", "size", "yaw_deg", "color"}, where)
+    for where, rb in ctx.items(data, "boxes", {"pos", "size", "yaw_deg", "color"}):
         x, y = ctx.numbers(rb, "pos", where, 2)
         sx, sy, sz = ctx.numbers(rb, "size", where, 3)
         if min(sx, sy, sz) <= 0:
@@ -552,12 +551,7 @@ def _parse(path: Path) -> World:
         boxes.append(box)
 
     pictures: list[Picture] = []
-    raw_pics = data.get("pictures", []) or []
-    if not isinstance(raw_pics, list):
-        raise ctx.err("pictures", "expected a list")
-    for i, rp in enumerate(raw_pics):
-        where = f"pictures[{i}]"
-        ctx.keys(rp, {"room", "wall", "at", "texture", "width", "height"}, where)
+    for where, rp in ctx.items(data, "pictures", {"room", "wall", "at", "texture", "width", "height"}):
         rn = rp.get("room")
         if rn not in by_name:
             raise ctx.err(f"{where}.room", f"unknown room {rn!r} (rooms: {', '.join(by_name)})")
