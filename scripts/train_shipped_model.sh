@@ -13,7 +13,7 @@ WORLDS_MAIN=${WORLDS_MAIN:-"two_rooms four_rooms"}
 WORLDS_EXTRA=${WORLDS_EXTRA:-"apartment"}
 STEPS=${STEPS:-10000}
 OUT=${OUT:-models/o4a_default}
-EPOCHS=${EPOCHS:-96}
+EPOCHS=${EPOCHS:-120}
 WORK=${WORK:-runs/train_o4a_default}
 mkdir -p runs data/bags
 bag() { echo "data/bags/${1}_s0"; }
