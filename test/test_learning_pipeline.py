@@ -1,5 +1,5 @@
 """`o4a train` end to end on tiny real `o4a collect` bags: model dir, report, graph files,
-resume, --base (new world's p+ only), CLI errors."""
+resume, --base (new world's p+ only), --init (warm start), CLI errors."""
 import json
 
 import numpy as np
@@ -91,6 +91,49 @@ def test_base_adds_a_world_keeping_shared_networks(trained, bags, tmp_path):
     assert rep["worlds"]["lab"]["loop_closure"]["available"] is False
     x = new.embed(np.zeros((96, 96, 3), np.uint8), np.zeros((96, 96, 3), np.uint8))
     assert new.geodesic(x, x, "lab").shape == (1,)
+
+
+def test_init_warm_starts_all_networks_and_trains_them(trained, bags, tmp_path):
+    """--init: h, f-dagger and f begin from the given model and are trained further on the
+    bags (here both worlds, so the p+ heads are new); the start model is left untouched."""
+    model_dir, _ = trained
+    before = {k: v.clone() for k, v in load_model(model_dir).state_dict().items()}
+    out, work = tmp_path / "m3", tmp_path / "w3"
+    cmd = ["train", "--init", str(model_dir), "--bags", str(bags["two_rooms"]), str(bags["lab"]),
+           "--work-dir", str(work)] + TRAIN
+    assert main(cmd + ["--out", str(out)]) == 0
+    start, new = load_model(model_dir), load_model(out)
+    assert all(torch.equal(before[k], v) for k, v in start.state_dict().items())   # not modified
+    assert new.worlds == ["two_rooms", "lab"]
+    assert new.config == start.config
+    ss, ns = start.state_dict(), new.state_dict()
+    shared = [k for k in ss if k.split(".")[0] in ("backbone", "inverse", "forward_model")]
+    assert shared and any(not torch.equal(ss[k], ns[k]) for k in shared if k.startswith("backbone"))
+    # a different start would give different weights: the warm start is really used
+    cold = tmp_path / "cold"
+    assert main(["train", "--bags", str(bags["two_rooms"]), str(bags["lab"]), "--out", str(cold),
+                 "--work-dir", str(tmp_path / "wc")] + TINY + TRAIN) == 0
+    cs = load_model(cold).state_dict()
+    assert any(not torch.equal(cs[k], ns[k]) for k in shared)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["init"] == str(model_dir) and rep["base"] is None
+    # same command again: resumes from the work dir and reproduces the model
+    again = tmp_path / "m3b"
+    assert main(cmd + ["--out", str(again)]) == 0
+    ag = load_model(again).state_dict()
+    assert all(torch.equal(ag[k], ns[k]) for k in ns)
+
+
+def test_init_errors(trained, bags, tmp_path, capsys):
+    model_dir, _ = trained
+    assert main(["train", "--init", str(model_dir), "--base", str(model_dir), "--bags", str(bags["two_rooms"]),
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["train", "--init", str(model_dir), "--bags", str(bags["two_rooms"]), "--out", str(model_dir)]) == 2
+    assert "must differ" in capsys.readouterr().err
+    assert main(["train", "--init", str(model_dir), "--bags", str(bags["two_rooms"]), "--out", str(tmp_path / "m"),
+                 "--set", "model.embed_dim=8"]) == 2
+    assert "architecture" in capsys.readouterr().err
 
 
 def test_cli_errors(tmp_path, capsys, bags):

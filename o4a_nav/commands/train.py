@@ -10,6 +10,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write (e.g. models/my_model)")
     p.add_argument("--base", metavar="MODEL",
                    help="keep h, f-dagger and f of this model; build the new worlds' graphs and train only their p+")
+    p.add_argument("--init", metavar="MODEL",
+                   help="warm start: h, f-dagger and f begin from this model's weights, then all four stages "
+                        "train on --bags (e.g. to add a world to what h has learned; p+ heads start fresh)")
     p.add_argument("--preset", choices=["compact", "paper"], default="compact",
                    help="compact (default, CPU) or paper (ResNet-18 backbone, 256-d codes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
@@ -47,6 +50,6 @@ def run(args) -> int:
         if not Path(b).exists():
             raise UserError(f"bag {b} does not exist")
     report = train(args.bags, args.out, work_dir=args.work_dir, preset=args.preset, overrides=overrides,
-                   base=args.base, topics=names, world=args.world, resume=not args.no_resume)
+                   base=args.base, init=args.init, topics=names, world=args.world, resume=not args.no_resume)
     print(f"model written to {args.out}; report: {Path(args.out) / 'report.md'}")
     return 0 if report is not None else 1

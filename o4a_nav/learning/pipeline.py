@@ -3,6 +3,8 @@
     train(bags, out)                       # stages 1-4 on all worlds found in the bags
     train(bags, out, base="models/x")      # keep h, f-dagger, f of the base model; build the
                                            # new worlds' graphs and train only their p+
+    train(bags, out, init="models/x")      # warm start: h, f-dagger, f start from that model's
+                                           # weights, then all four stages train on the bags
 Checkpoints live in a work directory (default runs/train_<name>): stage 1 after every
 epoch, stage 3 and each world's p+ when done. Re-running the same command resumes; a
 different configuration or bag set starts over.
@@ -32,7 +34,7 @@ STAGE1_KEYS = ("batch_size", "lr", "margin_pos", "margin_neg", "ce_weight", "not
                "contrastive_weight", "augment", "val_fraction", "seed")
 
 
-def _fingerprint(bags, tcfg: TrainConfig, mcfg, base) -> str:
+def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None) -> str:
     """Identifies the stage-1 checkpoint: bags, architecture and the stage-1 settings only
     (not the epoch count, so a run can be extended; later stages key their own files)."""
     items = []
@@ -41,7 +43,12 @@ def _fingerprint(bags, tcfg: TrainConfig, mcfg, base) -> str:
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
         items.append([str(p), size])
     train = {k: v for k, v in to_dict(tcfg).items() if k in STAGE1_KEYS}
-    blob = json.dumps({"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}, sort_keys=True)
+    start = None
+    if init is not None:   # which weights the warm start began from
+        w = Path(init) / "weights.pt"
+        start = [str(Path(init).resolve()), hashlib.sha256(w.read_bytes()).hexdigest()[:16] if w.is_file() else None]
+    blob = json.dumps({"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base),
+                       **({"init": start} if start else {})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -99,7 +106,7 @@ class _WorldGraph:
     dist_rows: np.ndarray
 
 
-def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, base=None,
+def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, base=None, init=None,
           topics: TopicNames | None = None, world: str | None = None, resume: bool = True,
           progress=None, log=print) -> dict:
     t_start = time.perf_counter()
@@ -108,18 +115,25 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     if progress is None:
         from o4a_nav.learning.training import default_progress
         progress = default_progress()
-    if base is not None:
+    if base is not None and init is not None:
+        raise UserError("--base and --init exclude each other: --base keeps h, f-dagger and f as they are, "
+                        "--init trains them further")
+    if init is not None and Path(init).resolve() == Path(out).resolve():
+        raise UserError(f"--init {init} and --out must differ: the warm start's weights would be overwritten")
+    start = base if base is not None else init
+    if start is not None:
+        flag = "--base" if base is not None else "--init"
         model_overrides = [o for o in (overrides or []) if o.startswith("model.")]
         if model_overrides:
-            raise UserError(f"--base keeps the base model's architecture; cannot apply {model_overrides[0]}")
-        model = load_model(base)
+            raise UserError(f"{flag} keeps the model's architecture; cannot apply {model_overrides[0]}")
+        model = load_model(start)
         mcfg = model.config
         _, tcfg = make_configs("compact", overrides)
     else:
         mcfg, tcfg = make_configs(preset, overrides)
     torch.set_num_threads(max(1, tcfg.threads))
     work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
-    _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base), resume, log)
+    _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init), resume, log)
 
     t0 = time.perf_counter()
     worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress)
@@ -129,7 +143,13 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
             f"({len(w.val_traj)} held out), {int(w.next_ok.sum())} transitions, "
             f"poses {'yes' if w.poses is not None else 'no'}, simulator world {'yes' if w.known_world else 'no'}")
 
-    if base is None:
+    if init is not None:   # h, f-dagger, f from the init model; fresh p+ heads for these worlds
+        warm = model
+        model = O4AModel(mcfg, [w.name for w in worlds])
+        for part in ("backbone", "inverse", "forward_model"):
+            getattr(model, part).load_state_dict(getattr(warm, part).state_dict())
+        log(f"warm start: h, f-dagger and f from {init}; all stages train on {', '.join(w.name for w in worlds)}")
+    elif base is None:
         model = O4AModel(mcfg, [w.name for w in worlds])
     else:
         for w in worlds:
@@ -231,6 +251,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         summary_worlds = {**_previous_report_worlds(out, base), **summary_worlds}
     report = R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
                                   "model_dir": str(out), "base": str(base) if base else None,
+                                  "init": str(init) if init else None,
                                   "weights_bytes": weights_bytes, "config": to_dict(mcfg),
                                   "train_config": to_dict(tcfg)})
     log(f"report: {out / 'report.md'}  (Spearman {report.get('geodesic_spearman')}, "
