@@ -208,8 +208,7 @@ def test_step_without_goal_and_world_checks():
 
 @pytest.mark.parametrize("kw", [dict(stop_threshold=-1), dict(memory_size=0), dict(max_steps=0),
                                 dict(repulsion_margin=float("nan")), dict(lookahead_rotations=-1),
-                                dict(lookahead_rotations=25), dict(forward_margin=-0.1),
-                                dict(forward_margin=float("inf"))])
+                                dict(lookahead_rotations=25)])
 def test_params_validated(kw):
     with pytest.raises(UserError):
         NavigatorParams(**kw)
@@ -237,25 +236,3 @@ def test_with_real_model_api(tmp_path):
     assert sum(c.repulsion for c in d2.candidates) > 0
     assert np.isfinite(d2.goal_distance)
     assert nav.step(goal[0], goal[1], ALL).goal_distance == pytest.approx(0.0, abs=1e-3)
-
-
-def test_forward_margin_prefers_forward_within_delta():
-    # goal (0, -3) on the robot's right: P(FORWARD) = 4, P(rotation) = 3 at the first step
-    def first(margin, free=ALL):
-        nav = O4ANavigator(GridModel(), params=NavigatorParams(stop_threshold=0.5, repulsion_margin=1.5,
-                                                               forward_margin=margin))
-        nav.set_goal(*grid_obs(0, -3, 3))
-        return nav.step(*grid_obs(0, 0, 0), free)
-    assert first(0.0).action == Action.ROTATE_LEFT      # the paper's rule (tie LEFT/RIGHT -> LEFT)
-    assert first(0.99).action == Action.ROTATE_LEFT     # outside the margin
-    d = first(1.0)
-    assert d.action == Action.FORWARD                   # 4 <= 3 + 1
-    pots = {c.action: c.potential for c in d.candidates}
-    assert pots[Action.FORWARD] == pytest.approx(4.0) and pots[Action.ROTATE_LEFT] == pytest.approx(3.0)
-    assert first(5.0, {Action.ROTATE_LEFT, Action.ROTATE_RIGHT}).action == Action.ROTATE_LEFT  # never unfree
-
-
-def test_forward_margin_still_reaches_the_goal():
-    params = NavigatorParams(stop_threshold=0.5, repulsion_margin=1.5, forward_margin=0.5)
-    s, d, trace = run_episode(O4ANavigator(GridModel(), params=params), (0, 0, 0), (4, 3, 1))
-    assert d is not None and d.reached and s[:2] == (4, 3)

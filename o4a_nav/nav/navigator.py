@@ -26,12 +26,6 @@ when the robot gets there); a plan's repulsion also counts the rotated waypoints
 through. A heading is judged by where a step along it leads, not by the
 rotated view itself, which is what makes the greedy rule dither. Ties go to fewer
 rotations, LEFT before RIGHT.
-
-``forward_margin`` delta (our addition, 0 = off = the paper's rule): FORWARD is taken
-whenever it is in A_free and its potential is within delta of the best candidate's,
-P(FORWARD) <= min_a P(a) + delta. Differences of p+ smaller than its own error then no
-longer turn the robot on the spot; the repulsor still pushes it on when FORWARD leads
-back into visited places.
 """
 from __future__ import annotations
 
@@ -61,7 +55,6 @@ class NavigatorParams(FromDict):
     anti_oscillation: bool = False  # drop the rotation that undoes the previous one
     stop_on_connected: bool = False  # also STOP when f-dagger(x_t, x_g) != NOT_CONNECTED
     lookahead_rotations: int = 0    # K: score "k rotations then FORWARD" plans, k <= K (0 = paper rule)
-    forward_margin: float = 0.0     # delta: FORWARD when P(FORWARD) <= min P + delta (0 = paper rule)
     max_steps: int = 500            # decisions per goal before giving up (FAILED)
 
     def __post_init__(self):
@@ -71,8 +64,6 @@ class NavigatorParams(FromDict):
             raise UserError(f"navigator: memory_size must be >= 1, got {self.memory_size}")
         if not (self.repulsion_margin >= 0 and math.isfinite(self.repulsion_margin)):
             raise UserError(f"navigator: repulsion_margin must be a finite number >= 0, got {self.repulsion_margin}")
-        if not (self.forward_margin >= 0 and math.isfinite(self.forward_margin)):
-            raise UserError(f"navigator: forward_margin must be a finite number >= 0, got {self.forward_margin}")
         if int(self.max_steps) < 1:
             raise UserError(f"navigator: max_steps must be >= 1, got {self.max_steps}")
         if not 0 <= int(self.lookahead_rotations) <= 24:
@@ -283,8 +274,6 @@ class O4ANavigator:
             rep = rep + via
             pot = att + rep
             i = int(torch.argmin(pot))  # first minimum: evaluation order breaks ties
-            if p.forward_margin > 0 and first[0] == Action.FORWARD and float(pot[0]) <= float(pot[i]) + p.forward_margin:
-                i = 0  # FORWARD is evaluated first whenever it is free
             chosen = first[i]
             if p.use_repulsor:
                 self._push(w_first[i].detach().clone())

@@ -42,8 +42,6 @@ NAV_SPECS = {
     "anti_oscillation": P("drop the rotation that undoes the previous one (our addition, off = paper rule)"),
     "lookahead_rotations": P("score 'k rotations then FORWARD' plans up to k = this (our addition, 0 = paper rule)",
                              (0, 24)),
-    "forward_margin": P("take FORWARD when its potential is within this of the best (our addition, 0 = paper rule)",
-                        (0.0, 1000.0)),
     "stop_on_connected": P("also STOP when f-dagger says the goal is one action away"),
     "max_steps": P("decisions per goal before FAILED (paper 500); a NavigateToImage goal may override", (1, 1000000)),
 }
