@@ -46,7 +46,13 @@ def ros(request):
     kind = getattr(request, "param", "single")
     ex = MultiThreadedExecutor(num_threads=4, context=ctx) if kind == "multi" else SingleThreadedExecutor(context=ctx)
     nodes = []
-    th = threading.Thread(target=ex.spin, daemon=True)
+    stop = threading.Event()
+
+    def spin():  # ex.spin() with a way out: the thread ends before the executor is shut down
+        while not stop.is_set() and ctx.ok():
+            ex.spin_once(timeout_sec=0.05)
+
+    th = threading.Thread(target=spin, daemon=True)
 
     def add(node):
         nodes.append(node)
@@ -55,6 +61,10 @@ def ros(request):
 
     th.start()
     yield ctx, add
+    # Stop spinning and join first: shutting the executor down under a spinning thread
+    # destroys its guard condition mid-wait (AttributeError in the spin thread).
+    stop.set()
+    th.join(timeout=5.0)
     ex.shutdown(timeout_sec=2.0)
     for n in nodes:
         if hasattr(n, "shutdown"):
@@ -62,4 +72,3 @@ def ros(request):
     for n in nodes:
         n.destroy_node()
     rclpy.shutdown(context=ctx)
-    th.join(timeout=5.0)
