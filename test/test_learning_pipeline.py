@@ -124,6 +124,33 @@ def test_init_warm_starts_all_networks_and_trains_them(trained, bags, tmp_path):
     assert all(torch.equal(ag[k], ns[k]) for k in ns)
 
 
+def test_init_resume_follows_the_start_weights(trained, bags, tmp_path, capsys):
+    """Checkpoints of an --init run belong to the start weights: the same command resumes,
+    new weights at the same path start over (old checkpoints kept aside)."""
+    import shutil
+
+    model_dir, _ = trained
+    start, work = tmp_path / "start", tmp_path / "w5"
+    shutil.copytree(model_dir, start)
+    cmd = ["train", "--init", str(start), "--bags", str(bags["two_rooms"]), "--out", str(tmp_path / "m5"),
+           "--work-dir", str(work)] + TRAIN
+    assert main(cmd) == 0
+    capsys.readouterr()
+    assert main(cmd) == 0
+    assert "resumed" in capsys.readouterr().out
+    m = load_model(start)
+    with torch.no_grad():
+        for p in m.backbone.parameters():
+            p.add_(0.01)
+    from o4a_nav.learning.model_io import save_model
+
+    save_model(m, start)
+    assert main(cmd) == 0
+    out = capsys.readouterr().out
+    assert "starting over" in out and "resumed" not in out
+    assert any((work / "previous").glob("stage1*.pt"))
+
+
 def test_init_errors(trained, bags, tmp_path, capsys):
     model_dir, _ = trained
     assert main(["train", "--init", str(model_dir), "--base", str(model_dir), "--bags", str(bags["two_rooms"]),
