@@ -11,7 +11,7 @@
 #   h, f-dagger and f start from phase 1 and train WARM_EPOCHS more stage-1 epochs on all
 #   the worlds (so h also learns the extra ones), then graphs, f and p+ for every world.
 # Phase 1's model is kept in $WORK/phase1_model (or written to OUT when WARM_EPOCHS=0).
-# Defaults (120 + 36 epochs) are how models/o4a_default (v9) was made; about 2.6 h on 2 cores.
+# Defaults (120 + 52 epochs) are how models/o4a_default (v10) was made; about 3 h on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -20,7 +20,7 @@ WORLDS_EXTRA=${WORLDS_EXTRA-apartment}
 STEPS=${STEPS:-10000}
 OUT=${OUT:-models/o4a_default}
 EPOCHS=${EPOCHS:-120}
-WARM_EPOCHS=${WARM_EPOCHS:-36}
+WARM_EPOCHS=${WARM_EPOCHS:-52}
 WORK=${WORK:-runs/train_o4a_default}
 mkdir -p runs data/bags
 bag() { echo "data/bags/${1}_s0"; }
