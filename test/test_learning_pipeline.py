@@ -1,13 +1,14 @@
 """`o4a train` end to end on tiny real `o4a collect` bags: model dir, report, graph files,
 resume, --base (new world's p+ only), --init (warm start), CLI errors."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from o4a_nav.cli import main
-from o4a_nav.learning.model_io import load_model
+from o4a_nav.learning.model_io import load_model, save_model
 from o4a_nav.learning.synthetic import RingWorld, write_bag
 
 TINY = ["--set", "model.compact_channels=8,8,16,16,16", "--set", "model.image_feature_dim=32",
@@ -127,8 +128,6 @@ def test_init_warm_starts_all_networks_and_trains_them(trained, bags, tmp_path):
 def test_init_resume_follows_the_start_weights(trained, bags, tmp_path, capsys):
     """Checkpoints of an --init run belong to the start weights: the same command resumes,
     new weights at the same path start over (old checkpoints kept aside)."""
-    import shutil
-
     model_dir, _ = trained
     start, work = tmp_path / "start", tmp_path / "w5"
     shutil.copytree(model_dir, start)
@@ -142,8 +141,6 @@ def test_init_resume_follows_the_start_weights(trained, bags, tmp_path, capsys):
     with torch.no_grad():
         for p in m.backbone.parameters():
             p.add_(0.01)
-    from o4a_nav.learning.model_io import save_model
-
     save_model(m, start)
     assert main(cmd) == 0
     out = capsys.readouterr().out

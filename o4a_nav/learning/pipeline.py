@@ -26,7 +26,7 @@ from o4a_nav.learning import graph as G
 from o4a_nav.learning import report as R
 from o4a_nav.learning.config import TrainConfig, graph_logit_offset, make_configs, to_dict, train_config_from_dict
 from o4a_nav.learning.dataset import TopicNames, WorldData, load_worlds
-from o4a_nav.learning.model_io import O4AModel, load_model, save_model
+from o4a_nav.learning.model_io import WEIGHTS_FILE, O4AModel, load_model, save_model
 from o4a_nav.learning.training import embed_frames, inverse_accuracy, train_forward, train_geodesic, train_stage1
 
 
@@ -43,13 +43,11 @@ def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None) -> str:
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
         items.append([str(p), size])
     train = {k: v for k, v in to_dict(tcfg).items() if k in STAGE1_KEYS}
-    start = None
-    if init is not None:   # which weights the warm start began from
-        w = Path(init) / "weights.pt"
-        start = [str(Path(init).resolve()), hashlib.sha256(w.read_bytes()).hexdigest()[:16] if w.is_file() else None]
-    blob = json.dumps({"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base),
-                       **({"init": start} if start else {})}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    ident = {"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}
+    if init is not None:   # which weights the warm start began from (load_model has checked they exist)
+        weights = (Path(init) / WEIGHTS_FILE).read_bytes()
+        ident["init"] = [str(Path(init).resolve()), hashlib.sha256(weights).hexdigest()[:16]]
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _settings_key(tcfg: TrainConfig, stage: str) -> str:
