@@ -1,7 +1,8 @@
-"""o4a worlds: list the built-in simulator worlds."""
+"""o4a worlds: list the built-in simulator worlds, check world files, generate new ones."""
 from __future__ import annotations
 
-HELP = "list the built-in simulator worlds, one name per line (--long: size and description)"
+HELP = ("list the built-in simulator worlds, one name per line (--long: size and description); "
+        "--check world files; --generate N new ones")
 
 
 def add_arguments(p) -> None:
@@ -9,11 +10,26 @@ def add_arguments(p) -> None:
                    help="also print rooms, free area and the description of each world")
     p.add_argument("--check", metavar="FILE", nargs="+", default=[],
                    help="validate world files (name or path) instead of listing; exit status 2 on the first error")
+    p.add_argument("--generate", type=int, metavar="N",
+                   help="write N procedurally generated worlds (docs/WORLDS.md) into --out as gen_s<SEED>_<i>.yaml")
+    p.add_argument("--seed", type=int, default=0, help="seed of --generate (default 0; same seed, same files)")
+    p.add_argument("--out", metavar="DIR", help="folder for --generate")
 
 
 def run(args) -> int:
+    from o4a_nav.errors import UserError
     from o4a_nav.sim.world import load_world, world_names
 
+    if args.generate is not None:
+        if not args.out:
+            raise UserError("--generate needs --out DIR")
+        from o4a_nav.sim.generate import write_worlds
+
+        for path, w in write_worlds(args.generate, args.seed, args.out):
+            x0, y0, x1, y1 = w.bounds
+            print(f"{path}: {len(w.rooms)} rooms, {len(w.openings)} openings, {len(w.boxes)} boxes, "
+                  f"{x1 - x0:.1f} x {y1 - y0:.1f} m, {w.free_area:.1f} m^2 free")
+        return 0
     if args.check:
         for f in args.check:
             w = load_world(f)

@@ -90,6 +90,10 @@ class _Scene(mw.MiniWorldEnv):
         params.set("cam_fwd_disp", 0.0)
         params.set("cam_pitch", 0.0)
         params.set("light_pos", [world.light[0], world.light[2], -world.light[1]])
+        if world.light_color is not None:     # else MiniWorld's default (0.7 grey)
+            params.set("light_color", list(world.light_color))
+        if world.ambient is not None:         # else MiniWorld's default (0.45 grey)
+            params.set("light_ambient", list(world.ambient))
         params.set("sky_color", [0.0, 0.0, 0.0])
         with contextlib.redirect_stdout(io.StringIO()):  # MiniWorld prints about MSAA samples
             super().__init__(max_episode_steps=2**62, obs_width=width, obs_height=height,

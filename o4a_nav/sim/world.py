@@ -136,6 +136,9 @@ class World:
     wall_height: float
     light: tuple[float, float, float]
     segments: np.ndarray = field(repr=False)   # (N, 2, 2) wall/box segments, map frame
+    light_color: tuple[float, float, float] | None = None   # None: the renderer's default
+    ambient: tuple[float, float, float] | None = None
+    text: str = field(default="", repr=False)  # the world file's text, as read
     robot_radius: float = ROBOT_RADIUS
     resolution: float = GRID_RESOLUTION
 
@@ -475,20 +478,34 @@ class _Ctx:
 
 
 def _parse(path: Path) -> World:
-    import json
-
-    import yaml
-
-    ctx = _Ctx(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise WorldFileError(f"{path}: cannot read: {exc}") from exc
+    return world_from_text(text, path)
+
+
+def world_from_text(text: str, path: Path | str = "<text>") -> World:
+    """A world from the text of a world file (YAML; JSON when `path` ends in .json).
+    `path` names it in error messages and `World.path`."""
+    import json
+
+    import yaml
+
+    path = Path(path)
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
         raise WorldFileError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
-    ctx.keys(data, {"name", "description", "wall_height", "light", "rooms", "openings", "boxes", "pictures"}, "top level")
+    return world_from_data(data, path, text)
+
+
+def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
+    """A world from the parsed contents of a world file (a dict in the documented format)."""
+    path = Path(path)
+    ctx = _Ctx(path)
+    ctx.keys(data, {"name", "description", "wall_height", "light", "light_color", "ambient", "rooms", "openings",
+                    "boxes", "pictures"}, "top level")
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise ctx.err("name", f"expected a non-empty string, got {name!r}")
@@ -582,13 +599,21 @@ def _parse(path: Path) -> World:
         light = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, wall_height)
     else:
         light = tuple(ctx.numbers(data, "light", "top level", 3))
+    colours = {}
+    for key in ("light_color", "ambient"):
+        if key in data:
+            rgb = ctx.numbers(data, key, "top level", 3)
+            if not all(0.0 <= v <= 1.0 for v in rgb):
+                raise ctx.err(key, f"expected 3 numbers in [0, 1] (red, green, blue), got {data[key]!r}")
+            colours[key] = tuple(rgb)
 
     segments = _wall_segments(rooms, openings, boxes)
     desc = data.get("description", "")
     if not isinstance(desc, str):
         raise ctx.err("description", "expected a string")
     return World(name=name, path=path, description=desc.strip(), rooms=rooms, openings=openings, boxes=boxes,
-                 pictures=pictures, wall_height=wall_height, light=light, segments=segments)
+                 pictures=pictures, wall_height=wall_height, light=light, segments=segments,
+                 light_color=colours.get("light_color"), ambient=colours.get("ambient"), text=text)
 
 
 def _shared_wall(a: Room, b: Room):
