@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from o4a_nav.errors import UserError, WorldFileError
-from o4a_nav.sim.world import World, available_textures, world_from_data
+from o4a_nav.sim.world import World, _shared_wall, available_textures, world_from_data
 
 WALL_TEXTURES = ("brick_wall", "cinder_blocks", "concrete", "concrete_tiles", "drywall", "marble", "stucco",
                  "wood", "wood_planks", "rock", "metal_grill", "white", "airduct_grate", "picket_fence")
@@ -122,42 +122,40 @@ def _corridor_layout(w: float, h: float, rng) -> tuple[list[_Rect], int]:
     return rooms, 0
 
 
-def _shared(a: _Rect, b: _Rect):
-    """(axis, coord, lo, hi) of the wall two rooms share (same convention as world.py), or None."""
-    for ya, yb in ((a.y1, b.y0), (a.y0, b.y1)):
-        if abs(ya - yb) < 1e-6:
-            lo, hi = max(a.x0, b.x0), min(a.x1, b.x1)
-            if hi > lo:
-                return "x", ya, lo, hi
-    for xa, xb in ((a.x1, b.x0), (a.x0, b.x1)):
-        if abs(xa - xb) < 1e-6:
-            lo, hi = max(a.y0, b.y0), min(a.y1, b.y1)
-            if hi > lo:
-                return "y", xa, lo, hi
-    return None
-
-
 def _adjacency(rooms: list[_Rect]) -> dict[tuple[int, int], tuple]:
     adj = {}
     for i in range(len(rooms)):
         for j in range(i + 1, len(rooms)):
-            s = _shared(rooms[i], rooms[j])
+            s = _shared_wall(rooms[i], rooms[j])
             if s is not None and s[3] - s[2] >= MIN_SHARED:
                 adj[(i, j)] = s
     return adj
 
 
-def _connected(n: int, edges) -> bool:
-    parent = list(range(n))
+class _Components:
+    """Union-find over n items."""
 
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
         return a
+
+    def join(self, a: int, b: int) -> bool:
+        """Join the sets of a and b; False if they were one already."""
+        ra, rb = self.find(a), self.find(b)
+        self.parent[ra] = rb
+        return ra != rb
+
+
+def _connected(n: int, edges) -> bool:
+    comp = _Components(n)
     for i, j in edges:
-        parent[find(i)] = find(j)
-    return len({find(i) for i in range(n)}) == 1
+        comp.join(i, j)
+    return len({comp.find(i) for i in range(n)}) == 1
 
 
 def _drop_rooms(rooms: list[_Rect], keep: int | None, rng, max_drop: int) -> list[_Rect]:
@@ -187,18 +185,10 @@ def _doors(rooms: list[_Rect], adj: dict, rng, loop_p: float, prefer: int | None
     weights = rng.random(len(keys))
     if prefer is not None:
         weights = np.where([prefer in k for k in keys], weights * 0.3, weights)
-    parent = list(range(len(rooms)))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
+    comp = _Components(len(rooms))
     chosen = []
     for k in np.argsort(weights, kind="stable"):
-        i, j = keys[k]
-        if find(i) != find(j):
-            parent[find(i)] = find(j)
+        if comp.join(*keys[k]):
             chosen.append(keys[k])
         elif rng.random() < loop_p:
             chosen.append(keys[k])
