@@ -221,6 +221,15 @@ def image_msg(rgb: np.ndarray, t: float, frame_id: str):
         step=w * 3, data=rgb.reshape(-1))
 
 
+def compressed_image_msg(rgb: np.ndarray, t: float, frame_id: str, fmt: str = "jpeg"):
+    """sensor_msgs/CompressedImage as image_transport's compressed publisher writes it."""
+    from o4a_nav.image_conv import rgb_to_compressed
+
+    data, format_string = rgb_to_compressed(rgb, fmt)
+    return _types()["sensor_msgs/msg/CompressedImage"](
+        header=_header(t, frame_id), format=format_string, data=np.frombuffer(data, np.uint8))
+
+
 def scan_msg(scan: ScanData, frame_id: str, scan_time: float = 0.0):
     return _types()["sensor_msgs/msg/LaserScan"](
         header=_header(scan.stamp, frame_id), angle_min=float(scan.angle_min),
@@ -236,6 +245,22 @@ def pose_msg(pose: Pose2D, t: float, frame_id: str = "map"):
     p = T["geometry_msgs/msg/Point"](x=float(pose.x), y=float(pose.y), z=0.0)
     return T["geometry_msgs/msg/PoseStamped"](
         header=_header(t, frame_id), pose=T["geometry_msgs/msg/Pose"](position=p, orientation=q))
+
+
+def odom_msg(pose: Pose2D, t: float, frame_id: str = "odom", child_frame_id: str = "base_link"):
+    """nav_msgs/Odometry with the pose filled (twist zero), as a base driver publishes it."""
+    T = _types()
+    pose_stamped = pose_msg(pose, t, frame_id)
+    return T["nav_msgs/msg/Odometry"](
+        header=pose_stamped.header, child_frame_id=child_frame_id,
+        pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose_stamped.pose, covariance=np.zeros(36)),
+        twist=T["geometry_msgs/msg/TwistWithCovariance"](twist=twist_msg(0.0, 0.0), covariance=np.zeros(36)))
+
+
+def twist_msg(v: float, w: float):
+    T = _types()
+    return T["geometry_msgs/msg/Twist"](linear=T["geometry_msgs/msg/Vector3"](x=float(v), y=0.0, z=0.0),
+                                        angular=T["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=float(w)))
 
 
 def action_msg(action: int, t: float, sequence: int, frame_id: str = "base_link"):
