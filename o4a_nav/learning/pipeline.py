@@ -117,7 +117,6 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
-    check_model_out(out, force=force, update=base is not None and Path(base).resolve() == out.resolve())
     if progress is None:
         from o4a_nav.learning.training import default_progress
         progress = default_progress()
@@ -126,6 +125,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
                         "--init trains them further")
     if init is not None and Path(init).resolve() == Path(out).resolve():
         raise UserError(f"--init {init} and --out must differ: the warm start's weights would be overwritten")
+    check_model_out(out, force=force, update=base is not None and Path(base).resolve() == out.resolve())
     start = base if base is not None else init
     if start is not None:
         flag = "--base" if base is not None else "--init"
