@@ -178,3 +178,13 @@ def test_segment_params_are_checked():
         SegmentParams(rotate_deg=4.0).validate()
     with pytest.raises(UserError, match="forward_m must be > 0"):
         SegmentParams(forward_m=0.0).validate()
+
+
+def test_goal_images_from_a_compressed_bag(tmp_path, explore):
+    """`o4a goal --bag` with the default topics finds <topic>/compressed and decodes it."""
+    from o4a_nav.commands.goal import images_from_bag
+
+    bag = _write_action_bag(tmp_path / "png", explore, compressed="png")
+    front, rear, t = images_from_bag(bag, 0.5, "/front_camera/image_raw", "/rear_camera/image_raw")
+    assert t == pytest.approx(0.5)
+    assert np.array_equal(front, explore["front"][5]) and np.array_equal(rear, explore["rear"][5])
