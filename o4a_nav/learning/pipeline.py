@@ -180,7 +180,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         p.requires_grad_(False)
     model.eval()
 
-    # ---- stage 2: graphs (everything is written into `stage`, swapped in at the end) ----
+    # ---- stage 2: graphs (from here on `out` is the staging directory, swapped in at `final_out` at the end) ----
     final_out, out = out, begin_model_dir(out)
     t0 = time.perf_counter()
     graphs: dict[str, _WorldGraph] = {}
