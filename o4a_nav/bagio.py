@@ -8,6 +8,8 @@ the simulator records.
 from __future__ import annotations
 
 import math
+import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -77,7 +79,12 @@ class BagWriter:
     `msg` is a rosbags message object (see the builders below) or raw CDR bytes.
     """
 
-    def __init__(self, path, storage: str = "mcap", latched_topics: Iterable[str] = ()):
+    def __init__(self, path, storage: str = "mcap", latched_topics: Iterable[str] = (),
+                 flush_period: float | None = None):
+        """flush_period: seconds (monotonic) after which written messages are made durable
+        (MCAP: the pending chunk is closed and the file flushed and fsynced; sqlite3: the
+        transaction is committed), so a killed recorder loses at most that much. The file
+        then lacks only its summary and metadata.yaml: `o4a bag repair` rebuilds them."""
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         if storage not in STORAGES:
@@ -92,6 +99,9 @@ class BagWriter:
         self._connections: dict[str, object] = {}
         self._store = typestore()
         self.count = 0
+        self.storage = storage
+        self.flush_period = flush_period
+        self._last_flush = time.monotonic()
 
     def __enter__(self) -> "BagWriter":
         self._writer.open()
@@ -124,6 +134,26 @@ class BagWriter:
         data = msg if isinstance(msg, (bytes, bytearray, memoryview)) else self._store.serialize_cdr(msg, msgtype)
         self._writer.write(conn, int(round(t_sec * 1e9)), data)
         self.count += 1
+        self.maybe_flush()
+
+    def maybe_flush(self) -> None:
+        """flush() when flush_period has passed since the last one (call it also when idle)."""
+        if self.flush_period is not None and time.monotonic() - self._last_flush >= self.flush_period:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make every message written so far durable in the storage file."""
+        self._last_flush = time.monotonic()
+        storage = getattr(self._writer, "storage", None) if self._writer is not None else None
+        if storage is None:
+            return
+        if self.storage == "mcap":
+            if storage.chunk.bio.tell():
+                storage.close_chunk()
+            storage.bio.flush()
+            os.fsync(storage.bio.fileno())
+        else:
+            storage.conn.commit()
 
 
 def _open_reader(path):
@@ -133,6 +163,9 @@ def _open_reader(path):
     if not path.exists():
         raise BagError(f"bag {path} does not exist")
     if not (path / "metadata.yaml").is_file():
+        if path.is_dir() and (any(path.glob("*.mcap")) or any(path.glob("*.db3"))):
+            raise BagError(f"{path} has no metadata.yaml: a recording that was cut off (killed, power loss)? "
+                           f"Recover its complete messages with `o4a bag repair {path}`")
         raise BagError(f"{path} is not a rosbag2 folder (no metadata.yaml)")
     try:
         reader = Reader(path)
@@ -221,6 +254,15 @@ def image_msg(rgb: np.ndarray, t: float, frame_id: str):
         step=w * 3, data=rgb.reshape(-1))
 
 
+def compressed_image_msg(rgb: np.ndarray, t: float, frame_id: str, fmt: str = "jpeg"):
+    """sensor_msgs/CompressedImage as image_transport's compressed publisher writes it."""
+    from o4a_nav.image_conv import rgb_to_compressed
+
+    data, format_string = rgb_to_compressed(rgb, fmt)
+    return _types()["sensor_msgs/msg/CompressedImage"](
+        header=_header(t, frame_id), format=format_string, data=np.frombuffer(data, np.uint8))
+
+
 def scan_msg(scan: ScanData, frame_id: str, scan_time: float = 0.0):
     return _types()["sensor_msgs/msg/LaserScan"](
         header=_header(scan.stamp, frame_id), angle_min=float(scan.angle_min),
@@ -236,6 +278,22 @@ def pose_msg(pose: Pose2D, t: float, frame_id: str = "map"):
     p = T["geometry_msgs/msg/Point"](x=float(pose.x), y=float(pose.y), z=0.0)
     return T["geometry_msgs/msg/PoseStamped"](
         header=_header(t, frame_id), pose=T["geometry_msgs/msg/Pose"](position=p, orientation=q))
+
+
+def odom_msg(pose: Pose2D, t: float, frame_id: str = "odom", child_frame_id: str = "base_link"):
+    """nav_msgs/Odometry with the pose filled (twist zero), as a base driver publishes it."""
+    T = _types()
+    pose_stamped = pose_msg(pose, t, frame_id)
+    return T["nav_msgs/msg/Odometry"](
+        header=pose_stamped.header, child_frame_id=child_frame_id,
+        pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose_stamped.pose, covariance=np.zeros(36)),
+        twist=T["geometry_msgs/msg/TwistWithCovariance"](twist=twist_msg(0.0, 0.0), covariance=np.zeros(36)))
+
+
+def twist_msg(v: float, w: float):
+    T = _types()
+    return T["geometry_msgs/msg/Twist"](linear=T["geometry_msgs/msg/Vector3"](x=float(v), y=0.0, z=0.0),
+                                        angular=T["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=float(w)))
 
 
 def action_msg(action: int, t: float, sequence: int, frame_id: str = "base_link"):

@@ -2,6 +2,13 @@
 
 The one place where camera images of any size and the common encodings become what the
 networks eat. Used by the dataset, the navigator, the goal service and the benchmark.
+
+Raw images (sensor_msgs/Image fields): rgb8, bgr8, mono8, rgba8, bgra8, the packed 4:2:2
+YUV layouts (yuv422 = uyvy, as in sensor_msgs/image_encodings; yuv422_yuy2 = yuyv) and
+the 8-bit Bayer mosaics (bayer_rggb8, bayer_bggr8, bayer_gbrg8, bayer_grbg8; demosaiced
+bilinearly). Compressed images (sensor_msgs/CompressedImage fields): JPEG or PNG bytes and
+the image_transport `format` string, e.g. "jpeg", "png", "rgb8; jpeg compressed bgr8";
+the channel order after "compressed" says how the decoded pixels are ordered.
 """
 from __future__ import annotations
 
@@ -19,6 +26,17 @@ _ENCODINGS = {
     "mono8": (1, cv2.COLOR_GRAY2RGB),
     "rgba8": (4, cv2.COLOR_RGBA2RGB),
     "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    # packed 4:2:2 YUV: ROS "yuv422" is U Y0 V Y1 (UYVY); "yuv422_yuy2" is Y0 U Y1 V (YUYV)
+    "yuv422": (2, cv2.COLOR_YUV2RGB_UYVY),
+    "uyvy": (2, cv2.COLOR_YUV2RGB_UYVY),
+    "yuv422_yuy2": (2, cv2.COLOR_YUV2RGB_YUYV),
+    "yuyv": (2, cv2.COLOR_YUV2RGB_YUYV),
+    # Bayer mosaics, named by the colours of the top-left 2x2 block; OpenCV names a pattern by
+    # the second row's 2nd and 3rd pixels, hence the shifted names
+    "bayer_rggb8": (1, cv2.COLOR_BayerBG2RGB),
+    "bayer_bggr8": (1, cv2.COLOR_BayerRG2RGB),
+    "bayer_gbrg8": (1, cv2.COLOR_BayerGR2RGB),
+    "bayer_grbg8": (1, cv2.COLOR_BayerGB2RGB),
 }
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
@@ -41,6 +59,8 @@ def to_rgb(data, height: int, width: int, encoding: str, step: int | None = None
     if height <= 0 or width <= 0:
         raise ImageFormatError(f"empty image ({width}x{height})")
     channels, conversion = _ENCODINGS[encoding]
+    if channels == 2 and width % 2:
+        raise ImageFormatError(f"{encoding} image width {width} is odd; 4:2:2 YUV packs pixel pairs")
     buf = _as_bytes_array(data)
     row = width * channels
     step = step or row
@@ -57,6 +77,47 @@ def to_rgb(data, height: int, width: int, encoding: str, step: int | None = None
     if conversion is not None:
         img = cv2.cvtColor(img, conversion)
     return img
+
+
+def compressed_to_rgb(data, fmt: str = "") -> np.ndarray:
+    """Compressed image bytes (JPEG or PNG; sensor_msgs/CompressedImage fields) -> (H, W, 3)
+    uint8 RGB. `fmt` follows image_transport: "jpeg" / "png", or "ENC; jpeg compressed ORDER"
+    where ORDER (bgr8 by default, as image_transport writes) is the decoded channel order.
+    16-bit PNGs are scaled to 8 bits; grey and alpha images come out as RGB."""
+    fmt_l = (fmt or "").lower()
+    if "compresseddepth" in fmt_l:
+        raise ImageFormatError(f"compressed depth image (format {fmt!r}) is not a camera image")
+    buf = _as_bytes_array(data)
+    if buf.size == 0:
+        raise ImageFormatError(f"empty compressed image (format {fmt!r})")
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ImageFormatError(f"compressed image (format {fmt!r}, {buf.size} bytes) cannot be decoded "
+                               f"as JPEG or PNG")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ImageFormatError(f"compressed image (format {fmt!r}) decodes to {img.dtype} pixels, not 8-bit")
+    order = fmt_l.split("compressed", 1)[1].strip() if "compressed" in fmt_l else ""
+    rgb_order = order.startswith("rgb")       # the encoder was given RGB rows: the decoded rows are RGB
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB if rgb_order else cv2.COLOR_BGRA2RGB)
+    return np.ascontiguousarray(img) if rgb_order else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> tuple[bytes, str]:
+    """(H, W, 3) uint8 RGB -> (bytes, format string) as image_transport's compressed
+    publisher writes them: ("...", "rgb8; jpeg compressed bgr8") or the png equivalent."""
+    if fmt not in ("jpeg", "png"):
+        raise ImageFormatError(f"unknown compression {fmt!r}; use jpeg or png")
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
+    ok, enc = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
+    if not ok:
+        raise ImageFormatError(f"cannot encode a {rgb.shape} image as {fmt}")
+    return enc.tobytes(), f"rgb8; {fmt} compressed bgr8"
 
 
 def resize_rgb(img: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:

@@ -26,13 +26,23 @@ def sec_to_stamp_fields(t: float) -> tuple[int, int]:
     return sec, nanosec
 
 
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+
+def is_compressed_image(msg) -> bool:
+    """A sensor_msgs/CompressedImage (format + data, no width/height/encoding)."""
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
+
+
 def image_msg_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, 3) uint8 RGB at its own size."""
+    """sensor_msgs/Image or sensor_msgs/CompressedImage -> (H, W, 3) uint8 RGB at its own size."""
+    if is_compressed_image(msg):
+        return image_conv.compressed_to_rgb(msg.data, msg.format)
     return image_conv.to_rgb(msg.data, int(msg.height), int(msg.width), msg.encoding, int(msg.step) or None)
 
 
 def image_msg_to_model_input(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (96, 96, 3) uint8 RGB, the model input."""
+    """sensor_msgs/Image or CompressedImage -> (96, 96, 3) uint8 RGB, the model input."""
     return image_conv.resize_rgb(image_msg_to_rgb(msg))
 
 
@@ -76,6 +86,17 @@ def rgb_to_image_msg(img: np.ndarray, t: float, frame_id: str, encoding: str = "
     msg.is_bigendian = 0
     msg.step = msg.width * channels
     msg.data = img.tobytes()
+    return msg
+
+
+def rgb_to_compressed_msg(img: np.ndarray, t: float, frame_id: str, fmt: str = "jpeg"):
+    """(H, W, 3) RGB -> rclpy sensor_msgs/CompressedImage (image_transport's layout)."""
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage()
+    fill_header(msg.header, t, frame_id)
+    data, msg.format = image_conv.rgb_to_compressed(img, fmt)
+    msg.data = data
     return msg
 
 

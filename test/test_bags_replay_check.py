@@ -143,6 +143,28 @@ def test_sim_run_replays_with_full_agreement(setup, storage):
 
 @pytest.mark.ros
 @pytest.mark.slow
+def test_compressed_camera_run_replays_with_full_agreement(setup, tmp_path):
+    """Cameras recorded as JPEG CompressedImage on <topic>/compressed: the navigator under
+    test subscribes to them (image_transport compressed) and decides as the recording did."""
+    from o4a_nav.bagtools.simrun import write_sim_navigation_bag
+    from o4a_nav.learning.model_io import load_model
+    from o4a_nav.nav.navigator import NavigatorParams
+
+    model_dir, params_file, _, _, _ = setup
+    bag = tmp_path / "run_jpeg"
+    summary = write_sim_navigation_bag(bag, load_model(model_dir), WORLD, max_steps=STEPS, seed=5, compressed=True,
+                                       params=NavigatorParams(stop_threshold=0.0, max_steps=STEPS))
+    types = {topicmod.normalize(t): v[0] for t, v in bagio.topics(bag).items()}
+    assert types["/front_camera/image_raw/compressed"] == "sensor_msgs/msg/CompressedImage"
+    assert "/front_camera/image_raw" not in types
+    proc, report = replay_check(model_dir, params_file, bag, "--min-agreement", "100")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["steps"] == len(summary["actions"]) > 5
+    assert [r["replayed"] for r in report["results"]] == summary["actions"]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
 def test_changed_decisions_are_reported_and_fail_a_strict_check(setup, tmp_path):
     model_dir, params_file, mcap, _, actions = setup
     flip = {Action.FORWARD: Action.ROTATE_LEFT, Action.ROTATE_LEFT: Action.ROTATE_RIGHT,

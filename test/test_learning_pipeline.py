@@ -132,7 +132,7 @@ def test_init_resume_follows_the_start_weights(trained, bags, tmp_path, capsys):
     start, work = tmp_path / "start", tmp_path / "w5"
     shutil.copytree(model_dir, start)
     cmd = ["train", "--init", str(start), "--bags", str(bags["two_rooms"]), "--out", str(tmp_path / "m5"),
-           "--work-dir", str(work)] + TRAIN
+           "--work-dir", str(work), "--force"] + TRAIN     # --force: each run replaces m5
     assert main(cmd) == 0
     capsys.readouterr()
     assert main(cmd) == 0

@@ -253,7 +253,7 @@ def test_navigator_goal_validation_and_stale_inputs(ros, model_dir):
     node = add(nav_node(ctx, model_dir, stale_timeout=0.3, stop_threshold=0.0))  # random model: codes are close
     probe = add(Probe(ctx))
     # bad goals: wrong encoding, mismatched sizes, empty image
-    res = call_set_goal(probe, rand_img(1), rand_img(2), enc_front="yuv422")
+    res = call_set_goal(probe, rand_img(1), rand_img(2), enc_front="rgb16")
     assert not res.accepted and "encoding" in res.message
     res = call_set_goal(probe, rand_img(1, 96, 96), rand_img(2, 120, 160))
     assert not res.accepted and "differ in size" in res.message

@@ -76,6 +76,7 @@ class NavRun:
     goals: list = field(default_factory=list)   # [(front msg, rear msg)]
     steps: list = field(default_factory=list)   # [Step]
     skipped_stops: int = 0                       # recorded STOPs that were not decisions
+    image_transport: str = "raw"                 # "compressed": the cameras are sensor_msgs/CompressedImage
 
 
 def extract_run(records, bag: str = "bag") -> NavRun:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from o4a_nav import bagio, topics
+from o4a_nav.ros_conv import image_msg_to_rgb
 from o4a_nav.bagtools import navrun
 from o4a_nav.types import Action
 
@@ -29,9 +30,13 @@ def _motion_state_msg(sequence: int, action: int, state: int, t: float, message:
 
 
 def write_sim_navigation_bag(out, model, world: str, *, max_steps: int = 30, seed: int = 0,
-                             storage: str = "mcap", params=None, dt: float = 0.5, t0: float = 100.0) -> dict:
+                             storage: str = "mcap", params=None, dt: float = 0.5, t0: float = 100.0,
+                             compressed: bool = False) -> dict:
     """Run the navigator core in the sim and write the run to `out`. Returns a summary
-    {steps, actions, world, start, goal}. `model` is a loaded model (model_io API)."""
+    {steps, actions, world, start, goal}. `model` is a loaded model (model_io API).
+    `compressed`: the cameras are JPEG CompressedImage on `<topic>/compressed` and the
+    navigator decides on the decoded images, as a navigator with image_transport
+    compressed does."""
     import torch
 
     from o4a_nav.nav.collision import CollisionChecker
@@ -54,6 +59,9 @@ def write_sim_navigation_bag(out, model, world: str, *, max_steps: int = 30, see
         checker = CollisionChecker()
         actions = []
         fr, rr, sc = navrun.FRONT, navrun.REAR, navrun.SCAN
+        img_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+        if compressed:
+            fr, rr = fr + "/compressed", rr + "/compressed"
         with bagio.BagWriter(out, storage=storage, latched_topics=[navrun.GOAL_FRONT, navrun.GOAL_REAR]) as w:
             w.write(topics.WORLD_NAME, "std_msgs/msg/String", t0, bagio.string_msg(robot.world.name))
             w.write(navrun.GOAL_FRONT, "sensor_msgs/msg/Image", t0, bagio.image_msg(goal_front, t0, "goal_front"))
@@ -61,8 +69,12 @@ def write_sim_navigation_bag(out, model, world: str, *, max_steps: int = 30, see
             for i in range(max_steps):
                 t = t0 + dt * (i + 1)
                 front, rear, scan = robot.observe(stamp=t)
-                w.write(fr, "sensor_msgs/msg/Image", t, bagio.image_msg(front, t, topics.FRONT_CAMERA_FRAME))
-                w.write(rr, "sensor_msgs/msg/Image", t, bagio.image_msg(rear, t, topics.REAR_CAMERA_FRAME))
+                msgs = [(bagio.compressed_image_msg if compressed else bagio.image_msg)(img, t, frame)
+                        for img, frame in ((front, topics.FRONT_CAMERA_FRAME), (rear, topics.REAR_CAMERA_FRAME))]
+                w.write(fr, img_type, t, msgs[0])
+                w.write(rr, img_type, t, msgs[1])
+                if compressed:      # what the navigator sees: the decoded JPEG
+                    front, rear = (image_msg_to_rgb(m) for m in msgs)
                 w.write(sc, "sensor_msgs/msg/LaserScan", t, bagio.scan_msg(scan, topics.LASER_FRAME))
                 w.write(topics.GROUND_TRUTH_POSE, "geometry_msgs/msg/PoseStamped", t, bagio.pose_msg(robot.pose, t))
                 decision = nav.step(front, rear, checker.free_actions(scan).free)

@@ -21,6 +21,12 @@ def add_arguments(p) -> None:
                    help="probability of keeping on FORWARD when it is free (persistence, default 0.9)")
     p.add_argument("--dt", type=float, default=0.1, help="seconds between frames in the bag's stamps (default 0.1)")
     p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="bag storage (default mcap)")
+    p.add_argument("--drive", choices=["explore", "teleop"], default="explore",
+                   help="explore: discrete actions (o4a/action); teleop: continuous joystick-like driving "
+                        "recorded like a robot (camera 15 Hz, odom and cmd_vel 30 Hz, no actions; "
+                        "--steps counts camera frames)")
+    p.add_argument("--compressed", action="store_true",
+                   help="write the camera images as JPEG sensor_msgs/CompressedImage on <topic>/compressed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -48,6 +54,8 @@ def run(args) -> int:
     from o4a_nav.sim.collector import coverage, explore
     from o4a_nav.sim.explore import ExplorerParams
 
+    if args.drive == "teleop":
+        return _teleop(args)
     params = ExplorerParams(trajectory_length=args.trajectory_length, forward_prob=args.forward_prob).validate()
     world = load_world(args.world)
     robot = SimRobot(world, seed=args.seed)
@@ -58,8 +66,12 @@ def run(args) -> int:
         w.write(WORLD, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
         bar = tqdm(total=args.steps, unit="step", desc=f"collect {world.name}", disable=args.quiet, file=sys.stderr)
         for f in explore(robot, args.steps, seed=args.seed, params=params, dt=args.dt):
-            w.write(FRONT, "sensor_msgs/msg/Image", f.t, bagio.image_msg(f.front, f.t, T.FRONT_CAMERA_FRAME))
-            w.write(REAR, "sensor_msgs/msg/Image", f.t, bagio.image_msg(f.rear, f.t, T.REAR_CAMERA_FRAME))
+            for topic, img, frame in ((FRONT, f.front, T.FRONT_CAMERA_FRAME), (REAR, f.rear, T.REAR_CAMERA_FRAME)):
+                if args.compressed:
+                    w.write(topic + "/compressed", "sensor_msgs/msg/CompressedImage", f.t,
+                            bagio.compressed_image_msg(img, f.t, frame))
+                else:
+                    w.write(topic, "sensor_msgs/msg/Image", f.t, bagio.image_msg(img, f.t, frame))
             w.write(SCAN, "sensor_msgs/msg/LaserScan", f.t, bagio.scan_msg(f.scan, T.LASER_FRAME))
             w.write(POSE, "geometry_msgs/msg/PoseStamped", f.t, bagio.pose_msg(f.pose, f.t, T.MAP_FRAME))
             w.write(ACTION, "o4a_msgs/msg/DiscreteAction", f.t, bagio.action_msg(int(f.action), f.t, f.index))
@@ -72,4 +84,24 @@ def run(args) -> int:
     print(f"{args.out}: world {world.name}, {args.steps} frames in {n_traj} trajectories, "
           f"{robot.collisions} rejected moves, coverage {coverage(world, xy):.1%} of {world.free_area:.0f} m^2, "
           f"{args.steps / dt:.0f} steps/s")
+    return 0
+
+
+def _teleop(args) -> int:
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    from o4a_nav.sim.teleop import TeleopParams, write_teleop_bag
+
+    params = TeleopParams()
+    t0 = time.perf_counter()
+    with tqdm(total=args.steps, unit="frame", desc="teleop", disable=args.quiet, file=sys.stderr) as bar:
+        res = write_teleop_bag(args.out, args.world, args.steps / params.camera_hz, seed=args.seed, params=params,
+                               compressed=args.compressed, storage=args.storage, progress=bar)
+    dt = time.perf_counter() - t0
+    print(f"{args.out}: world {res['world']}, {len(res['cameras'])} camera frames, "
+          f"{len(res['ticks'])} odometry messages ({len(res['ticks']) / params.control_hz:.0f} s of driving), "
+          f"{res['collisions']} blocked moves, {len(res['cameras']) / dt:.0f} frames/s")
     return 0

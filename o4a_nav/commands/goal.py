@@ -49,10 +49,14 @@ def make_goal(front, rear, stamp: float, max_steps: int = 0):
 
 
 def images_from_bag(bag, t_rel: float, front_topic: str, rear_topic: str):
-    """Nearest front and rear images to `t_rel` seconds after the bag's first message."""
+    """Nearest front and rear images to `t_rel` seconds after the bag's first message
+    (sensor_msgs/Image, or CompressedImage also found on `<topic>/compressed`)."""
     from o4a_nav import bagio, ros_conv
     from o4a_nav.errors import BagError
 
+    present = bagio.topics(bag)
+    front_topic, rear_topic = (t if t in present or t + "/compressed" not in present else t + "/compressed"
+                               for t in (front_topic, rear_topic))   # image_transport's compressed topic
     best: dict = {}
     t0 = None
     for topic, _, t, msg in bagio.read(bag, topics=[front_topic, rear_topic]):

@@ -22,6 +22,10 @@ def add_arguments(p) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no running message counter")
     p.add_argument("--use-sim-time", action="store_true",
                    help="stamp messages with /clock time instead of wall time")
+    p.add_argument("--flush-period", type=float, default=1.0, metavar="S",
+                   help="make the messages durable on disk every S seconds (closed MCAP chunk / sqlite3 commit), "
+                        "so a killed recorder loses at most the last S seconds; `o4a bag repair` recovers "
+                        "such a bag (default 1)")
 
 
 def run(args) -> int:
@@ -39,6 +43,8 @@ def run(args) -> int:
         raise UserError("no topics to record: name them (o4a record scan front_camera/image_raw ...) or use --all")
     if args.duration < 0:
         raise UserError(f"--duration must be >= 0 (got {args.duration})")
+    if not args.flush_period > 0:
+        raise UserError(f"--flush-period must be > 0 (got {args.flush_period})")
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -57,7 +63,7 @@ def run(args) -> int:
 
     goal = [load_image_file(f) for f in args.goal] if args.goal else None
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    writer = bagio.BagWriter(args.out, storage=args.storage)
+    writer = bagio.BagWriter(args.out, storage=args.storage, flush_period=args.flush_period)
     writer.__enter__()
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = None
@@ -77,6 +83,7 @@ def run(args) -> int:
         with tqdm(unit="msg", desc="record", disable=args.quiet, file=sys.stderr) as bar:
             while not stop["flag"] and time.monotonic() < t_end and node.error is None:
                 executor.spin_once(timeout_sec=0.05)
+                writer.maybe_flush()
                 bar.update(sum(node.counts.values()) - bar.n)
         if node.error is not None:
             raise UserError(f"recording to {args.out} failed: {node.error}")

@@ -45,6 +45,14 @@ def load_run(bag, namespace: str = ""):
     prefix = topicmod.normalize(namespace) if namespace.strip("/") else ""
     wanted = {topicmod.normalize(t)[len(prefix):]: t for t in info
               if topicmod.normalize(t).startswith(prefix + "/")}
+    compressed = {}
+    for name in (navrun.FRONT, navrun.REAR):    # cameras recorded through image_transport's compressed plugin
+        if (name not in wanted or info[wanted[name]][1] == 0) and name + "/compressed" in wanted:
+            wanted[name] = wanted.pop(name + "/compressed")
+        compressed[name] = name in wanted and info[wanted[name]][0] == "sensor_msgs/msg/CompressedImage"
+    if compressed[navrun.FRONT] != compressed[navrun.REAR]:
+        raise BagError(f"bag {bag}: one camera is recorded compressed and the other raw; replay-check needs "
+                       f"both the same (the navigator's image_transport applies to both)")
     for name in navrun.REQUIRED:
         if name not in wanted or info[wanted[name]][1] == 0:
             have = ", ".join(sorted(topicmod.normalize(t) for t in info)) or "none"
@@ -57,6 +65,8 @@ def load_run(bag, namespace: str = ""):
         expected = {navrun.ACTION: "o4a_msgs/msg/DiscreteAction", navrun.SCAN: "sensor_msgs/msg/LaserScan",
                     navrun.MOTION_STATE: "o4a_msgs/msg/MotionState",
                     navrun.STATUS: "o4a_msgs/msg/NavigatorStatus"}.get(local[t], "sensor_msgs/msg/Image")
+        if local[t] in (navrun.FRONT, navrun.REAR) and compressed[local[t]]:
+            expected = "sensor_msgs/msg/CompressedImage"
         if info[t][0] != expected:
             raise BagError(f"bag {bag}: topic {topicmod.normalize(t)} has type {info[t][0]}, expected {expected}")
 
@@ -69,7 +79,9 @@ def load_run(bag, namespace: str = ""):
                                f"t={t:.3f}s is corrupted and cannot be decoded ({exc})") from exc
             yield local[topic], t, msg
 
-    return navrun.extract_run(records(), str(bag))
+    run = navrun.extract_run(records(), str(bag))
+    run.image_transport = "compressed" if compressed[navrun.FRONT] else "raw"
+    return run
 
 
 def recorded_world(bag, namespace: str = "") -> str:
@@ -121,7 +133,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)     # deterministic: fixed threads and seeds
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
-        stack = Stack(args)
+        stack = Stack(args, the_run.image_transport)
         reference = safety_checker(args.safety_params)
         forward_free = [Action.FORWARD in reference.free_actions(ros_conv.scan_msg_to_data(s.scan)).free
                         for s in the_run.steps]
@@ -167,7 +179,7 @@ class Stack:
     domain: its images, clock and motion states stay here, and its DiscreteActions are
     never seen by a real base controller."""
 
-    def __init__(self, args):
+    def __init__(self, args, image_transport: str = "raw"):
         import os
         import threading
 
@@ -183,7 +195,8 @@ class Stack:
         private = {"namespace": self.namespace,
                    "cli_args": ["--ros-args", "-r", f"/clock:={self.namespace}/clock"]}
         files = [args.params_file] if args.params_file else []
-        nav_extra = {"use_sim_time": True, "model_path": str(args.model), "torch_threads": int(args.threads)}
+        nav_extra = {"use_sim_time": True, "model_path": str(args.model), "torch_threads": int(args.threads),
+                     "image_transport": image_transport}
         if args.world:
             nav_extra["world"] = args.world
         self.nodes = []
@@ -196,7 +209,7 @@ class Stack:
             if self.nav_node.runtime.nav is None:
                 raise ModelLoadError(self.nav_node.runtime.model_error)
             self.driver = StepDriver(stale_timeout=float(self.nav_node.get_parameter("stale_timeout").value),
-                                     timeout=args.timeout, **private)
+                                     timeout=args.timeout, image_transport=image_transport, **private)
             self.nodes.append(self.driver)
         except BaseException:
             for n in self.nodes:

@@ -27,6 +27,23 @@ def add_arguments(p) -> None:
     p.add_argument("--action-topic", default=None, metavar="TOPIC", help="action topic (default o4a/action)")
     p.add_argument("--pose-topic", default=None, metavar="TOPIC",
                    help="ground-truth pose topic, used only for the report (default ground_truth/pose)")
+    p.add_argument("--odom-topic", default=None, metavar="TOPIC",
+                   help="nav_msgs/Odometry topic that labels bags without an action topic (driven with a "
+                        "joystick / velocities; default odom)")
+    p.add_argument("--motion-state-topic", default=None, metavar="TOPIC",
+                   help="o4a_msgs/MotionState topic: motions not SUCCEEDED are never transitions "
+                        "(default o4a/motion_state, used when present)")
+    p.add_argument("--odom-forward", type=float, default=None, metavar="M",
+                   help="odometry labels: advance that makes a FORWARD (default 0.25)")
+    p.add_argument("--odom-rotate", type=float, default=None, metavar="DEG",
+                   help="odometry labels: turn in place that makes a ROTATE (default 15)")
+    p.add_argument("--odom-max-turn", type=float, default=None, metavar="DEG",
+                   help="odometry labels: a FORWARD turns less than this (default 5; more is an arc, skipped)")
+    p.add_argument("--odom-max-shift", type=float, default=None, metavar="M",
+                   help="odometry labels: a ROTATE (and a FORWARD sideways) moves less than this "
+                        "(default 0.05; more is an arc, skipped)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing model directory at --out (it stays intact until the new one is complete)")
 
 
 def run(args) -> int:
@@ -38,9 +55,20 @@ def run(args) -> int:
 
     names = TopicNames()
     for field, value in (("front", args.front_topic), ("rear", args.rear_topic),
-                         ("action", args.action_topic), ("pose", args.pose_topic)):
+                         ("action", args.action_topic), ("pose", args.pose_topic), ("odom", args.odom_topic),
+                         ("motion_state", args.motion_state_topic)):
         if value:
             setattr(names, field, value.lstrip("/"))
+    from o4a_nav.learning.odometry import SegmentParams
+
+    segment = SegmentParams()
+    for field, value in (("forward_m", args.odom_forward), ("rotate_deg", args.odom_rotate),
+                         ("max_turn_deg", args.odom_max_turn), ("max_shift_m", args.odom_max_shift)):
+        if value is not None:
+            setattr(segment, field, value)
+    if args.odom_max_shift is not None:
+        segment.max_lateral_m = args.odom_max_shift
+    segment.validate()
     overrides = list(args.overrides)
     if args.threads is not None:
         if args.threads < 1:
@@ -50,6 +78,7 @@ def run(args) -> int:
         if not Path(b).exists():
             raise UserError(f"bag {b} does not exist")
     report = train(args.bags, args.out, work_dir=args.work_dir, preset=args.preset, overrides=overrides,
-                   base=args.base, init=args.init, topics=names, world=args.world, resume=not args.no_resume)
+                   base=args.base, init=args.init, topics=names, world=args.world, resume=not args.no_resume,
+                   segment=segment, force=args.force)
     print(f"model written to {args.out}; report: {Path(args.out) / 'report.md'}")
     return 0 if report is not None else 1

@@ -4,7 +4,10 @@ action that followed, split into trajectories and train/validation. ROS-free.
 Pairing rule (works for `o4a collect` bags and real-robot recordings alike): every
 DiscreteAction message is paired with the latest front and rear image whose header stamp
 is at or before the action's header stamp (within `max_image_age` seconds). A STOP ends a
-trajectory; a gap in the action `sequence` numbers or in time also starts a new one.
+trajectory; a gap in the action `sequence` numbers or in time also starts a new one, and
+so does a motion whose o4a/motion_state says it did not succeed (aborted, blocked).
+Bags without actions (driven with a joystick) are labelled from their odometry
+(learning/odometry.py). Images may be sensor_msgs/Image or CompressedImage.
 Ground-truth poses (when recorded) are kept for the report only; nothing learns from them.
 """
 from __future__ import annotations
@@ -17,7 +20,9 @@ import numpy as np
 
 from o4a_nav import bagio, topics as T
 from o4a_nav.errors import BagError, ImageFormatError
-from o4a_nav.ros_conv import image_msg_to_model_input, pose_msg_to_pose2d, stamp_to_sec
+from o4a_nav.learning.odometry import SegmentParams, interpolate_poses
+from o4a_nav.learning.odometry import segment as segment_odometry
+from o4a_nav.ros_conv import IMAGE_TYPES, image_msg_to_model_input, pose_msg_to_pose2d, stamp_to_sec
 from o4a_nav.types import Action
 
 
@@ -28,6 +33,8 @@ class TopicNames:
     action: str = T.ACTION
     pose: str = T.GROUND_TRUTH_POSE
     world: str = T.WORLD_NAME
+    odom: str = T.ODOM                  # continuous driving: used when the bag has no actions
+    motion_state: str = T.MOTION_STATE  # optional: how each action ended
 
 
 @dataclass
@@ -49,6 +56,7 @@ class WorldData:
     sources: list = field(default_factory=list)
     val_traj: set = field(default_factory=set)
     known_world: bool = False    # the name is a simulator world (true geodesics available)
+    labelling: dict = field(default_factory=dict)   # bag -> how its transitions were labelled
 
     def __len__(self):
         return len(self.actions)
@@ -82,36 +90,74 @@ def _header_time(msg, fallback: float) -> float:
 
 
 def _resolve_names(names: TopicNames, bag_topics: dict) -> TopicNames:
-    """Accept topics recorded with or without the leading slash."""
+    """Accept topics recorded with or without the leading slash, and a camera recorded only
+    through image_transport's compressed plugin (`<topic>/compressed`)."""
     out = TopicNames(**vars(names))
     for field_name, topic in vars(names).items():
-        for cand in (topic, "/" + topic.lstrip("/"), topic.lstrip("/")):
-            if cand in bag_topics:
+        cands = [topic, "/" + topic.lstrip("/"), topic.lstrip("/")]
+        if field_name in ("front", "rear"):
+            cands += [c.rstrip("/") + "/compressed" for c in cands[:2]]
+        for cand in cands:
+            if cand in bag_topics and bag_topics[cand][1] > 0:
                 setattr(out, field_name, cand)
                 break
     return out
 
 
+ACTION_TYPE = "o4a_msgs/msg/DiscreteAction"
+ODOM_TYPE = "nav_msgs/msg/Odometry"
+MOTION_SUCCEEDED = 2     # o4a_msgs/MotionState.SUCCEEDED (final states are >= it)
+
+
+def _present(bag_topics: dict, topic: str) -> bool:
+    return topic in bag_topics and bag_topics[topic][1] > 0
+
+
 def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, max_gap: float = 5.0,
-             progress=None) -> dict:
-    """One bag -> dict(front, rear, actions, traj, poses or None, world or None). BagError on bad bags."""
+             progress=None, segment: SegmentParams | None = None) -> dict:
+    """One bag -> dict(front, rear, actions, traj, poses or None, world or None, labels, stats).
+
+    Labels come from the DiscreteActions on `names.action` when the bag has them, else from
+    the odometry on `names.odom` (continuous driving, see learning/odometry.py). Motions
+    that the base reported as not SUCCEEDED on `names.motion_state` end the chain (they are
+    never a transition). BagError on bad bags."""
     names = names or TopicNames()
     path = Path(path)
     bag_topics = bagio.topics(path)
     names = _resolve_names(names, bag_topics)
-    for role, topic in (("front camera", names.front), ("rear camera", names.rear), ("action", names.action)):
-        if topic not in bag_topics or bag_topics[topic][1] == 0:
-            have = ", ".join(sorted(bag_topics)) or "none"
+    have = ", ".join(sorted(bag_topics)) or "none"
+    for role, topic in (("front camera", names.front), ("rear camera", names.rear)):
+        if not _present(bag_topics, topic):
             raise BagError(f"bag {path} has no {role} topic {topic} (topics in the bag: {have}); "
                            f"set it with the topic options of `o4a train`")
-    wanted = [names.front, names.rear, names.action]
-    has_pose = names.pose in bag_topics and bag_topics[names.pose][1] > 0
-    has_world = names.world in bag_topics and bag_topics[names.world][1] > 0
+        if bag_topics[topic][0] not in IMAGE_TYPES:
+            raise BagError(f"bag {path}: {role} topic {topic} has type {bag_topics[topic][0]}, "
+                           f"not {' or '.join(IMAGE_TYPES)}")
+    use_actions = _present(bag_topics, names.action)
+    if use_actions and bag_topics[names.action][0] != ACTION_TYPE:
+        raise BagError(f"bag {path}: action topic {names.action} has type {bag_topics[names.action][0]}, "
+                       f"not {ACTION_TYPE}; a recording driven with velocities (joystick, cmd_vel) trains "
+                       f"from its odometry: leave --action-topic out and set --odom-topic if it is not "
+                       f"{TopicNames.odom}")
+    if not use_actions:
+        if not _present(bag_topics, names.odom):
+            raise BagError(f"bag {path} has no action topic {names.action} and no odometry topic {names.odom} "
+                           f"(topics in the bag: {have}); set them with --action-topic / --odom-topic")
+        if bag_topics[names.odom][0] != ODOM_TYPE:
+            raise BagError(f"bag {path}: odometry topic {names.odom} has type {bag_topics[names.odom][0]}, "
+                           f"not {ODOM_TYPE}")
+    segment = (segment or SegmentParams()).validate()
+    wanted = [names.front, names.rear, names.action if use_actions else names.odom]
+    has_pose = _present(bag_topics, names.pose)
+    has_world = _present(bag_topics, names.world)
+    has_motion = use_actions and _present(bag_topics, names.motion_state)
     wanted += [names.pose] if has_pose else []
     wanted += [names.world] if has_world else []
+    wanted += [names.motion_state] if has_motion else []
 
     images = {names.front: ([], []), names.rear: ([], [])}
-    actions, poses, world = [], ([], []), None
+    actions, poses, odom, world = [], ([], []), ([], []), None
+    motion: dict[int, int] = {}
     total = sum(bag_topics[t][1] for t in wanted)
     bar = progress(total=total, desc=f"reading {path.name}", unit="msg") if progress else None
     for topic, msgtype, t_bag, msg in bagio.read(path, wanted):
@@ -125,11 +171,18 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
             times, frames = images[topic]
             times.append(_header_time(msg, t_bag))
             frames.append(img)
-        elif topic == names.action:
+        elif topic == names.action and use_actions:
             a = int(msg.action)
             if a not in (0, 1, 2, 3):
                 raise BagError(f"bag {path}: action value {a} on topic {topic} at t={t_bag:.3f}s is not a DiscreteAction")
             actions.append((_header_time(msg, t_bag), a, int(getattr(msg, "sequence", len(actions)))))
+        elif topic == names.odom and not use_actions:
+            p = pose_msg_to_pose2d(msg.pose.pose)
+            odom[0].append(_header_time(msg, t_bag))
+            odom[1].append((p.x, p.y, p.yaw))
+        elif topic == names.motion_state and has_motion:
+            if int(msg.state) >= MOTION_SUCCEEDED:      # final states only
+                motion[int(msg.sequence)] = int(msg.state)
         elif topic == names.pose:
             p = pose_msg_to_pose2d(msg.pose)
             poses[0].append(_header_time(msg, t_bag))
@@ -146,44 +199,82 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     ft, ff = _sorted(*images[names.front])
     rt, rf = _sorted(*images[names.rear])
     pt, pp = _sorted(*poses) if has_pose else ([], [])
-    actions.sort(key=lambda a: a[0])
+    if use_actions:
+        picked = _pair_actions(path, names, actions, motion, ft, rt, max_image_age, max_gap)
+    else:
+        picked = _pair_odometry(path, names, _sorted(*odom), ft, rt, max_image_age, segment)
+    eps = 1e-6
+    out_pose = []
+    if has_pose:
+        for t_a in picked["times"]:
+            k = max(0, bisect.bisect_right(pt, t_a + eps) - 1)
+            out_pose.append(pp[k])
+    # renumber trajectories 0..k-1
+    _, traj_ids = np.unique(np.asarray(picked["traj"]), return_inverse=True)
+    return {
+        "front": np.stack([ff[i] for i in picked["front"]]), "rear": np.stack([rf[j] for j in picked["rear"]]),
+        "actions": np.asarray(picked["actions"], np.int8), "traj": traj_ids.astype(np.int32),
+        "poses": np.asarray(out_pose, np.float32) if has_pose else None,
+        "world": world, "skipped": picked["skipped"], "labels": "actions" if use_actions else "odometry",
+        "stats": picked["stats"], "times": np.asarray(picked["times"], float),
+    }
 
-    out_front, out_rear, out_act, out_traj, out_pose = [], [], [], [], []
-    traj, last_t, last_seq, skipped = 0, None, None, 0
+
+def _pair_actions(path, names, actions, motion, ft, rt, max_image_age, max_gap) -> dict:
+    """Every DiscreteAction with the latest front and rear image at or before its stamp."""
+    actions.sort(key=lambda a: a[0])
+    out = {"front": [], "rear": [], "actions": [], "traj": [], "times": [], "skipped": 0,
+           "stats": {"not_succeeded": 0}}
+    traj, last_t, last_seq = 0, None, None
     eps = 1e-6
     for t_a, a, seq in actions:
         i = bisect.bisect_right(ft, t_a + eps) - 1
         j = bisect.bisect_right(rt, t_a + eps) - 1
         if i < 0 or j < 0 or t_a - ft[i] > max_image_age or t_a - rt[j] > max_image_age:
-            skipped += 1
-            if out_act and out_act[-1] != Action.STOP:
+            out["skipped"] += 1
+            if out["actions"] and out["actions"][-1] != Action.STOP:
                 traj += 1          # a missing frame breaks the chain
             last_t = None
             continue
         if last_t is not None and (t_a - last_t > max_gap or (last_seq is not None and seq != last_seq + 1)):
-            if out_act and out_act[-1] != Action.STOP:
+            if out["actions"] and out["actions"][-1] != Action.STOP:
                 traj += 1
-        out_front.append(ff[i])
-        out_rear.append(rf[j])
-        out_act.append(a)
-        out_traj.append(traj)
-        if has_pose:
-            k = max(0, bisect.bisect_right(pt, t_a + eps) - 1)
-            out_pose.append(pp[k])
+        out["front"].append(i), out["rear"].append(j), out["actions"].append(a)
+        out["traj"].append(traj), out["times"].append(t_a)
         if a == Action.STOP:
             traj += 1
+        elif motion.get(seq, MOTION_SUCCEEDED) != MOTION_SUCCEEDED:
+            traj += 1              # aborted / blocked: the next frame is not this action's result
+            out["stats"]["not_succeeded"] += 1
         last_t, last_seq = t_a, seq
-    if not out_act:
+    if not out["actions"]:
         raise BagError(f"bag {path}: no action on {names.action} could be paired with front and rear images "
-                       f"(within {max_image_age}s before it); {skipped} actions skipped")
-    # renumber trajectories 0..k-1
-    _, traj_ids = np.unique(np.asarray(out_traj), return_inverse=True)
-    return {
-        "front": np.stack(out_front), "rear": np.stack(out_rear),
-        "actions": np.asarray(out_act, np.int8), "traj": traj_ids.astype(np.int32),
-        "poses": np.asarray(out_pose, np.float32) if has_pose else None,
-        "world": world, "skipped": skipped,
-    }
+                       f"(within {max_image_age}s before it); {out['skipped']} actions skipped")
+    return out
+
+
+def _pair_odometry(path, names, odom, ft, rt, max_image_age, params: SegmentParams) -> dict:
+    """Front frames (with the nearest rear image) kept where the odometry shows one primitive."""
+    odom_t, odom_p = np.asarray(odom[0], float), np.asarray(odom[1], float).reshape(-1, 3)
+    frame_poses, ok = interpolate_poses(np.asarray(ft), odom_t, odom_p, params.max_odom_gap)
+    rear_idx = np.zeros(len(ft), np.int64)
+    rt_arr = np.asarray(rt)
+    for k, t in enumerate(ft):
+        j = int(np.clip(bisect.bisect_left(rt, t), 1, len(rt) - 1)) if len(rt) > 1 else 0
+        if len(rt) > 1 and abs(rt_arr[j - 1] - t) <= abs(rt_arr[j] - t):
+            j -= 1
+        rear_idx[k] = j
+        if abs(rt_arr[j] - t) > max_image_age:
+            ok[k] = False
+    kept, acts, chains, stats = segment_odometry(frame_poses, ok, params)
+    if int((acts != Action.STOP).sum()) == 0:
+        raise BagError(f"bag {path}: the odometry on {names.odom} shows no motion of {params.forward_m} m "
+                       f"straight or {params.rotate_deg} deg in place between camera frames "
+                       f"({len(ft)} front images, {len(odom_t)} odometry messages)")
+    stats["frames"] = len(ft)
+    return {"front": kept.tolist(), "rear": rear_idx[kept].tolist(), "actions": acts.tolist(),
+            "traj": chains.tolist(), "times": [ft[i] for i in kept], "skipped": int(len(ft) - len(kept)),
+            "stats": stats}
 
 
 def _known_world(name: str) -> bool:
@@ -198,14 +289,15 @@ def _known_world(name: str) -> bool:
 
 
 def load_worlds(bags, names: TopicNames | None = None, world_override: str | None = None,
-                val_fraction: float = 0.3, seed: int = 0, max_segment: int = 1000, progress=None) -> list[WorldData]:
+                val_fraction: float = 0.3, seed: int = 0, max_segment: int = 1000, progress=None,
+                segment: SegmentParams | None = None) -> list[WorldData]:
     """Read bags and group them by world name (o4a/world_name topic, else --world, else the
     bag folder name). Each world's trajectories are split train/validation."""
     if not bags:
         raise BagError("no bags given")
     groups: dict[str, list] = {}
     for bag in bags:
-        d = read_bag(bag, names, progress=progress)
+        d = read_bag(bag, names, progress=progress, segment=segment)
         name = world_override or d["world"] or Path(bag).resolve().name
         d["source"] = str(bag)
         groups.setdefault(name, []).append(d)
@@ -227,10 +319,22 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
             poses=np.concatenate([p["poses"] for p in parts]) if pose_flags == {True} else None,
             sources=[p["source"] for p in parts],
             known_world=_known_world(name),
+            labelling={p["source"]: _describe_labels(p) for p in parts},
         )
         w.val_traj = split_trajectories(w.traj, val_fraction, seed)
         worlds.append(w)
     return worlds
+
+
+def _describe_labels(d: dict) -> str:
+    st = d["stats"]
+    if d["labels"] == "odometry":
+        return (f"odometry: {st['forward']} FORWARD and {st['rotate']} ROTATE transitions from {st['frames']} "
+                f"frames, {st['breaks']} chain breaks (arcs, gaps)")
+    text = f"DiscreteActions ({d['skipped']} without images)"
+    if st.get("not_succeeded"):
+        text += f", {st['not_succeeded']} motions not SUCCEEDED on the motion state topic (not transitions)"
+    return text
 
 
 def _segment(traj: np.ndarray, max_segment: int) -> np.ndarray:

@@ -139,6 +139,77 @@ def save_model(model: O4AModel, path, extra_meta: dict | None = None) -> Path:
     return path
 
 
+# ---- writing a whole model directory: into a sibling, swapped in at the end --------------
+
+def _siblings(out: Path, kind: str) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}.{kind}-*"))
+
+
+def recover_model_dir(out) -> Path | None:
+    """A swap interrupted between its two renames leaves `out` missing and the previous
+    model in `.NAME.old-PID`: move it back. Returns the restored path or None."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        return None
+    for old in reversed(_siblings(out, "old")):
+        if (old / META_FILE).is_file():
+            os.replace(old, out)
+            return out
+    return None
+
+
+def check_model_out(out, force: bool = False, update: bool = False) -> Path:
+    """Refuse an --out that would lose something, before any work: an existing file, or an
+    existing non-empty directory unless `force` (replace it) or `update` (the run extends
+    this very model, e.g. `--base X --out X`). UserError names the path."""
+    from o4a_nav.errors import UserError
+
+    out = Path(out)
+    recover_model_dir(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a model directory; choose another path")
+    if out.is_dir() and any(out.iterdir()) and not (force or update):
+        what = "a model" if (out / META_FILE).is_file() else "a non-empty directory"
+        raise UserError(f"--out {out} is {what} already; choose a new directory or add --force to replace it")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UserError(f"--out {out}: {out.parent} is a file, not a directory")
+    return out
+
+
+def begin_model_dir(out) -> Path:
+    """A fresh staging directory beside `out` (same file system, so the swap is a rename).
+    Staging directories left by killed runs are removed."""
+    import shutil
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _siblings(out, "new"):
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = out.parent / f".{out.name}.new-{os.getpid()}"
+    stage.mkdir()
+    return stage
+
+
+def commit_model_dir(stage, out) -> Path:
+    """Put the staged directory in place of `out`: out -> .NAME.old-PID, stage -> out, then
+    delete the old one. Killed at any point, either the old or the new model is complete
+    (after a kill between the renames `recover_model_dir` brings the old one back)."""
+    import shutil
+
+    stage, out = Path(stage), Path(out)
+    for f in (META_FILE, WEIGHTS_FILE):
+        if not (stage / f).is_file():
+            raise RuntimeError(f"staged model {stage} lacks {f}; not installed")
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
 def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
     """Load a model directory. ModelLoadError names the file and what is wrong."""
     path = Path(path)

@@ -26,7 +26,9 @@ from o4a_nav.learning import graph as G
 from o4a_nav.learning import report as R
 from o4a_nav.learning.config import TrainConfig, graph_logit_offset, make_configs, to_dict, train_config_from_dict
 from o4a_nav.learning.dataset import TopicNames, WorldData, load_worlds
-from o4a_nav.learning.model_io import WEIGHTS_FILE, O4AModel, load_model, save_model
+from o4a_nav.learning.model_io import (WEIGHTS_FILE, O4AModel, begin_model_dir, check_model_out, commit_model_dir,
+                                       load_model, save_model)
+from o4a_nav.learning.odometry import SegmentParams
 from o4a_nav.learning.training import embed_frames, inverse_accuracy, train_forward, train_geodesic, train_stage1
 
 
@@ -34,7 +36,7 @@ STAGE1_KEYS = ("batch_size", "lr", "margin_pos", "margin_neg", "ce_weight", "not
                "contrastive_weight", "augment", "val_fraction", "seed")
 
 
-def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None) -> str:
+def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None, segment: SegmentParams | None = None) -> str:
     """Identifies the stage-1 checkpoint: bags, architecture and the stage-1 settings only
     (not the epoch count, so a run can be extended; later stages key their own files)."""
     items = []
@@ -44,6 +46,8 @@ def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None) -> str:
         items.append([str(p), size])
     train = {k: v for k, v in to_dict(tcfg).items() if k in STAGE1_KEYS}
     ident = {"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}
+    if segment is not None and segment != SegmentParams():   # odometry labels with other thresholds
+        ident["segment"] = vars(segment)
     if init is not None:   # which weights the warm start began from (load_model has checked they exist)
         weights = (Path(init) / WEIGHTS_FILE).read_bytes()
         ident["init"] = [str(Path(init).resolve()), hashlib.sha256(weights).hexdigest()[:16]]
@@ -106,7 +110,10 @@ class _WorldGraph:
 
 def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, base=None, init=None,
           topics: TopicNames | None = None, world: str | None = None, resume: bool = True,
-          progress=None, log=print) -> dict:
+          segment: SegmentParams | None = None, force: bool = False, progress=None, log=print) -> dict:
+    """The model is built in a sibling directory and swapped in at the end: an interrupted run
+    leaves `out` as it was. An existing `out` is replaced only with `force` (or when it is
+    the `base` being extended)."""
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
@@ -118,6 +125,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
                         "--init trains them further")
     if init is not None and Path(init).resolve() == Path(out).resolve():
         raise UserError(f"--init {init} and --out must differ: the warm start's weights would be overwritten")
+    check_model_out(out, force=force, update=base is not None and Path(base).resolve() == out.resolve())
     start = base if base is not None else init
     if start is not None:
         flag = "--base" if base is not None else "--init"
@@ -131,15 +139,17 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         mcfg, tcfg = make_configs(preset, overrides)
     torch.set_num_threads(max(1, tcfg.threads))
     work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
-    _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init), resume, log)
+    _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init, segment), resume, log)
 
     t0 = time.perf_counter()
-    worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress)
+    worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress, segment=segment)
     timings["read_bags"] = time.perf_counter() - t0
     for w in worlds:
         log(f"world {w.name}: {len(w)} frames, {len(np.unique(w.traj))} trajectories "
             f"({len(w.val_traj)} held out), {int(w.next_ok.sum())} transitions, "
             f"poses {'yes' if w.poses is not None else 'no'}, simulator world {'yes' if w.known_world else 'no'}")
+        for src, how in w.labelling.items():
+            log(f"  {src}: labels from {how}")
 
     if init is not None:   # h, f-dagger, f from the init model; fresh p+ heads for these worlds
         warm = model
@@ -170,8 +180,8 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         p.requires_grad_(False)
     model.eval()
 
-    # ---- stage 2: graphs ----
-    out.mkdir(parents=True, exist_ok=True)
+    # ---- stage 2: graphs (from here on `out` is the staging directory, swapped in at `final_out` at the end) ----
+    final_out, out = out, begin_model_dir(out)
     t0 = time.perf_counter()
     graphs: dict[str, _WorldGraph] = {}
     summary_worlds: dict[str, dict] = {}
@@ -230,7 +240,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
                      "frames": {w.name: len(w) for w in worlds}, "timings_s": timings}
     prev = list(model.meta.get("training_runs", []))
     save_model(model, out, {"training": training_meta, "training_runs": prev + [training_meta]})
-    log(f"model saved to {out}")
+    log(f"model written to {out} (installed as {final_out} when the report is done)")
 
     # ---- report (ground-truth poses used only here) ----
     t0 = time.perf_counter()
@@ -246,13 +256,15 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     timings["report"] = time.perf_counter() - t0
     weights_bytes = (out / "weights.pt").stat().st_size
     if base is not None:   # keep the earlier worlds' figures in the merged report
-        summary_worlds = {**_previous_report_worlds(out, base), **summary_worlds}
+        summary_worlds = {**_previous_report_worlds(final_out, base), **summary_worlds}
     report = R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
-                                  "model_dir": str(out), "base": str(base) if base else None,
+                                  "model_dir": str(final_out), "base": str(base) if base else None,
                                   "init": str(init) if init else None,
                                   "weights_bytes": weights_bytes, "config": to_dict(mcfg),
                                   "train_config": to_dict(tcfg)})
-    log(f"report: {out / 'report.md'}  (Spearman {report.get('geodesic_spearman')}, "
+    commit_model_dir(out, final_out)
+    log(f"model saved to {final_out}")
+    log(f"report: {final_out / 'report.md'}  (Spearman {report.get('geodesic_spearman')}, "
         f"loop-closure precision {report.get('loop_closure_precision')}, "
         f"f-dagger balanced accuracy {report.get('fdagger_val_balanced_accuracy')})")
     return report

@@ -1,7 +1,9 @@
 """`navigator` node: the O4A navigator on ROS 2.
 
 Subscribes front_camera/image_raw and rear_camera/image_raw (sensor data QoS; any size;
-rgb8, bgr8, mono8, rgba8, bgra8), scan (sensor data; safety gate), o4a/free_actions and
+rgb8, bgr8, mono8, rgba8, bgra8, yuv422/uyvy, yuv422_yuy2/yuyv, bayer_*8), or with the
+parameter image_transport:=compressed their image_transport `<topic>/compressed`
+sensor_msgs/CompressedImage (JPEG / PNG), scan (sensor data; safety gate), o4a/free_actions and
 o4a/motion_state. Serves o4a/set_goal (o4a_msgs/srv/SetGoal) and the o4a/navigate action
 (o4a_msgs/action/NavigateToImage: feedback each step, cancel = STOP, result on success,
 failure, cancel or pre-emption). Publishes o4a/action (o4a_msgs/DiscreteAction) and
@@ -61,6 +63,12 @@ class NavigatorNode(Node):
         self.world = declare(self, "world", "", P("world whose p+ head to use; empty = the model's only one"))
         threads = declare(self, "torch_threads", 1, P("torch CPU threads for inference (1 is fastest per decision on a small CPU shared with other nodes)", (1, 64)))
         status_rate = declare(self, "status_rate", 2.0, P("periodic o4a/status rate [Hz]", (0.1, 100.0)))
+        transport = declare(self, "image_transport", "raw", P(
+            "camera input: raw (sensor_msgs/Image on the image topics) or compressed "
+            "(sensor_msgs/CompressedImage, JPEG/PNG, on <image topic>/compressed)"))
+        if transport not in ("raw", "compressed"):
+            raise UserError(f"node {self.get_name()}: parameter image_transport must be raw or compressed "
+                            f"(got {transport!r})")
         nav_params = NavigatorParams.from_dict(declare_dataclass(self, NavigatorParams(), NAV_SPECS))
         rt_params = rt.RuntimeParams(**declare_dataclass(self, rt.RuntimeParams(), RUNTIME_SPECS))
         checker = CollisionChecker(FootprintParams.from_dict(declare_dataclass(self, FootprintParams(), FOOTPRINT_SPECS)))
@@ -68,7 +76,7 @@ class NavigatorNode(Node):
         from o4a_msgs.action import NavigateToImage
         from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
         from o4a_msgs.srv import SetGoal
-        from sensor_msgs.msg import Image, LaserScan
+        from sensor_msgs.msg import CompressedImage, Image, LaserScan
 
         self._DiscreteAction, self._NavigatorStatus, self._NavigateToImage = DiscreteAction, NavigatorStatus, NavigateToImage
         self.lock = threading.RLock()
@@ -85,10 +93,11 @@ class NavigatorNode(Node):
         inputs = MutuallyExclusiveCallbackGroup()
         self.pub_action = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
         self.pub_status = self.create_publisher(NavigatorStatus, topics.STATUS, reliable(10))
-        self.create_subscription(Image, topics.FRONT_IMAGE, lambda m: self._on_image("front", m), SENSOR_QOS,
-                                 callback_group=inputs)
-        self.create_subscription(Image, topics.REAR_IMAGE, lambda m: self._on_image("rear", m), SENSOR_QOS,
-                                 callback_group=inputs)
+        img_type, suffix = (CompressedImage, "/compressed") if transport == "compressed" else (Image, "")
+        self.create_subscription(img_type, topics.FRONT_IMAGE + suffix, lambda m: self._on_image("front", m),
+                                 SENSOR_QOS, callback_group=inputs)
+        self.create_subscription(img_type, topics.REAR_IMAGE + suffix, lambda m: self._on_image("rear", m),
+                                 SENSOR_QOS, callback_group=inputs)
         self.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS, callback_group=inputs)
         self.create_subscription(FreeActions, topics.FREE_ACTIONS, self._on_free, reliable(1), callback_group=inputs)
         self.create_subscription(MotionState, topics.MOTION_STATE, self._on_motion, reliable(10), callback_group=inputs)
@@ -138,7 +147,7 @@ class NavigatorNode(Node):
         on_parameter_changes(
             self, {frozenset(NAV_SPECS) - {"memory_size"}: build_nav, frozenset(RUNTIME_SPECS): build_rt,
                    frozenset(FOOTPRINT_SPECS): build_fp},
-            restart_only={"model_path", "world", "torch_threads", "status_rate", "memory_size"})
+            restart_only={"model_path", "world", "torch_threads", "status_rate", "memory_size", "image_transport"})
 
     # ------------------------------------------------------------------ model
     def _load(self, threads: int, params: NavigatorParams):

@@ -187,14 +187,15 @@ class StepDriver(Node):
     STALE_INPUT = 3
 
     def __init__(self, stale_timeout: float = 0.5, step_period: float = 0.1, t0: float = 1000.0,
-                 timeout: float = 30.0, node_name: str = "o4a_replay_check", **node_kwargs):
+                 timeout: float = 30.0, node_name: str = "o4a_replay_check", image_transport: str = "raw",
+                 **node_kwargs):
         super().__init__(node_name, **node_kwargs)
         import threading
 
         from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
         from o4a_msgs.srv import SetGoal
         from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import Image, LaserScan
+        from sensor_msgs.msg import CompressedImage, Image, LaserScan
 
         from o4a_nav import topics
 
@@ -203,8 +204,10 @@ class StepDriver(Node):
         self.step_period, self.t0, self.timeout = float(step_period), float(t0), float(timeout)
         reliable = QoSProfile(depth=10)
         self._clock_pub = self.create_publisher(Clock, topics.CLOCK, reliable)
-        self._front_pub = self.create_publisher(Image, topics.FRONT_IMAGE, reliable)
-        self._rear_pub = self.create_publisher(Image, topics.REAR_IMAGE, reliable)
+        # the recorded camera messages as they are: raw, or image_transport's <topic>/compressed
+        img, suffix = (CompressedImage, "/compressed") if image_transport == "compressed" else (Image, "")
+        self._front_pub = self.create_publisher(img, topics.FRONT_IMAGE + suffix, reliable)
+        self._rear_pub = self.create_publisher(img, topics.REAR_IMAGE + suffix, reliable)
         self._scan_pub = self.create_publisher(LaserScan, topics.SCAN, reliable)
         self._motion_pub = self.create_publisher(MotionState, topics.MOTION_STATE, reliable)
         self._goal_client = self.create_client(SetGoal, topics.SET_GOAL)

@@ -1,0 +1,190 @@
+"""Training data from bags shaped like real robots' recordings: CompressedImage cameras,
+continuous (joystick) driving labelled from nav_msgs/Odometry, motions the base aborted."""
+import math
+
+import numpy as np
+import pytest
+
+from o4a_nav import bagio
+from o4a_nav import topics as T
+from o4a_nav.errors import BagError, UserError
+from o4a_nav.learning.dataset import TopicNames, load_worlds, read_bag
+from o4a_nav.learning.odometry import SegmentParams, segment
+from o4a_nav.learning.synthetic import RingWorld
+from o4a_nav.types import Action, Pose2D
+
+
+@pytest.fixture(scope="module")
+def explore():
+    return RingWorld(8, seed=1).explore(40, traj_len=20, seed=2)
+
+
+def _write_action_bag(path, data, compressed=None, motion_states=None):
+    with bagio.BagWriter(path) as w:
+        for t in range(len(data["actions"])):
+            stamp = (t + 1) * 0.1
+            for topic, img, frame in ((T.FRONT_IMAGE, data["front"][t], "front"), (T.REAR_IMAGE, data["rear"][t], "rear")):
+                if compressed:
+                    w.write("/" + topic + "/compressed", "sensor_msgs/msg/CompressedImage", stamp,
+                            bagio.compressed_image_msg(img, stamp, frame, fmt=compressed))
+                else:
+                    w.write("/" + topic, "sensor_msgs/msg/Image", stamp, bagio.image_msg(img, stamp, frame))
+            w.write("/" + T.ACTION, "o4a_msgs/msg/DiscreteAction", stamp, bagio.action_msg(int(data["actions"][t]), stamp, t))
+            if motion_states is not None and data["actions"][t] != Action.STOP:
+                state = motion_states.get(t, 2)
+                msg = bagio.typestore().types["o4a_msgs/msg/MotionState"](
+                    header=bagio.action_msg(0, stamp + 0.05, 0).header, sequence=t, action=int(data["actions"][t]),
+                    state=state, message="" if state == 2 else "blocked")
+                w.write("/" + T.MOTION_STATE, "o4a_msgs/msg/MotionState", stamp + 0.05, msg)
+    return path
+
+
+def test_compressed_cameras_are_found_and_decoded(tmp_path, explore):
+    """<topic>/compressed found with the default topic names; PNG is lossless, JPEG close."""
+    raw = read_bag(_write_action_bag(tmp_path / "raw", explore))
+    png = read_bag(_write_action_bag(tmp_path / "png", explore, compressed="png"))
+    jpeg = read_bag(_write_action_bag(tmp_path / "jpeg", explore, compressed="jpeg"))
+    assert np.array_equal(png["front"], raw["front"]) and np.array_equal(png["rear"], raw["rear"])
+    assert np.array_equal(jpeg["actions"], raw["actions"])
+    assert np.abs(jpeg["front"].astype(int) - raw["front"]).mean() < 10      # the ring images are noisy
+    # colour order kept: per-channel means agree
+    assert np.abs(jpeg["front"].mean(axis=(0, 1, 2)) - raw["front"].mean(axis=(0, 1, 2))).max() < 2
+
+
+def test_motion_not_succeeded_is_never_a_transition(tmp_path, explore):
+    aborted = {3, 7}
+    d = read_bag(_write_action_bag(tmp_path / "ms", explore, motion_states={3: 3, 7: 3}))
+    assert d["stats"]["not_succeeded"] == 2
+    [w] = load_worlds([tmp_path / "ms"], val_fraction=0.0)
+    ok = w.next_ok
+    for t in aborted:
+        assert not ok[t]                        # frame t+1 is not the result of action t
+        assert w.traj[t] != w.traj[t + 1]
+    base = load_worlds([_write_action_bag(tmp_path / "plain", explore)], val_fraction=0.0)[0].next_ok
+    assert ok.sum() == base.sum() - len(aborted)
+
+
+# ---- continuous driving --------------------------------------------------------------------
+
+def _drive(script, cam_hz=15.0, odom_hz=50.0):
+    """script: [(v, w, seconds)] -> (camera times, odom times, odom poses)."""
+    dt = 1.0 / odom_hz
+    x = y = yaw = 0.0
+    t = 0.0
+    odom_t, odom_p = [0.0], [(0.0, 0.0, 0.0)]
+    for v, w, secs in script:
+        for _ in range(int(round(secs * odom_hz))):
+            x += v * dt * math.cos(yaw + w * dt / 2)
+            y += v * dt * math.sin(yaw + w * dt / 2)
+            yaw += w * dt
+            t += dt
+            odom_t.append(t), odom_p.append((x, y, yaw))
+    cam_t = np.arange(0.0, t, 1.0 / cam_hz)
+    return cam_t, np.asarray(odom_t), np.asarray(odom_p)
+
+
+# kept frames overshoot a threshold by at most one camera period of motion (0.02 m, 1.9 deg)
+SCRIPT = [(0.3, 0.0, 1.06 / 0.3),                 # 1.06 m straight: 4 FORWARD (the last kept at 1.04 m)
+          (0.0, 0.0, 1.0),                        # pause
+          (0.0, 0.5, math.radians(52) / 0.5),     # 52 deg left: 3 ROTATE_LEFT
+          (0.2, 0.4, 2.0),                        # arc: no primitive
+          (0.0, 0.0, 1.0),                        # pause
+          (0.0, -0.5, math.radians(38) / 0.5),    # 38 deg right: 1 ROTATE_RIGHT (after the arc's rest)
+          (0.3, 0.0, 0.65 / 0.3)]                 # 0.65 m: 2 FORWARD
+
+
+def test_segmentation_of_a_scripted_drive():
+    from o4a_nav.learning.odometry import interpolate_poses
+
+    cam_t, odom_t, odom_p = _drive(SCRIPT)
+    poses, ok = interpolate_poses(cam_t, odom_t, odom_p, 0.5)
+    kept, actions, chains, stats = segment(poses, ok)
+    seq = [Action(a).name for a in actions]
+    F, L, R, S = "FORWARD", "ROTATE_LEFT", "ROTATE_RIGHT", "STOP"
+    # chain 1: the straight part and the left turn, ended by the arc; the arc leaves
+    # single-frame chains (no primitive); then the right turn and the last straight part
+    c = chains
+    first = [seq[k] for k in np.flatnonzero(c == c[0])]
+    assert first == [F, F, F, F, L, L, L, S]
+    last = [seq[k] for k in np.flatnonzero(c == c[-1])]
+    assert last == [R, F, F, S]     # the first 15 deg right include the arc's rest: no primitive
+    assert stats["forward"] == 6 and stats["rotate"] == 4
+    # each labelled transition is one primitive of true motion
+    from o4a_nav.learning.odometry import relative
+
+    for k in range(len(kept) - 1):
+        if actions[k] == Action.STOP:
+            continue
+        ahead, left, turn = relative(poses[kept[k]], poses[kept[k + 1]])
+        if actions[k] == Action.FORWARD:
+            assert 0.25 <= ahead < 0.25 + 0.3 / 15 + 1e-6 and abs(turn) < math.radians(5) and abs(left) < 0.05
+        else:
+            assert math.radians(15) <= abs(turn) < math.radians(15) + 0.5 / 15 + 1e-6 and math.hypot(ahead, left) < 0.05
+    # thresholds are options
+    _, actions2, _, stats2 = segment(poses, ok, SegmentParams(forward_m=0.5, rotate_deg=30.0, max_shift_m=0.1))
+    assert [int((actions2 == a).sum()) for a in Action.motions()] == [3, 2, 1]
+
+
+def _write_teleop_bag(path, script, odom_topic="/odom", stamp_jitter=0.004, with_cmd_vel=True):
+    """A joystick recording: 320x240 JPEG cameras at 15 Hz, odometry at 50 Hz, cmd_vel; no actions."""
+    cam_t, odom_t, odom_p = _drive(script)
+    rng = np.random.default_rng(0)
+    base = 1700000000.0
+    with bagio.BagWriter(path) as w:
+        for t, (x, y, yaw) in zip(odom_t, odom_p):
+            w.write(odom_topic, "nav_msgs/msg/Odometry", base + t + 0.002, bagio.odom_msg(Pose2D(x, y, yaw), base + t))
+            if with_cmd_vel:
+                w.write("/cmd_vel", "geometry_msgs/msg/Twist", base + t, bagio.twist_msg(0.3, 0.0))
+        for k, t in enumerate(cam_t):
+            for topic in ("/front_camera/image_raw/compressed", "/rear_camera/image_raw/compressed"):
+                img = np.full((240, 320, 3), (k * 7) % 256, np.uint8)
+                img[:, : (k * 5) % 320] = 255
+                ts = base + t + rng.uniform(-stamp_jitter, stamp_jitter)
+                w.write(topic, "sensor_msgs/msg/CompressedImage", ts + 0.03, bagio.compressed_image_msg(img, ts, "cam"))
+    return path
+
+
+def test_teleop_bag_labels_from_odometry_with_no_option(tmp_path):
+    bag = _write_teleop_bag(tmp_path / "joystick", SCRIPT)
+    d = read_bag(bag)
+    assert d["labels"] == "odometry"
+    names = [Action(a).name for a in d["actions"]]
+    # jittered stamps move the arc's breaks by a frame: 1 or 2 right turns fit after it
+    assert names.count("FORWARD") == 6 and names.count("ROTATE_LEFT") == 3 and names.count("ROTATE_RIGHT") in (1, 2)
+    [w] = load_worlds([bag], val_fraction=0.0)
+    assert int(w.next_ok.sum()) == len(names) - names.count("STOP")
+    assert f"odometry: 6 FORWARD and {3 + names.count('ROTATE_RIGHT')} ROTATE" in w.labelling[str(bag)]
+    # another odometry topic name is an option
+    bag2 = _write_teleop_bag(tmp_path / "j2", SCRIPT, odom_topic="/wheel/odometry")
+    with pytest.raises(BagError, match="no action topic o4a/action and no odometry topic odom"):
+        read_bag(bag2)
+    assert read_bag(bag2, TopicNames(odom="wheel/odometry"))["labels"] == "odometry"
+
+
+def test_cmd_vel_is_not_an_action_topic(tmp_path):
+    bag = _write_teleop_bag(tmp_path / "joy", SCRIPT[:1])
+    with pytest.raises(BagError, match="cmd_vel has type geometry_msgs/msg/Twist.*odometry"):
+        read_bag(bag, TopicNames(action="cmd_vel"))
+
+
+def test_drive_without_primitives_is_a_clear_error(tmp_path):
+    bag = _write_teleop_bag(tmp_path / "arcs", [(0.2, 0.4, 4.0)])
+    with pytest.raises(BagError, match="shows no motion of 0.25 m straight or 15.0 deg in place"):
+        read_bag(bag)
+
+
+def test_segment_params_are_checked():
+    with pytest.raises(UserError, match="max_turn_deg"):
+        SegmentParams(rotate_deg=4.0).validate()
+    with pytest.raises(UserError, match="forward_m must be > 0"):
+        SegmentParams(forward_m=0.0).validate()
+
+
+def test_goal_images_from_a_compressed_bag(tmp_path, explore):
+    """`o4a goal --bag` with the default topics finds <topic>/compressed and decodes it."""
+    from o4a_nav.commands.goal import images_from_bag
+
+    bag = _write_action_bag(tmp_path / "png", explore, compressed="png")
+    front, rear, t = images_from_bag(bag, 0.5, "/front_camera/image_raw", "/rear_camera/image_raw")
+    assert t == pytest.approx(0.5)
+    assert np.array_equal(front, explore["front"][5]) and np.array_equal(rear, explore["rear"][5])
