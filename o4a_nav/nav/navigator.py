@@ -55,6 +55,7 @@ class NavigatorParams(FromDict):
     anti_oscillation: bool = False  # drop the rotation that undoes the previous one
     stop_on_connected: bool = False  # also STOP when f-dagger(x_t, x_g) != NOT_CONNECTED
     lookahead_rotations: int = 0    # K: score "k rotations then FORWARD" plans, k <= K (0 = paper rule)
+    stuck_scan: int = 0             # N: after N rotations in a row, look around with real views (0 = off)
     max_steps: int = 500            # decisions per goal before giving up (FAILED)
 
     def __post_init__(self):
@@ -66,12 +67,15 @@ class NavigatorParams(FromDict):
             raise UserError(f"navigator: repulsion_margin must be a finite number >= 0, got {self.repulsion_margin}")
         if int(self.max_steps) < 1:
             raise UserError(f"navigator: max_steps must be >= 1, got {self.max_steps}")
+        if not 0 <= int(self.stuck_scan) <= 500:
+            raise UserError(f"navigator: stuck_scan must be in 0..500 (0 = off), got {self.stuck_scan}")
         if not 0 <= int(self.lookahead_rotations) <= 24:
             raise UserError(f"navigator: lookahead_rotations must be in 0..24 (24 x 15 deg = a full turn), "
                             f"got {self.lookahead_rotations}")
         self.memory_size = int(self.memory_size)
         self.max_steps = int(self.max_steps)
         self.lookahead_rotations = int(self.lookahead_rotations)
+        self.stuck_scan = int(self.stuck_scan)
 
 
 @dataclass
@@ -95,6 +99,20 @@ class Decision:
     reached: bool = False           # STOP because d_h < stop_threshold (or f-dagger said so)
     failed: bool = False            # STOP because max_steps is exhausted
     reason: str = ""
+
+
+HEADINGS = 24  # 360 deg / ROTATE 15 deg
+
+
+@dataclass
+class _Scan:
+    """A look-around in place (stuck_scan): heading index k counts 15 deg steps to the left
+    of the heading where the scan began. The front view at k and the rear view (the
+    view at k + 12) give two real codes per step, so 12 rotations see all 24 headings."""
+    k: int = 0
+    codes: dict = field(default_factory=dict)     # heading index -> real code (1, n)
+    blocked: set = field(default_factory=set)     # heading indices whose FORWARD A_free refused
+    target: int | None = None                     # chosen heading, once all are seen
 
 
 class O4ANavigator:
@@ -123,6 +141,8 @@ class O4ANavigator:
         self._mem_len = 0
         self._mem_pos = 0
         self._last_motion: Action | None = None
+        self._rot_run = 0          # rotations since the last FORWARD (stuck_scan)
+        self._scan: _Scan | None = None
         self.steps = 0
         self.forwards = 0
         self.rotations = 0
@@ -153,6 +173,8 @@ class O4ANavigator:
         self._memory = None
         self._mem_len = self._mem_pos = 0
         self._last_motion = None
+        self._rot_run = 0
+        self._scan = None
         self.steps = self.forwards = self.rotations = 0
 
     @property
@@ -196,6 +218,65 @@ class O4ANavigator:
             return torch.zeros(len(w))
         dist = torch.cdist(w, self._memory[: self._mem_len])
         return torch.clamp(p.repulsion_margin - dist, min=0.0).sum(dim=1)
+
+    def _scan_action(self, x, front, rear, cands):
+        """stuck_scan: after `stuck_scan` rotations in a row, stop trusting predicted
+        rotations: rotate LEFT 12 times (180 deg), recording the real code of the front
+        view and of the rear view (the rear camera sees what the front camera would see
+        turned by 180 deg, so h(rear, front) is the code of the opposite heading), then
+        score FORWARD from each of the 24 real headings with the same potential
+        p+(f(x_k, FORWARD)) + repulsion, turn the shorter way to the best heading whose
+        FORWARD was not refused, and drive. A FORWARD ends the scan. The scan's rotations
+        do not enter the waypoint memory (they would repel the headings seen with the
+        front camera and not those seen with the rear one); its FORWARD does. Returns None (not
+        scanning: the normal rule decides) or (action, waypoint to remember, attraction,
+        repulsion) for the decision report; (STOP, None, None, d_h of the rear view) when
+        the rear view is within stop_threshold of the goal (the goal place, seen facing
+        the other way)."""
+        torch, p = self._torch, self.params
+        if self._scan is None:
+            if self._rot_run < p.stuck_scan:
+                return None
+            self._scan = _Scan()
+        sc = self._scan
+        if sc.target is None:
+            k = sc.k % HEADINGS
+            x_back = self.model.embed(rear, front).reshape(1, -1).float()
+            d_back = float(torch.linalg.vector_norm(x_back - self._x_g))
+            if d_back < p.stop_threshold:
+                return Action.STOP, None, None, d_back
+            sc.codes[k] = x
+            sc.codes[(k + HEADINGS // 2) % HEADINGS] = x_back
+            if Action.FORWARD not in cands:
+                sc.blocked.add(k)
+            if sc.k < HEADINGS // 2:
+                sc.k += 1
+                return self._scan_report(x, Action.ROTATE_LEFT)
+            keys = [h for h in sorted(sc.codes) if h not in sc.blocked]
+            if not keys:
+                self._scan = None
+                self._rot_run = 0
+                return None
+            fwd = self.model.forward_kinematics(torch.cat([sc.codes[h] for h in keys], 0),
+                                                torch.tensor([int(Action.FORWARD)])).float()
+            att, rep = self._potential(fwd)
+            sc.target = keys[int(torch.argmin(att + rep))]
+        delta = (sc.target - sc.k) % HEADINGS
+        if delta == 0:
+            if Action.FORWARD in cands:
+                return self._scan_report(x, Action.FORWARD)
+            self._scan = None      # refused after all: back to the normal rule
+            self._rot_run = 0
+            return None
+        left = delta <= HEADINGS // 2
+        sc.k += 1 if left else -1
+        return self._scan_report(x, Action.ROTATE_LEFT if left else Action.ROTATE_RIGHT)
+
+    def _scan_report(self, x, action):
+        torch = self._torch
+        w = self.model.forward_kinematics(x, torch.tensor([int(action)])).float()
+        att, rep = self._potential(w)
+        return action, w[0], att, rep
 
     def _plans(self, x, cands):
         """Plans "k rotations then FORWARD" (k <= lookahead_rotations). Returns, per plan in
@@ -263,21 +344,32 @@ class O4ANavigator:
                 self.steps -= 1  # no decision taken
                 return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps,
                                 reason="no collision-free motion")
-            if p.lookahead_rotations > 0:
+            scanned = self._scan_action(x, f, r, cands) if p.stuck_scan > 0 else None
+            if scanned is not None:
+                chosen, w_first_i, att, rep = scanned
+                if chosen == Action.STOP:
+                    return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
+                                    reason=f"rear view: d_h {rep:.3f} < stop_threshold {p.stop_threshold}")
+                cands = [chosen]
+                if p.use_repulsor and chosen == Action.FORWARD:   # the look-around itself is a measurement
+                    self._push(w_first_i.detach().clone())
+                pot = att + rep
+            elif p.lookahead_rotations > 0:
                 first, w_first, w, via = self._plans(x, cands)
             else:
                 first = cands
                 acts = torch.tensor([int(a) for a in cands], dtype=torch.long)
                 w = self.model.forward_kinematics(x.expand(len(cands), -1), acts).float()
                 w_first, via = w, 0.0
-            att, rep = self._potential(w)
-            rep = rep + via
-            pot = att + rep
-            i = int(torch.argmin(pot))  # first minimum: evaluation order breaks ties
-            chosen = first[i]
-            if p.use_repulsor:
-                self._push(w_first[i].detach().clone())
-            if p.lookahead_rotations > 0:  # report, per first action, its best plan
+            if scanned is None:
+                att, rep = self._potential(w)
+                rep = rep + via
+                pot = att + rep
+                i = int(torch.argmin(pot))  # first minimum: evaluation order breaks ties
+                chosen = first[i]
+                if p.use_repulsor:
+                    self._push(w_first[i].detach().clone())
+            if scanned is None and p.lookahead_rotations > 0:  # report, per first action, its best plan
                 best = {}
                 for k, a in enumerate(first):
                     if a not in best or pot[k] < pot[best[a]]:
@@ -288,8 +380,11 @@ class O4ANavigator:
         self._last_motion = chosen
         if chosen == Action.FORWARD:
             self.forwards += 1
+            self._rot_run = 0
+            self._scan = None
         else:
             self.rotations += 1
+            self._rot_run += 1
         att_l, rep_l, pot_l = att.tolist(), rep.tolist(), pot.tolist()
         candidates = [Candidate(a, pot_l[k], att_l[k], rep_l[k]) for k, a in enumerate(cands)]
         return Decision(chosen, d_h, candidates, time.perf_counter() - t0, self.steps)
