@@ -20,6 +20,27 @@ class Action(IntEnum):
         return (cls.FORWARD, cls.ROTATE_LEFT, cls.ROTATE_RIGHT)
 
 
+class NavState(IntEnum):
+    """Navigator states. Values equal the o4a_msgs/NavigatorStatus constants."""
+
+    IDLE = 0             # no goal
+    NAVIGATING = 1       # deciding / waiting for fresh observations
+    WAITING_MOTION = 2   # last action sent, waiting for the base to finish it
+    STALE_INPUT = 3      # an input is stale or missing: STOP until it returns
+    REACHED = 4          # goal reached
+    FAILED = 5           # step budget exhausted or aborted
+    NO_MODEL = 6         # model missing or unusable: refuses to navigate
+
+
+class MotionStatus(IntEnum):
+    """Base controller motion states. Values equal the o4a_msgs/MotionState constants."""
+
+    IDLE = 0
+    EXECUTING = 1
+    SUCCEEDED = 2
+    ABORTED = 3      # blocked, stale odometry or commands, or pre-empted
+
+
 # Motion primitives of the paper (FORWARD 0.25 m, ROTATE 15 deg).
 FORWARD_STEP_M = 0.25
 ROTATE_STEP_RAD = float(np.deg2rad(15.0))

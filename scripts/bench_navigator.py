@@ -104,7 +104,7 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
     from o4a_msgs.srv import SetGoal
     from o4a_nav import ros_conv, topics
     from o4a_nav.nodes._common import SENSOR_QOS, reliable
-    from o4a_nav.types import ScanData
+    from o4a_nav.types import MotionStatus, NavState, ScanData
     from sensor_msgs.msg import Image, LaserScan
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -140,7 +140,7 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
         ev.set()
 
     def on_status(msg):
-        if msg.state == 2 and msg.message.startswith(("FORWARD", "ROTATE")):  # WAITING_MOTION after a decision
+        if msg.state == NavState.WAITING_MOTION and msg.message.startswith(("FORWARD", "ROTATE")):  # WAITING_MOTION after a decision
             node_lat.append((msg.step, float(msg.decision_latency_ms)))
 
     probe.create_subscription(DiscreteAction, topics.ACTION, on_action, reliable(10))
@@ -185,7 +185,7 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
             if last is not None:  # the base finished the last motion
                 m = MotionState()
                 ros_conv.fill_header(m.header, now(), "base_link")
-                m.sequence, m.action, m.state = last.sequence, last.action, 2
+                m.sequence, m.action, m.state = last.sequence, last.action, MotionStatus.SUCCEEDED
                 pm.publish(m)
             time.sleep(0.01)
             inputs()

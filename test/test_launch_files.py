@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from o4a_nav.nodes._common import load_param_file
+from o4a_nav.params import load_param_file
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"

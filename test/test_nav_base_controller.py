@@ -6,9 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from o4a_nav.errors import UserError
-from o4a_nav.nav.base_controller import (ABORTED, EXECUTING, IDLE, SUCCEEDED, BaseController,
-                                         BaseControllerParams, wrap_angle)
-from o4a_nav.types import Action, Pose2D
+from o4a_nav.nav.base_controller import BaseController, BaseControllerParams, wrap_angle
+from o4a_nav.types import Action, MotionStatus, Pose2D
 
 DT = 0.02
 
@@ -22,7 +21,7 @@ def drive(ctl, pose, t, n=2000, blocked=False, odom=True):
         out = ctl.update(t)
         reports += out.reports
         vmax = max(vmax, abs(out.linear))
-        if ctl.state != EXECUTING:
+        if ctl.state != MotionStatus.EXECUTING:
             assert out.linear == 0.0 and out.angular == 0.0
             return pose, t, reports, vmax
         if not blocked:
@@ -40,9 +39,9 @@ def test_forward_goes_quarter_metre_along_heading(x, y, yaw):
     start = Pose2D(x, y, yaw)
     ctl.on_odom(start, 0.0)
     out = ctl.command(Action.FORWARD, 7, now=0.0, stamp=0.0)
-    assert out.reports[0].state == EXECUTING and out.linear > 0
+    assert out.reports[0].state == MotionStatus.EXECUTING and out.linear > 0
     pose, t, reports, vmax = drive(ctl, start, 0.0)
-    assert reports[-1].state == SUCCEEDED and reports[-1].sequence == 7
+    assert reports[-1].state == MotionStatus.SUCCEEDED and reports[-1].sequence == 7
     assert math.hypot(pose.x - x, pose.y - y) == pytest.approx(0.25, abs=0.02)
     assert abs(wrap_angle(pose.yaw - yaw)) < 0.02
     assert vmax <= ctl.params.max_linear_speed + 1e-9
@@ -56,7 +55,7 @@ def test_rotations_turn_fifteen_degrees(action, sign, yaw0):
     ctl.on_odom(start, 0.0)
     ctl.command(action, 1, now=0.0)
     pose, _, reports, vmax = drive(ctl, start, 0.0)
-    assert reports[-1].state == SUCCEEDED
+    assert reports[-1].state == MotionStatus.SUCCEEDED
     assert wrap_angle(pose.yaw - yaw0) == pytest.approx(sign * math.radians(15), abs=0.03)
     assert (pose.x, pose.y) == (1.0, 2.0) and vmax == 0.0
 
@@ -68,7 +67,7 @@ def test_stop_preempts_with_zero_velocity():
     out = ctl.command(Action.STOP, 2, now=0.1)
     assert (out.linear, out.angular) == (0.0, 0.0)
     states = [(r.sequence, r.state) for r in out.reports]
-    assert states == [(1, ABORTED), (2, SUCCEEDED)]
+    assert states == [(1, MotionStatus.ABORTED), (2, MotionStatus.SUCCEEDED)]
     assert ctl.update(0.2).linear == 0.0
 
 
@@ -80,24 +79,24 @@ def test_stale_odometry_aborts_and_zeroes():
     assert out.linear > 0
     out = ctl.update(0.6)  # no odometry since t=0, odom_timeout 0.5
     assert (out.linear, out.angular) == (0.0, 0.0)
-    assert out.report.state == ABORTED and "stale odometry" in out.report.message
+    assert out.report.state == MotionStatus.ABORTED and "stale odometry" in out.report.message
 
 
 def test_command_without_or_with_stale_odometry_refused():
     ctl = BaseController()
     out = ctl.command(Action.ROTATE_LEFT, 1, now=0.0)
-    assert out.report.state == ABORTED and "no odometry" in out.report.message and out.angular == 0.0
+    assert out.report.state == MotionStatus.ABORTED and "no odometry" in out.report.message and out.angular == 0.0
     ctl.on_odom(Pose2D(0, 0, 0), 0.0)
     out = ctl.command(Action.ROTATE_LEFT, 2, now=1.0)
-    assert out.report.state == ABORTED and "stale odometry" in out.report.message
+    assert out.report.state == MotionStatus.ABORTED and "stale odometry" in out.report.message
 
 
 def test_stale_command_refused():
     ctl = BaseController()
     ctl.on_odom(Pose2D(0, 0, 0), 5.0)
     out = ctl.command(Action.FORWARD, 3, now=5.0, stamp=4.0)
-    assert out.report.state == ABORTED and "stale command" in out.report.message
-    assert out.linear == 0.0 and ctl.state == ABORTED
+    assert out.report.state == MotionStatus.ABORTED and "stale command" in out.report.message
+    assert out.linear == 0.0 and ctl.state == MotionStatus.ABORTED
 
 
 def test_blocked_base_times_out():
@@ -105,7 +104,7 @@ def test_blocked_base_times_out():
     ctl.on_odom(Pose2D(0, 0, 0), 0.0)
     ctl.command(Action.FORWARD, 1, now=0.0)
     _, t, reports, _ = drive(ctl, Pose2D(0, 0, 0), 0.0, blocked=True)
-    assert reports[-1].state == ABORTED and "blocked" in reports[-1].message
+    assert reports[-1].state == MotionStatus.ABORTED and "blocked" in reports[-1].message
     assert 1.0 <= t <= 1.1
 
 
@@ -114,13 +113,13 @@ def test_new_motion_preempts_running_one():
     ctl.on_odom(Pose2D(0, 0, 0), 0.0)
     ctl.command(Action.FORWARD, 1, now=0.0)
     out = ctl.command(Action.ROTATE_RIGHT, 2, now=0.1)
-    assert [(r.sequence, r.state) for r in out.reports] == [(1, ABORTED), (2, EXECUTING)]
+    assert [(r.sequence, r.state) for r in out.reports] == [(1, MotionStatus.ABORTED), (2, MotionStatus.EXECUTING)]
     assert out.linear == 0.0 and out.angular < 0
 
 
 def test_idle_outputs_zero():
     ctl = BaseController()
-    assert ctl.state == IDLE
+    assert ctl.state == MotionStatus.IDLE
     out = ctl.update(0.0)
     assert (out.linear, out.angular, out.reports) == (0.0, 0.0, [])
 
@@ -142,4 +141,4 @@ def test_non_finite_odometry_is_ignored_and_goes_stale():
     out = ctl.update(0.4)
     assert math.isfinite(out.angular) and 0 < out.angular <= ctl.params.max_angular_speed
     out = ctl.update(0.6)
-    assert out.report.state == ABORTED and (out.linear, out.angular) == (0.0, 0.0)
+    assert out.report.state == MotionStatus.ABORTED and (out.linear, out.angular) == (0.0, 0.0)

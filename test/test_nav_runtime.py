@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.collision import CollisionChecker
 from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
-from o4a_nav.types import Action, ScanData
+from o4a_nav.types import Action, MotionStatus, NavState, ScanData
 from test_nav_doubles import GridModel, grid_obs
 
 ALL = {Action.FORWARD, Action.ROTATE_LEFT, Action.ROTATE_RIGHT}
@@ -50,7 +50,7 @@ class Harness:
         ok, msg = self.rt.set_goal(*grid_obs(*goal), now=t, goal_id=goal_id)
         assert ok, msg
 
-    def finish_motion(self, t, state=rt.MOTION_SUCCEEDED):
+    def finish_motion(self, t, state=MotionStatus.SUCCEEDED):
         self.rt.on_motion_state(self.actions[-1][1], state, t, "", t)
 
 
@@ -60,7 +60,7 @@ def test_stop_and_go_waits_for_motion_and_fresh_images():
     assert h.actions == []  # no goal, no motion
     h.start((5, 0, 0), 0.1, goal_id="g1")
     assert h.actions == [(Action.FORWARD, 1)]
-    assert h.rt.status.state == rt.WAITING_MOTION
+    assert h.rt.status.state == NavState.WAITING_MOTION
     h.observe(0.2, (1, 0, 0))  # fresh images but the motion has not finished
     assert len(h.actions) == 1
     h.finish_motion(0.3)
@@ -89,7 +89,7 @@ def test_reaches_goal_reports_success():
     assert h.actions[-1][0] == Action.STOP
     gid, res = h.done[-1]
     assert gid == "g" and res.success and res.forwards == 2 and res.steps == 3
-    assert h.rt.status.state == rt.REACHED
+    assert h.rt.status.state == NavState.REACHED
     assert [f[1] for f in h.feedback] == [1, 2, 3]
 
 
@@ -104,7 +104,7 @@ def test_stale_input_stops_names_it_and_resumes():
     h.rt.on_image("front", f, 1.6, 1.6)
     h.rt.on_image("rear", r, 1.6, 1.6)
     assert h.actions[-1][0] == Action.STOP
-    assert h.rt.status.state == rt.STALE_INPUT and h.rt.status.stale_inputs == ["scan"]
+    assert h.rt.status.state == NavState.STALE_INPUT and h.rt.status.stale_inputs == ["scan"]
     n = len(h.actions)
     h.rt.tick(1.7)
     assert len(h.actions) == n  # STOP once, not a flood
@@ -125,7 +125,7 @@ def test_no_model_refuses_goals_and_never_moves():
     ok, msg = h.rt.set_goal(*grid_obs(5, 0, 0), now=0.0)
     assert not ok and "model dir missing" in msg
     h.observe(0.1)
-    assert h.actions == [] and h.rt.status.state == rt.NO_MODEL
+    assert h.actions == [] and h.rt.status.state == NavState.NO_MODEL
 
 
 def test_bad_goal_rejected_current_goal_kept():
@@ -222,7 +222,7 @@ def test_unusable_images_show_in_the_stale_reason():
     h.rt.on_free_actions(ALL, 1.6, 1.6)
     h.rt.on_image_error("front", "unsupported image encoding 'yuv422'", 1.6)
     h.rt.on_image("rear", r, 1.6, 1.6)
-    assert h.rt.status.state == rt.STALE_INPUT and h.rt.status.stale_inputs == ["front_camera"]
+    assert h.rt.status.state == NavState.STALE_INPUT and h.rt.status.stale_inputs == ["front_camera"]
     assert "front_camera (unsupported image encoding 'yuv422')" in h.rt.status.message
     assert h.actions[-1][0] == Action.STOP
 

@@ -9,9 +9,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from o4a_nav import ros_conv, topics
-from o4a_nav.nav import runtime as rt
+
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
-from o4a_nav.types import Action
+from o4a_nav.types import Action, NavState
 
 from conftest import wait_until  # noqa: E402
 
@@ -82,7 +82,7 @@ def test_navigator_decides_on_compressed_images(ros, model_dir):
     for _ in range(10):
         inputs(compressed=False)
         time.sleep(0.05)
-    assert wait_until(lambda: statuses and statuses[-1].state == rt.STALE_INPUT, 5.0)
+    assert wait_until(lambda: statuses and statuses[-1].state == NavState.STALE_INPUT, 5.0)
     assert "front_camera" in statuses[-1].stale_inputs
     n = len(actions)
     for _ in range(40):

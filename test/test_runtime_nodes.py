@@ -18,7 +18,7 @@ from o4a_nav import ros_conv, topics
 from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.collision import FootprintParams
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
-from o4a_nav.types import Action, Pose2D, ScanData
+from o4a_nav.types import Action, NavState, Pose2D, ScanData
 
 from conftest import wait_until  # noqa: E402
 
@@ -235,7 +235,7 @@ def test_navigator_without_model_refuses_and_never_moves(ros, tmp_path):
     (corrupt / "meta.json").write_text("{not json")
     node = add(nav_node(ctx, str(corrupt)))
     probe = add(Probe(ctx))
-    assert node.runtime.status.state == rt.NO_MODEL
+    assert node.runtime.status.state == NavState.NO_MODEL
     res = call_set_goal(probe, rand_img(1), rand_img(2))
     assert not res.accepted and "corrupt" in res.message
     for _ in range(5):
@@ -244,7 +244,7 @@ def test_navigator_without_model_refuses_and_never_moves(ros, tmp_path):
         probe.free_all()
         time.sleep(0.05)
     assert wait_until(lambda: probe.statuses, 5.0)
-    assert probe.statuses[-1].state == rt.NO_MODEL and "corrupt" in probe.statuses[-1].message
+    assert probe.statuses[-1].state == NavState.NO_MODEL and "corrupt" in probe.statuses[-1].message
     assert probe.actions == []
 
 
@@ -263,7 +263,7 @@ def test_navigator_goal_validation_and_stale_inputs(ros, model_dir):
     res = call_set_goal(probe, rand_img(1, 120, 160), rand_img(2, 120, 160), enc_front="bgr8")
     assert res.accepted, res.message
     # no inputs yet: STOP and status names the stale inputs
-    assert wait_until(lambda: probe.actions and probe.statuses and probe.statuses[-1].state == rt.STALE_INPUT, 5.0)
+    assert wait_until(lambda: probe.actions and probe.statuses and probe.statuses[-1].state == NavState.STALE_INPUT, 5.0)
     assert probe.actions[-1].action == Action.STOP
     assert set(probe.statuses[-1].stale_inputs) == {"front_camera", "rear_camera", "scan", "free_actions"}
     # data flows: a motion is decided
@@ -277,7 +277,7 @@ def test_navigator_goal_validation_and_stale_inputs(ros, model_dir):
         time.sleep(0.05)
     assert wait_until(lambda: len(probe.actions) > n, 5.0)
     assert probe.actions[-1].action in (Action.FORWARD, Action.ROTATE_LEFT, Action.ROTATE_RIGHT)
-    assert wait_until(lambda: probe.statuses[-1].state == rt.WAITING_MOTION, 5.0)
+    assert wait_until(lambda: probe.statuses[-1].state == NavState.WAITING_MOTION, 5.0)
     st = probe.statuses[-1]
     assert len(st.candidate_actions) == 3 and st.step == 1 and st.decision_latency_ms > 0
     # a bad goal now keeps the current one
@@ -289,7 +289,7 @@ def test_navigator_goal_validation_and_stale_inputs(ros, model_dir):
         probe.images(rand_img(5))
         probe.free_all()
         time.sleep(0.05)
-    assert wait_until(lambda: probe.statuses[-1].state == rt.STALE_INPUT, 5.0)
+    assert wait_until(lambda: probe.statuses[-1].state == NavState.STALE_INPUT, 5.0)
     assert list(probe.statuses[-1].stale_inputs) == ["scan"]
     assert probe.actions[-1].action == Action.STOP and len(probe.actions) == n + 1
 
@@ -411,7 +411,7 @@ def test_parameters_change_at_run_time_or_are_refused(ros, model_dir):
     assert base.set_parameters([Parameter("max_linear_speed", value=0.4)])[0].successful
     assert base.ctl.params.max_linear_speed == 0.4
     r = base.set_parameters([Parameter("control_rate", value=10.0)])[0]
-    assert not r.successful and "restart" in r.reason
+    assert not r.successful and "read-only" in r.reason
     r = base.set_parameters([Parameter("min_linear_speed", value=2.0)])[0]  # above max: invalid
     assert not r.successful and base.ctl.params.min_linear_speed == 0.03
     nav = add(nav_node(ctx, model_dir))
@@ -422,6 +422,6 @@ def test_parameters_change_at_run_time_or_are_refused(ros, model_dir):
     assert nav.set_parameters([Parameter("box_half_width", value=0.25)])[0].successful
     assert nav.runtime.checker.params.box_half_width == 0.25
     r = nav.set_parameters([Parameter("model_path", value="/elsewhere")])[0]
-    assert not r.successful and "restart" in r.reason
+    assert not r.successful and "read-only" in r.reason
     r = nav.set_parameters([Parameter("stop_threshold", value=-1.0)])[0]  # outside the declared range
     assert not r.successful and nav.runtime.nav.params.stop_threshold == 2.0

@@ -36,6 +36,18 @@ def test_action_enum_matches_message_constants():
         assert getattr(DiscreteAction, a.name) == a.value
 
 
+def test_state_enums_match_message_constants():
+    """NavState and MotionStatus are the o4a_msgs constants, name for name and value for
+    value, in both directions."""
+    from o4a_msgs.msg import MotionState, NavigatorStatus
+
+    from o4a_nav.types import MotionStatus, NavState
+
+    for enum, msg in ((NavState, NavigatorStatus), (MotionStatus, MotionState)):
+        consts = {k: v for k, v in vars(msg).items() if k.isupper() and isinstance(v, int) and not k.startswith("_")}
+        assert consts == {s.name: s.value for s in enum}, enum.__name__
+
+
 def test_setup_is_idempotent_and_quick_when_nothing_changed():
     out = subprocess.run(["bash", str(ROOT / "scripts/setup.sh")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

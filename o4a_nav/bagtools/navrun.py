@@ -36,7 +36,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from o4a_nav.errors import BagError
-from o4a_nav.types import Action
+from o4a_nav.types import Action, MotionStatus, NavState
 
 FRONT = "/front_camera/image_raw"
 REAR = "/rear_camera/image_raw"
@@ -48,8 +48,9 @@ MOTION_STATE = "/o4a/motion_state"
 STATUS = "/o4a/status"
 REQUIRED = (FRONT, REAR, SCAN, ACTION, GOAL_FRONT, GOAL_REAR)
 
-SUCCEEDED = 2   # o4a_msgs/MotionState.SUCCEEDED
-DECISION_STATES = (1, 4, 5)   # NavigatorStatus NAVIGATING, REACHED, FAILED after a STOP decision
+SUCCEEDED = MotionStatus.SUCCEEDED
+# the status after a STOP decision
+DECISION_STATES = (NavState.NAVIGATING, NavState.REACHED, NavState.FAILED)
 KEEP_IMAGES = 200  # images per camera kept for matching an action's stamp
 
 
@@ -110,7 +111,7 @@ def extract_run(records, bag: str = "bag") -> NavRun:
         elif topic == STATUS:
             statuses.append((_stamp(msg), int(msg.state)))
         elif topic == MOTION_STATE:
-            if int(msg.state) >= SUCCEEDED:      # final states only
+            if int(msg.state) in (MotionStatus.SUCCEEDED, MotionStatus.ABORTED):   # final states only
                 motion[int(msg.sequence)] = int(msg.state)
         elif topic == ACTION:
             key = round(_stamp(msg), 6)

@@ -18,9 +18,7 @@ import numpy as np
 from o4a_nav import bagio, topics
 from o4a_nav.ros_conv import image_msg_to_rgb
 from o4a_nav.bagtools import navrun
-from o4a_nav.types import Action
-
-MOTION_SUCCEEDED, MOTION_ABORTED = 2, 3
+from o4a_nav.types import Action, MotionStatus
 
 
 def _motion_state_msg(sequence: int, action: int, state: int, t: float, message: str = ""):
@@ -83,10 +81,10 @@ def write_sim_navigation_bag(out, model, world: str, *, max_steps: int = 30, see
                 w.write(navrun.ACTION, "o4a_msgs/msg/DiscreteAction", t + 0.01, bagio.action_msg(a, t, i))
                 if a == Action.STOP:
                     w.write(navrun.MOTION_STATE, "o4a_msgs/msg/MotionState", t + 0.02,
-                            _motion_state_msg(i, a, MOTION_SUCCEEDED, t + 0.02))
+                            _motion_state_msg(i, a, MotionStatus.SUCCEEDED, t + 0.02))
                     break
                 moved = robot.step(a)
-                state = MOTION_SUCCEEDED if moved else MOTION_ABORTED
+                state = MotionStatus.SUCCEEDED if moved else MotionStatus.ABORTED
                 w.write(navrun.MOTION_STATE, "o4a_msgs/msg/MotionState", t + dt / 2, _motion_state_msg(
                     i, a, state, t + dt / 2, "" if moved else "blocked"))
         return {"steps": len(actions), "actions": [a.name for a in actions], "world": robot.world.name,

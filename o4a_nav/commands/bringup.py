@@ -3,6 +3,8 @@ with the same nodes and parameter files as launch/navigation.launch.py and
 launch/sim_navigation.launch.py, for machines without `ros2 launch`."""
 from __future__ import annotations
 
+import argparse
+
 HELP = "start collision_checker, navigator, base_controller (and with --sim the simulator) in one process"
 
 # node name -> (module, class); the order of the launch files
@@ -12,21 +14,6 @@ NAV_NODES = {
     "base_controller": ("o4a_nav.nodes.base_controller", "BaseControllerNode"),
 }
 SIM_NODES = {"sim": ("o4a_nav.nodes.sim", "SimNode")}
-
-
-def config_dir():
-    """config/ of the installed package share, or of the source tree."""
-    from pathlib import Path
-
-    src = Path(__file__).resolve().parents[2] / "config"
-    if src.is_dir():
-        return src
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("o4a_nav")) / "config"
-    except Exception:
-        return src
 
 
 def add_arguments(p) -> None:
@@ -46,6 +33,23 @@ def add_arguments(p) -> None:
                         "2-core machine rclpy's MultiThreadedExecutor starves the simulator and the controller)")
     p.add_argument("--namespace", default="", metavar="NS",
                    help="ROS namespace for all nodes and their (relative) topics, e.g. /robot1")
+    p.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[], metavar="ARGS",
+                   help="ROS arguments for every node, last on the line, as after `ros2 run ... --ros-args`: "
+                        "e.g. --ros-args -r scan:=base_scan -r odom:=wheel_odom --log-level debug")
+
+
+def init_ros(ros_args: list[str], **kwargs) -> None:
+    """rclpy.init with `--ros-args ...` for every node of the process (remaps, -p, log
+    level); bad arguments are one UserError line."""
+    import rclpy
+
+    from o4a_nav.errors import UserError
+
+    try:
+        rclpy.init(args=["o4a", "--ros-args", *ros_args] if ros_args else None, **kwargs)
+    except Exception as exc:  # rcl reports malformed arguments as RCLError / ValueError
+        reason = str(exc).split(", at /")[0]   # rcl appends source locations
+        raise UserError(f"--ros-args {' '.join(ros_args)}: {reason}") from None
 
 
 def make_node(name: str, module: str, cls: str, overrides: list, namespace: str | None = None):
@@ -76,9 +80,12 @@ def plan(args) -> list[tuple[str, str, str, list]]:
     import yaml
 
     from o4a_nav.errors import UserError
-    from o4a_nav.nodes._common import load_param_file, node_overrides
+    from o4a_nav.nodes._common import node_overrides
+    from o4a_nav.params import load_param_file
 
-    cfg = config_dir()
+    from o4a_nav.package_data import data_path
+
+    cfg = data_path("config")
     files = list(args.params) if args.params else [cfg / "navigation.yaml"] + ([cfg / "sim.yaml"] if args.sim else [])
     for f in files:
         load_param_file(f)  # validates early, names the file
@@ -105,7 +112,7 @@ def plan(args) -> list[tuple[str, str, str, list]]:
             raise UserError(f"--set {item!r}: bad value ({exc})") from None
     out = []
     for name, (module, cls) in nodes.items():
-        out.append((name, module, cls, node_overrides(files, name, extra[name])))
+        out.append((name, module, cls, node_overrides(files, name, extra[name], getattr(args, "namespace", ""))))
     # the navigator's p+ head follows the simulated world unless it was set explicitly
     if args.sim:
         sim_world = next((p.value for n, _, _, ov in out if n == "sim" for p in ov if p.name == "world"), None)
@@ -149,7 +156,7 @@ def run(args) -> int:
         stop["flag"] = True
 
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    init_ros(args.ros_args, signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     spinner = None
     # The navigation nodes share one executor in a background thread (single-threaded by

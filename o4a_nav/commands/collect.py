@@ -56,7 +56,7 @@ def run(args) -> int:
 
     if args.drive == "teleop":
         return _teleop(args)
-    params = ExplorerParams(trajectory_length=args.trajectory_length, forward_prob=args.forward_prob).validate()
+    params = ExplorerParams(trajectory_length=args.trajectory_length, forward_prob=args.forward_prob)
     world = load_world(args.world)
     robot = SimRobot(world, seed=args.seed)
     xy = np.zeros((args.steps, 2))

@@ -97,6 +97,7 @@ def run(args) -> int:
     from o4a_msgs.action import NavigateToImage
     from o4a_nav import topics
     from o4a_nav.commands.goal import make_goal
+    from o4a_nav.types import Action
 
     rclpy.init()
     nodes, trajectory, client = [], [], None
@@ -121,12 +122,11 @@ def run(args) -> int:
         if not client.wait_for_server(timeout_sec=30.0):
             raise UserError("the navigator's action server did not come up")
         goal = make_goal(goal_front, goal_rear, client_node.get_clock().now().nanoseconds * 1e-9, args.max_steps)
-        names = {0: "STOP", 1: "FORWARD", 2: "ROTATE_LEFT", 3: "ROTATE_RIGHT"}
 
         def on_feedback(msg):
             fb = msg.feedback
             if not args.quiet:
-                print(f"step {fb.step:4d}  d_h {fb.goal_distance:7.2f}  {names.get(fb.last_action, fb.last_action)}",
+                print(f"step {fb.step:4d}  d_h {fb.goal_distance:7.2f}  {Action(fb.last_action).name if fb.last_action in set(Action) else fb.last_action}",
                       flush=True)
 
         def wait(future, timeout):

@@ -109,14 +109,13 @@ def run(args) -> int:
                             f"(start one with `o4a bringup` or `ros2 launch o4a_nav navigation.launch.py`)")
         goal = make_goal(front, rear, node.get_clock().now().nanoseconds * 1e-9, args.max_steps)
 
-        from o4a_nav.nav.runtime import STATE_NAMES
-        from o4a_nav.types import Action
+        from o4a_nav.types import Action, NavState
 
         def on_feedback(msg):
             if not args.quiet:
                 fb = msg.feedback
                 action = Action(fb.last_action).name if fb.last_action in set(Action) else str(fb.last_action)
-                state = STATE_NAMES[fb.state] if fb.state < len(STATE_NAMES) else str(fb.state)
+                state = NavState(fb.state).name if fb.state in set(NavState) else str(fb.state)
                 print(f"step {fb.step:4d}  d_h {fb.goal_distance:8.3f}  {action:12s} {state}", flush=True)
 
         send = client.send_goal_async(goal, feedback_callback=on_feedback)

@@ -160,12 +160,11 @@ def safety_checker(path):
     from dataclasses import fields
 
     from o4a_nav.nav.collision import CollisionChecker, FootprintParams
-    from o4a_nav.nodes._common import load_param_file
+    from o4a_nav.params import node_parameters
 
     if not path:
         return CollisionChecker()
-    sections = load_param_file(path)
-    merged = {**sections.get("**", {}), **sections.get("collision_checker", {})}
+    merged = node_parameters([path], "collision_checker")
     names = {f.name for f in fields(FootprintParams)}
     return CollisionChecker(FootprintParams.from_dict({k: v for k, v in merged.items() if k in names}))
 

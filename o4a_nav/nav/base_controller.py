@@ -22,15 +22,13 @@ MotionState to report.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from o4a_nav.nav.params import FromDict
 from o4a_nav.errors import UserError
-from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, Pose2D
+from o4a_nav.params import Params, param
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, MotionStatus, Pose2D
 
-IDLE, EXECUTING, SUCCEEDED, ABORTED = 0, 1, 2, 3  # = o4a_msgs/MotionState constants
-STATE_NAMES = {IDLE: "IDLE", EXECUTING: "EXECUTING", SUCCEEDED: "SUCCEEDED", ABORTED: "ABORTED"}
 
 
 def wrap_angle(a: float) -> float:
@@ -38,32 +36,28 @@ def wrap_angle(a: float) -> float:
 
 
 @dataclass
-class BaseControllerParams(FromDict):
+class BaseControllerParams(Params):
     OWNER: ClassVar[str] = "base_controller"
-    forward_distance: float = FORWARD_STEP_M    # m per FORWARD
-    rotation_angle: float = ROTATE_STEP_RAD     # rad per ROTATE_*
-    max_linear_speed: float = 0.25              # m/s
-    min_linear_speed: float = 0.03              # m/s (floor of the ramp-down)
-    max_angular_speed: float = 0.8              # rad/s
-    min_angular_speed: float = 0.1              # rad/s
-    linear_gain: float = 2.0                    # 1/s: v = gain * remaining distance
-    angular_gain: float = 3.0                   # 1/s: w = gain * remaining angle
-    heading_gain: float = 2.0                   # 1/s: heading hold during FORWARD
-    distance_tolerance: float = 0.01            # m
-    angle_tolerance: float = 0.02               # rad (~1.1 deg)
-    odom_timeout: float = 0.5                   # s: older odometry stops the robot
-    command_timeout: float = 0.5                # s: older commands are refused
-    action_timeout: float = 0.0                 # s per motion; 0 = 3x nominal duration + 2 s
+    forward_distance: float = param(FORWARD_STEP_M, "distance driven by one FORWARD [m] (paper 0.25)", (0.01, 5.0))
+    rotation_angle: float = param(ROTATE_STEP_RAD, "angle turned by one ROTATE_LEFT/RIGHT [rad] "
+                                                   "(paper 15 deg = 0.2618)", (0.01, math.pi))
+    max_linear_speed: float = param(0.25, "top forward speed [m/s]", (0.01, 3.0))
+    min_linear_speed: float = param(0.03, "floor of the forward speed ramp-down [m/s]", (0.0, 3.0))
+    max_angular_speed: float = param(0.8, "top turn rate [rad/s]", (0.01, 6.0))
+    min_angular_speed: float = param(0.1, "floor of the turn-rate ramp-down [rad/s]", (0.0, 6.0))
+    linear_gain: float = param(2.0, "v = gain * remaining distance, clamped [1/s]", (0.0, 100.0))
+    angular_gain: float = param(3.0, "w = gain * remaining angle, clamped [1/s]", (0.0, 100.0))
+    heading_gain: float = param(2.0, "heading hold during FORWARD [1/s]", (0.0, 100.0))
+    distance_tolerance: float = param(0.01, "FORWARD succeeds within this distance of its target [m]",
+                                      (0.001, 0.5))
+    angle_tolerance: float = param(0.02, "ROTATE succeeds within this angle of its target [rad] (~1.1 deg)",
+                                   (0.001, 0.5))
+    odom_timeout: float = param(0.5, "odometry older than this stops the robot [s]", (0.01, 10.0))
+    command_timeout: float = param(0.5, "a DiscreteAction older than this on arrival is refused [s]", (0.01, 10.0))
+    action_timeout: float = param(0.0, "a motion not finished after this is aborted [s]; 0 = 3x nominal + 2 s",
+                                  (0.0, 120.0))
 
-    def __post_init__(self):
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise UserError(f"base_controller: parameter {f.name} must be a finite number >= 0, got {v!r}")
-        for name in ("forward_distance", "rotation_angle", "max_linear_speed", "max_angular_speed",
-                     "distance_tolerance", "angle_tolerance", "odom_timeout", "command_timeout"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"base_controller: parameter {name} must be > 0")
+    def _check(self):
         if self.min_linear_speed > self.max_linear_speed or self.min_angular_speed > self.max_angular_speed:
             raise UserError("base_controller: min speeds must not exceed max speeds")
 
@@ -81,7 +75,7 @@ class BaseControllerParams(FromDict):
 class MotionReport:
     sequence: int
     action: Action
-    state: int
+    state: MotionStatus
     message: str = ""
 
 
@@ -101,7 +95,7 @@ class BaseController:
         self.params = params or BaseControllerParams()
         self.pose: Pose2D | None = None
         self.odom_stamp: float = -math.inf
-        self.state = IDLE
+        self.state = MotionStatus.IDLE
         self.action = Action.STOP
         self.sequence = 0
         self._start: Pose2D | None = None
@@ -122,7 +116,7 @@ class BaseController:
     def odom_fresh(self, now: float) -> bool:
         return self.pose is not None and (now - self.odom_stamp) <= self.params.odom_timeout
 
-    def _finish(self, state: int, message: str) -> ControlOutput:
+    def _finish(self, state: MotionStatus, message: str) -> ControlOutput:
         self.state = state
         self.last_message = message
         return ControlOutput(0.0, 0.0, [MotionReport(self.sequence, self.action, state, message)])
@@ -131,26 +125,26 @@ class BaseController:
         """A new DiscreteAction. Pre-empts the running motion. Returns the first output."""
         action = Action(int(action))
         pre = None
-        if self.state == EXECUTING:
-            pre = MotionReport(self.sequence, self.action, ABORTED, "pre-empted by a new command")
+        if self.state == MotionStatus.EXECUTING:
+            pre = MotionReport(self.sequence, self.action, MotionStatus.ABORTED, "pre-empted by a new command")
         self.action, self.sequence = action, int(sequence)
         if stamp is not None and now - stamp > self.params.command_timeout:
-            out = self._finish(ABORTED, f"stale command: {now - stamp:.3f} s old (command_timeout "
+            out = self._finish(MotionStatus.ABORTED, f"stale command: {now - stamp:.3f} s old (command_timeout "
                                         f"{self.params.command_timeout} s)")
         elif action == Action.STOP:
-            out = self._finish(SUCCEEDED, "stopped")
+            out = self._finish(MotionStatus.SUCCEEDED, "stopped")
         elif not self.odom_fresh(now):
-            out = self._finish(ABORTED, "no odometry" if self.pose is None else
+            out = self._finish(MotionStatus.ABORTED, "no odometry" if self.pose is None else
                                f"stale odometry: {now - self.odom_stamp:.3f} s old")
         else:
-            self.state = EXECUTING
+            self.state = MotionStatus.EXECUTING
             self.last_message = ""
             self._start = self.pose
             self._t_start = now
             sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
             self._target_yaw = wrap_angle(self.pose.yaw + sign * self.params.rotation_angle)
             out = self.update(now)
-            out.reports.insert(0, MotionReport(self.sequence, action, EXECUTING, ""))
+            out.reports.insert(0, MotionReport(self.sequence, action, MotionStatus.EXECUTING, ""))
         if pre is not None:
             out.reports.insert(0, pre)
         return out
@@ -169,28 +163,28 @@ class BaseController:
     def update(self, now: float) -> ControlOutput:
         """Velocity for this control tick."""
         p = self.params
-        if self.state != EXECUTING:
+        if self.state != MotionStatus.EXECUTING:
             return ControlOutput(0.0, 0.0)
         if not self.odom_fresh(now):
-            return self._finish(ABORTED, f"stale odometry: {now - self.odom_stamp:.3f} s old "
+            return self._finish(MotionStatus.ABORTED, f"stale odometry: {now - self.odom_stamp:.3f} s old "
                                          f"(odom_timeout {p.odom_timeout} s)")
         if now - self._t_start > p.timeout_for(self.action):
-            return self._finish(ABORTED, f"motion not finished after {now - self._t_start:.1f} s (blocked?)")
+            return self._finish(MotionStatus.ABORTED, f"motion not finished after {now - self._t_start:.1f} s (blocked?)")
         rem = self.remaining()
         if self.action == Action.FORWARD:
             if rem <= p.distance_tolerance:
-                return self._finish(SUCCEEDED, "")
+                return self._finish(MotionStatus.SUCCEEDED, "")
             v = min(p.max_linear_speed, max(p.min_linear_speed, p.linear_gain * rem))
             yaw_err = wrap_angle(self._start.yaw - self.pose.yaw)
             w = max(-p.max_angular_speed, min(p.max_angular_speed, p.heading_gain * yaw_err))
             return ControlOutput(v, w)
         if rem <= p.angle_tolerance:
-            return self._finish(SUCCEEDED, "")
+            return self._finish(MotionStatus.SUCCEEDED, "")
         w = min(p.max_angular_speed, max(p.min_angular_speed, p.angular_gain * rem))
         return ControlOutput(0.0, w if self.action == Action.ROTATE_LEFT else -w)
 
     def stop(self, message: str) -> ControlOutput:
         """Abort whatever runs (zero velocity)."""
-        if self.state == EXECUTING:
-            return self._finish(ABORTED, message)
+        if self.state == MotionStatus.EXECUTING:
+            return self._finish(MotionStatus.ABORTED, message)
         return ControlOutput(0.0, 0.0)

@@ -45,34 +45,70 @@ STOP is never part of A_free (it is always possible).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from o4a_nav.nav.params import FromDict
 from o4a_nav.errors import UserError
+from o4a_nav.params import Params, param
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, ScanData
 
 
 @dataclass
-class FootprintParams(FromDict):
-    """Geometry used by :class:`CollisionChecker`. Lengths in metres, angles in rad."""
+class FootprintParams(Params):
+    """Geometry used by :class:`CollisionChecker` (collision_checker, the navigator's safety
+    gate, the explorer). Lengths in metres, angles in rad, in the base frame."""
     OWNER: ClassVar[str] = "collision checker"
 
-    laser_x: float = 0.0          # laser origin in the base frame
-    laser_y: float = 0.0
-    laser_yaw: float = 0.0        # laser x axis relative to base x axis
-    box_x_min: float = 0.0        # FORWARD swept box, base frame (paper 0 .. 0.5)
-    box_x_max: float = 0.5
-    box_half_width: float = 0.22  # paper 0.17; robot half-width (radius 0.20 here) + 2 cm margin
-    robot_radius: float = 0.20    # circular footprint (used when footprint is empty)
-    footprint: list[float] = field(default_factory=list)  # polygon x1,y1,x2,y2,... or empty
-    rotation_step: float = ROTATE_STEP_RAD
-    rotation_resolution: float = 0.01
-    neg_inf_is_obstacle: bool = True
-    below_min_is_obstacle: bool = True
-    nan_is_obstacle: bool = False
+    laser_x: float = param(0.0, "x of the laser origin in the base frame [m]", (-5.0, 5.0))
+    laser_y: float = param(0.0, "y of the laser origin in the base frame [m]", (-5.0, 5.0))
+    laser_yaw: float = param(0.0, "yaw of the laser frame relative to the base frame [rad]", (-math.pi, math.pi))
+    box_x_min: float = param(0.0, "FORWARD swept box: near edge, base frame x [m] (paper 0)", (-1.0, 5.0))
+    box_x_max: float = param(0.5, "FORWARD swept box: far edge, base frame x [m] (paper 0.5); "
+                                  ">= robot front + 0.25", (0.0, 5.0))
+    # paper 0.17; robot half-width (radius 0.20 here) + 2 cm margin
+    box_half_width: float = param(0.22, "FORWARD swept box half-width [m] (paper 0.17); >= robot half-width",
+                                  (0.01, 5.0))
+    robot_radius: float = param(0.20, "radius of a circular footprint [m] (used when footprint is empty)",
+                                (0.01, 5.0))
+    footprint: list[float] = param([], "polygon footprint x1, y1, x2, y2, ... in the base frame [m]; "
+                                       "empty = circle (rotations then always free)")
+    rotation_step: float = param(ROTATE_STEP_RAD, "rotation checked for ROTATE_LEFT/RIGHT with a polygon "
+                                                  "footprint [rad]", (0.0, math.pi))
+    rotation_resolution: float = param(0.01, "largest point displacement between rotation samples [m]",
+                                       (0.001, 0.5))
+    neg_inf_is_obstacle: bool = param(True, "-inf ranges (closer than range_min, REP 117) occupy "
+                                            "(0, range_min] of the ray")
+    below_min_is_obstacle: bool = param(True, "finite ranges below range_min count like -inf "
+                                              "(drivers without REP 117)")
+    nan_is_obstacle: bool = param(False, "NaN ranges occupy the whole ray up to range_max (default: ignored)")
+
+    def _check(self) -> None:
+        p = self
+        if p.box_x_max <= p.box_x_min:
+            raise UserError(f"collision checker: box_x_max ({p.box_x_max}) must exceed box_x_min ({p.box_x_min})")
+        fp = list(p.footprint)
+        if fp and (len(fp) % 2 or len(fp) < 6):
+            raise UserError(
+                f"collision checker: footprint must list at least 3 points as x1, y1, x2, y2, ... "
+                f"(got {len(fp)} numbers)")
+        if fp:
+            pts = np.asarray(fp, dtype=np.float64).reshape(-1, 2)
+            if not np.all(np.isfinite(pts)):
+                raise UserError(f"collision checker: footprint must hold finite numbers, got {fp}")
+            half_w = float(np.max(np.abs(pts[:, 1])))
+            front = float(np.max(pts[:, 0]))
+        else:
+            half_w = front = p.robot_radius
+        if p.box_half_width + 1e-9 < half_w:
+            raise UserError(
+                f"collision checker: box_half_width ({p.box_half_width} m) is narrower than the robot "
+                f"({half_w} m half-width); obstacles beside the box would hit the robot")
+        if p.box_x_max + 1e-9 < front + FORWARD_STEP_M:
+            raise UserError(
+                f"collision checker: box_x_max ({p.box_x_max} m) must cover the robot front ({front} m) "
+                f"plus one FORWARD step ({FORWARD_STEP_M} m)")
 
 
 @dataclass(frozen=True)
@@ -120,48 +156,13 @@ class CollisionChecker:
         p = params or FootprintParams()
         if overrides:
             p = FootprintParams(**{**p.__dict__, **overrides})
-        self.params = p
-        self._validate()
+        self.params = p   # validated by FootprintParams
         fp = np.asarray(p.footprint, dtype=np.float64)
         self.polygon: np.ndarray | None = fp.reshape(-1, 2) if fp.size else None
         if self.polygon is not None:
             self._circumradius = float(np.max(np.hypot(self.polygon[:, 0], self.polygon[:, 1])))
         else:
             self._circumradius = p.robot_radius
-
-    # ------------------------------------------------------------------ validation
-    def _validate(self) -> None:
-        p = self.params
-        for name in ("laser_x", "laser_y", "laser_yaw", "box_x_min", "box_x_max", "box_half_width",
-                     "robot_radius", "rotation_step", "rotation_resolution"):
-            v = getattr(p, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise UserError(f"collision checker: parameter {name} must be a finite number, got {v!r}")
-        if p.box_x_max <= p.box_x_min:
-            raise UserError(f"collision checker: box_x_max ({p.box_x_max}) must exceed box_x_min ({p.box_x_min})")
-        if p.robot_radius <= 0 or p.box_half_width <= 0:
-            raise UserError("collision checker: robot_radius and box_half_width must be > 0")
-        if p.rotation_resolution <= 0:
-            raise UserError("collision checker: rotation_resolution must be > 0")
-        fp = list(p.footprint)
-        if fp and (len(fp) % 2 or len(fp) < 6):
-            raise UserError(
-                f"collision checker: footprint must list at least 3 points as x1, y1, x2, y2, ... "
-                f"(got {len(fp)} numbers)")
-        if fp:
-            pts = np.asarray(fp, dtype=np.float64).reshape(-1, 2)
-            half_w = float(np.max(np.abs(pts[:, 1])))
-            front = float(np.max(pts[:, 0]))
-        else:
-            half_w = front = p.robot_radius
-        if p.box_half_width + 1e-9 < half_w:
-            raise UserError(
-                f"collision checker: box_half_width ({p.box_half_width} m) is narrower than the robot "
-                f"({half_w} m half-width); obstacles beside the box would hit the robot")
-        if p.box_x_max + 1e-9 < front + FORWARD_STEP_M:
-            raise UserError(
-                f"collision checker: box_x_max ({p.box_x_max} m) must cover the robot front ({front} m) "
-                f"plus one FORWARD step ({FORWARD_STEP_M} m)")
 
     # ------------------------------------------------------------------ geometry
     def box_polygon(self) -> list[tuple[float, float]]:

@@ -37,45 +37,33 @@ from typing import ClassVar
 import numpy as np
 
 from o4a_nav import image_conv
-from o4a_nav.nav.params import FromDict
 from o4a_nav.errors import ImageFormatError, ModelLoadError, UserError
+from o4a_nav.params import Params, param
 from o4a_nav.types import Action
 
 _OPPOSITE = {Action.ROTATE_LEFT: Action.ROTATE_RIGHT, Action.ROTATE_RIGHT: Action.ROTATE_LEFT}
 
 
 @dataclass
-class NavigatorParams(FromDict):
+class NavigatorParams(Params):
     OWNER: ClassVar[str] = "navigator"
-    stop_threshold: float = 3.5     # d_h under which STOP is called (paper 3.5)
-    memory_size: int = 500          # |B|, waypoints kept for the repulsor (paper 500)
-    repulsion_margin: float = 2.5   # m_r (paper 2.5)
-    use_attractor: bool = True      # p+ term (off: paper's "without attractor" ablation)
-    use_repulsor: bool = True       # memory term (off: paper's "without repulsor" ablation)
-    anti_oscillation: bool = False  # drop the rotation that undoes the previous one
-    stop_on_connected: bool = False  # also STOP when f-dagger(x_t, x_g) != NOT_CONNECTED
-    lookahead_rotations: int = 0    # K: score "k rotations then FORWARD" plans, k <= K (0 = paper rule)
-    stuck_scan: int = 0             # N: after N rotations in a row, look around with real views (0 = off)
-    max_steps: int = 500            # decisions per goal before giving up (FAILED)
-
-    def __post_init__(self):
-        if not (self.stop_threshold >= 0 and math.isfinite(self.stop_threshold)):
-            raise UserError(f"navigator: stop_threshold must be a finite number >= 0, got {self.stop_threshold}")
-        if int(self.memory_size) < 1:
-            raise UserError(f"navigator: memory_size must be >= 1, got {self.memory_size}")
-        if not (self.repulsion_margin >= 0 and math.isfinite(self.repulsion_margin)):
-            raise UserError(f"navigator: repulsion_margin must be a finite number >= 0, got {self.repulsion_margin}")
-        if int(self.max_steps) < 1:
-            raise UserError(f"navigator: max_steps must be >= 1, got {self.max_steps}")
-        if not 0 <= int(self.stuck_scan) <= 500:
-            raise UserError(f"navigator: stuck_scan must be in 0..500 (0 = off), got {self.stuck_scan}")
-        if not 0 <= int(self.lookahead_rotations) <= 24:
-            raise UserError(f"navigator: lookahead_rotations must be in 0..24 (24 x 15 deg = a full turn), "
-                            f"got {self.lookahead_rotations}")
-        self.memory_size = int(self.memory_size)
-        self.max_steps = int(self.max_steps)
-        self.lookahead_rotations = int(self.lookahead_rotations)
-        self.stuck_scan = int(self.stuck_scan)
+    stop_threshold: float = param(3.5, "STOP when the local distance d_h(x_t, x_g) is below this (paper 3.5)",
+                                  (0.0, 1000.0))
+    memory_size: int = param(500, "waypoints kept for the repulsive term, |B| (paper 500)", (1, 100000),
+                             read_only=True)
+    repulsion_margin: float = param(2.5, "repulsion margin m_r (paper 2.5)", (0.0, 1000.0))
+    use_attractor: bool = param(True, "use the p+ attractor (false: the paper's 'without attractor' ablation)")
+    use_repulsor: bool = param(True, "use the repulsive memory (false: the paper's 'without repulsor' ablation)")
+    anti_oscillation: bool = param(False, "drop the rotation that undoes the previous one "
+                                          "(our addition, off = paper rule)")
+    stop_on_connected: bool = param(False, "also STOP when f-dagger says the goal is one action away")
+    # 24 x 15 deg = a full turn
+    lookahead_rotations: int = param(0, "score 'k rotations then FORWARD' plans up to k = this "
+                                        "(our addition, 0 = paper rule)", (0, 24))
+    stuck_scan: int = param(0, "after this many rotations in a row, look around with real views and drive "
+                                "from the best heading (our addition, 0 = off)", (0, 500))
+    max_steps: int = param(500, "decisions per goal before FAILED (paper 500); a NavigateToImage goal may "
+                                "override", (1, 1000000))
 
 
 @dataclass

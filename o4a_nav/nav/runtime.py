@@ -26,35 +26,31 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from o4a_nav.errors import UserError
+from o4a_nav.params import Params, param
 from o4a_nav.nav.collision import CollisionChecker
 from o4a_nav.nav.navigator import Decision, O4ANavigator
-from o4a_nav.types import Action, ScanData
+from o4a_nav.types import Action, MotionStatus, NavState, ScanData
 
-# o4a_msgs/NavigatorStatus states
-IDLE, NAVIGATING, WAITING_MOTION, STALE_INPUT, REACHED, FAILED, NO_MODEL = range(7)
-STATE_NAMES = ["IDLE", "NAVIGATING", "WAITING_MOTION", "STALE_INPUT", "REACHED", "FAILED", "NO_MODEL"]
-# o4a_msgs/MotionState states
-MOTION_SUCCEEDED, MOTION_ABORTED = 2, 3
 
 INPUTS = ("front_camera", "rear_camera", "scan", "free_actions")
 
 
 @dataclass
-class RuntimeParams:
-    stale_timeout: float = 0.5     # s: older inputs stop the robot
-    motion_timeout: float = 10.0   # s: a motion without a final MotionState is stopped
-    use_free_actions: bool = True  # require and use the o4a/free_actions topic
-    use_scan_gate: bool = True     # also check the latest scan here (same CollisionChecker)
+class RuntimeParams(Params):
+    OWNER: ClassVar[str] = "navigator"
+    stale_timeout: float = param(0.5, "images, scan or free_actions older than this stop the robot [s]",
+                                 (0.01, 60.0))
+    motion_timeout: float = param(10.0, "a motion not reported finished after this is stopped [s]", (0.1, 600.0))
+    use_free_actions: bool = param(True, "use A_free from o4a/free_actions (collision_checker node)")
+    use_scan_gate: bool = param(True, "also check the latest scan in this node (same CollisionChecker, "
+                                      "footprint params)")
 
-    def __post_init__(self):
-        for name in ("stale_timeout", "motion_timeout"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise UserError(f"navigator: {name} must be a finite number > 0, got {v!r}")
+    def _check(self):
         if not (self.use_free_actions or self.use_scan_gate):
             raise UserError("navigator: use_free_actions and use_scan_gate cannot both be false "
                             "(there would be no collision check)")
@@ -79,7 +75,7 @@ class _Input:
 
 @dataclass
 class Status:
-    state: int = IDLE
+    state: NavState = NavState.IDLE
     stale_inputs: list = field(default_factory=list)
     goal_distance: float = math.nan
     stop_threshold: float = math.nan
@@ -93,7 +89,7 @@ class Status:
 
     @property
     def state_text(self) -> str:
-        return STATE_NAMES[self.state]
+        return NavState(self.state).name
 
 
 class NavigatorRuntime:
@@ -126,7 +122,7 @@ class NavigatorRuntime:
         self.last_obs_stamp = -math.inf   # newest image stamp already used for a decision
         self.stopped_for_stale = False
         self.last_published: Action | None = None
-        self.status = Status(state=NO_MODEL if navigator is None else IDLE, message=self.model_error)
+        self.status = Status(state=NavState.NO_MODEL if navigator is None else NavState.IDLE, message=self.model_error)
         if navigator is not None:
             self.status.stop_threshold = navigator.params.stop_threshold
 
@@ -185,10 +181,10 @@ class NavigatorRuntime:
         self.tick(now)
 
     def on_motion_state(self, seq: int, state: int, stamp: float, message: str, now: float) -> None:
-        if self.pending_seq is not None and seq == self.pending_seq and state in (MOTION_SUCCEEDED, MOTION_ABORTED):
+        if self.pending_seq is not None and seq == self.pending_seq and state in (MotionStatus.SUCCEEDED, MotionStatus.ABORTED):
             self.pending_seq = None
             self.motion_done = max(stamp, self.pending_since)
-            if state == MOTION_ABORTED:
+            if state == MotionStatus.ABORTED:
                 self._log("warn", f"motion {seq} aborted by the base: {message}")
             self.tick(now)
 
@@ -214,7 +210,7 @@ class NavigatorRuntime:
         self.status.candidates = []
         self.status.step = self.status.forwards = self.status.rotations = 0
         self.status.goal_distance = math.nan
-        self._set_state(NAVIGATING, "new goal")
+        self._set_state(NavState.NAVIGATING, "new goal")
         self._log("info", "new goal accepted (repulsive memory cleared)")
         self.tick(now)
         return True, "goal accepted"
@@ -224,13 +220,13 @@ class NavigatorRuntime:
             return
         self._publish(Action.STOP)
         self.pending_seq = None
-        self._finish(GoalResult(False, reason, *self._counts()), state=IDLE)
+        self._finish(GoalResult(False, reason, *self._counts()), state=NavState.IDLE)
 
     def _counts(self):
         n = self.nav
         return (n.steps, n.forwards, n.rotations, self.status.goal_distance) if n else (0, 0, 0, math.nan)
 
-    def _finish(self, result: GoalResult, state: int = IDLE, notify_state: bool = True,
+    def _finish(self, result: GoalResult, state: NavState = NavState.IDLE, notify_state: bool = True,
                 clear_goal: bool = True) -> None:
         gid, self.goal_id = self.goal_id, None
         if self.nav is not None:
@@ -269,25 +265,25 @@ class NavigatorRuntime:
                     self.pending_seq = None
                     self.motion_done = now
             why = [f"{n} ({self.input_errors[n]})" if n in self.input_errors else n for n in stale]
-            self._set_state(STALE_INPUT, "stale or missing input: " + ", ".join(why))
+            self._set_state(NavState.STALE_INPUT, "stale or missing input: " + ", ".join(why))
             return
         if self.stopped_for_stale:
             self.stopped_for_stale = False
             self.status.stale_inputs = []
             self._log("info", "inputs fresh again: resuming")
-            self._set_state(NAVIGATING, "inputs fresh again")
+            self._set_state(NavState.NAVIGATING, "inputs fresh again")
         if self.pending_seq is not None:
-            self._set_state(WAITING_MOTION)
+            self._set_state(NavState.WAITING_MOTION)
             return
         front, rear = self.inputs["front_camera"], self.inputs["rear_camera"]
         obs_stamp = min(front.stamp, rear.stamp)
         if obs_stamp <= self.motion_done or obs_stamp <= self.last_obs_stamp:
-            self._set_state(NAVIGATING)
+            self._set_state(NavState.NAVIGATING)
             return
         for name in ("scan", "free_actions"):
             enabled = p.use_scan_gate if name == "scan" else p.use_free_actions
             if enabled and self.inputs[name].stamp <= self.motion_done:
-                self._set_state(NAVIGATING)
+                self._set_state(NavState.NAVIGATING)
                 return
         self._decide(front, rear, obs_stamp, now)
 
@@ -299,7 +295,7 @@ class NavigatorRuntime:
         except Exception as exc:  # a failing model must not take the node down: STOP, retry on new data
             self._publish(Action.STOP)
             self._log("error", f"decision failed: {type(exc).__name__}: {exc}")
-            self._set_state(NAVIGATING, f"decision failed ({type(exc).__name__}: {exc}); STOP")
+            self._set_state(NavState.NAVIGATING, f"decision failed ({type(exc).__name__}: {exc}); STOP")
             return
         st = self.status
         st.goal_distance = d.goal_distance
@@ -312,15 +308,15 @@ class NavigatorRuntime:
         if action != Action.STOP:
             self.pending_seq = self.seq
             self.pending_since = now
-            self._set_state(WAITING_MOTION, f"{action.name} (step {st.step})")
+            self._set_state(NavState.WAITING_MOTION, f"{action.name} (step {st.step})")
             self._pub_status(st)
             self._on_feedback(self.goal_id, st)
             return
         self._on_feedback(self.goal_id, st)
         if d.reached:
-            self._finish(GoalResult(True, d.reason, *self._counts()), state=REACHED)
+            self._finish(GoalResult(True, d.reason, *self._counts()), state=NavState.REACHED)
         elif d.failed:
-            self._finish(GoalResult(False, d.reason, *self._counts()), state=FAILED)
+            self._finish(GoalResult(False, d.reason, *self._counts()), state=NavState.FAILED)
         else:  # no free motion: wait for new observations
-            self._set_state(NAVIGATING, d.reason)
+            self._set_state(NavState.NAVIGATING, d.reason)
             self._pub_status(st)

@@ -13,37 +13,19 @@ import math
 from rclpy.node import Node
 
 from o4a_nav import ros_conv, topics
-from o4a_nav.nav.base_controller import EXECUTING, BaseController, BaseControllerParams, STATE_NAMES
-from o4a_nav.nodes._common import (P, SENSOR_QOS, declare, declare_dataclass, now_sec, on_parameter_changes,
-                                   reliable, stamp_or)
-from o4a_nav.types import Action
-
-SPECS = {
-    "forward_distance": P("distance driven by one FORWARD [m] (paper 0.25)", (0.01, 5.0)),
-    "rotation_angle": P("angle turned by one ROTATE_LEFT/RIGHT [rad] (paper 15 deg = 0.2618)", (0.01, math.pi)),
-    "max_linear_speed": P("top forward speed [m/s]", (0.01, 3.0)),
-    "min_linear_speed": P("floor of the forward speed ramp-down [m/s]", (0.0, 3.0)),
-    "max_angular_speed": P("top turn rate [rad/s]", (0.01, 6.0)),
-    "min_angular_speed": P("floor of the turn-rate ramp-down [rad/s]", (0.0, 6.0)),
-    "linear_gain": P("v = gain * remaining distance, clamped [1/s]", (0.0, 100.0)),
-    "angular_gain": P("w = gain * remaining angle, clamped [1/s]", (0.0, 100.0)),
-    "heading_gain": P("heading hold during FORWARD [1/s]", (0.0, 100.0)),
-    "distance_tolerance": P("FORWARD succeeds within this distance of its target [m]", (0.001, 0.5)),
-    "angle_tolerance": P("ROTATE succeeds within this angle of its target [rad]", (0.001, 0.5)),
-    "odom_timeout": P("odometry older than this stops the robot [s]", (0.01, 10.0)),
-    "command_timeout": P("a DiscreteAction older than this on arrival is refused [s]", (0.01, 10.0)),
-    "action_timeout": P("a motion not finished after this is aborted [s]; 0 = 3x nominal + 2 s", (0.0, 120.0)),
-}
+from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
+from o4a_nav.nav.node_params import BaseControllerNodeParams
+from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable, stamp_or
+from o4a_nav.types import Action, MotionStatus
 
 
 class BaseControllerNode(Node):
     def __init__(self, node_name: str = "base_controller", **kwargs):
         super().__init__(node_name, **kwargs)
-        values = declare_dataclass(self, BaseControllerParams(), SPECS)
-        self.ctl = BaseController(BaseControllerParams.from_dict(values))
-        rate = declare(self, "control_rate", 50.0, P("control loop rate [Hz]", (1.0, 1000.0)))
-        self.use_stamped = declare(self, "use_stamped", False, P("publish geometry_msgs/TwistStamped on cmd_vel"))
-        self.base_frame = declare(self, "base_frame", topics.BASE_FRAME, P("frame_id of TwistStamped"))
+        self.ctl = BaseController(declare_params(self, BaseControllerParams))
+        setup = declare_params(self, BaseControllerNodeParams)
+        rate = setup.control_rate
+        self.use_stamped, self.base_frame = setup.use_stamped, setup.base_frame
         from geometry_msgs.msg import Twist, TwistStamped
         from nav_msgs.msg import Odometry
         from o4a_msgs.msg import DiscreteAction, MotionState
@@ -56,18 +38,10 @@ class BaseControllerNode(Node):
         self.timer = self.create_timer(1.0 / rate, self._tick)
         self._was_moving = False
 
-        def build(changes):
-            import dataclasses
+        def set_params(params, _changes):
+            self.ctl.params = params  # applies from the next control tick
 
-            params = dataclasses.replace(self.ctl.params, **changes)
-            params.__post_init__()  # validation
-
-            def commit():
-                self.ctl.params = params  # applies from the next control tick
-            return commit
-
-        on_parameter_changes(self, {frozenset(SPECS): build},
-                             restart_only={"control_rate", "use_stamped", "base_frame"})
+        on_parameter_changes(self, [(lambda: self.ctl.params, set_params)])
         self.get_logger().info(
             f"base controller: FORWARD {self.ctl.params.forward_distance} m, ROTATE "
             f"{math.degrees(self.ctl.params.rotation_angle):.1f} deg, {rate:.0f} Hz, "
@@ -104,9 +78,9 @@ class BaseControllerNode(Node):
             ros_conv.fill_header(m.header, now, self.base_frame)
             m.sequence, m.action, m.state, m.message = int(r.sequence), int(r.action), int(r.state), r.message
             self.pub_state.publish(m)
-            if r.state != EXECUTING:
-                text = f"motion {r.sequence} {Action(r.action).name}: {STATE_NAMES[r.state]} {r.message}"
-                if r.state == 3:
+            if r.state != MotionStatus.EXECUTING:
+                text = f"motion {r.sequence} {Action(r.action).name}: {MotionStatus(r.state).name} {r.message}"
+                if r.state == MotionStatus.ABORTED:
                     self.get_logger().warning(text)
                 else:
                     self.get_logger().debug(text)

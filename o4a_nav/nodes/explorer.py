@@ -19,17 +19,10 @@ from rclpy.node import Node
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
-from o4a_nav.nodes._common import P, SENSOR_QOS, declare, declare_dataclass, now_sec, reliable
-from o4a_nav.nodes.collision_checker import FOOTPRINT_SPECS
+from o4a_nav.nav.node_params import ExplorerNodeParams
+from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, reliable
 from o4a_nav.sim.explore import ExplorationPolicy, ExplorerParams
 from o4a_nav.types import Action
-
-SPECS = {
-    "trajectory_length": P("decisions per trajectory; the last is STOP (paper 500)", (2, 1_000_000)),
-    "forward_prob": P("probability of keeping on FORWARD when it is free (persistence)", (0.0, 0.999)),
-    "turn_max": P("longest voluntary rotation burst [steps of 15 deg]", (1, 24)),
-    "extra_turns_max": P("extra rotations after an obstacle burst found free space", (0, 24)),
-}
 
 
 class ExplorerNode(Node):
@@ -38,17 +31,12 @@ class ExplorerNode(Node):
         from o4a_msgs.msg import DiscreteAction, MotionState
         from sensor_msgs.msg import LaserScan
 
-        seed = declare(self, "seed", 0, P("seed of the policy's random choices", (0, 2**31 - 1), read_only=True))
-        ep = declare_dataclass(self, ExplorerParams(), SPECS)
-        fp = declare_dataclass(self, FootprintParams(), FOOTPRINT_SPECS)  # same names as collision_checker
-        rate = declare(self, "decision_rate", 20.0, P("how often the node checks whether to decide [Hz]", (0.1, 1000.0)))
-        self.max_scan_age = declare(self, "max_scan_age", 0.5, P("ignore scans older than this [s]", (0.01, 10.0)))
-        self.motion_timeout = declare(self, "motion_timeout", 10.0,
-                                      P("give up waiting for a MotionState after this [s]", (0.1, 600.0)))
-        self.max_trajectories = declare(self, "trajectories", 0, P("stop after this many trajectories; 0 = never",
-                                                                   (0, 1_000_000)))
-        self.checker = CollisionChecker(FootprintParams.from_dict(fp))
-        self.policy = ExplorationPolicy(seed, ExplorerParams(**ep))
+        setup = declare_params(self, ExplorerNodeParams)
+        seed, rate = setup.seed, setup.decision_rate
+        self.max_scan_age, self.motion_timeout, self.max_trajectories = (setup.max_scan_age, setup.motion_timeout,
+                                                                         setup.trajectories)
+        self.policy = ExplorationPolicy(seed, declare_params(self, ExplorerParams))
+        self.checker = CollisionChecker(declare_params(self, FootprintParams))  # same names as collision_checker
         self._DiscreteAction, self._MotionState = DiscreteAction, MotionState
         self.pub = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
         self.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)

@@ -30,48 +30,23 @@ from o4a_nav.errors import UserError
 from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
-from o4a_nav.nodes._common import (P, SENSOR_QOS, declare, declare_dataclass, now_sec, on_parameter_changes,
-                                   reliable, stamp_or)
-from o4a_nav.nodes.collision_checker import FOOTPRINT_SPECS
+from o4a_nav.nav.node_params import NavigatorNodeParams
+from o4a_nav.package_data import resolve_model_path
+from o4a_nav.nodes._common import (SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable,
+                                   stamp_or)
 from o4a_nav.types import Action
-
-NAV_SPECS = {
-    "stop_threshold": P("STOP when the local distance d_h(x_t, x_g) is below this (paper 3.5)", (0.0, 1000.0)),
-    "memory_size": P("waypoints kept for the repulsive term, |B| (paper 500)", (1, 100000)),
-    "repulsion_margin": P("repulsion margin m_r (paper 2.5)", (0.0, 1000.0)),
-    "use_attractor": P("use the p+ attractor (false: the paper's 'without attractor' ablation)"),
-    "use_repulsor": P("use the repulsive memory (false: the paper's 'without repulsor' ablation)"),
-    "anti_oscillation": P("drop the rotation that undoes the previous one (our addition, off = paper rule)"),
-    "lookahead_rotations": P("score 'k rotations then FORWARD' plans up to k = this (our addition, 0 = paper rule)",
-                             (0, 24)),
-    "stop_on_connected": P("also STOP when f-dagger says the goal is one action away"),
-    "max_steps": P("decisions per goal before FAILED (paper 500); a NavigateToImage goal may override", (1, 1000000)),
-}
-RUNTIME_SPECS = {
-    "stale_timeout": P("images, scan or free_actions older than this stop the robot [s]", (0.01, 60.0)),
-    "motion_timeout": P("a motion not reported finished after this is stopped [s]", (0.1, 600.0)),
-    "use_free_actions": P("use A_free from o4a/free_actions (collision_checker node)"),
-    "use_scan_gate": P("also check the latest scan in this node (same CollisionChecker, footprint params)"),
-}
 
 
 class NavigatorNode(Node):
     def __init__(self, node_name: str = "navigator", **kwargs):
         super().__init__(node_name, **kwargs)
-        self.model_path = declare(self, "model_path", "models/o4a_default",
-                                  P("model directory written by `o4a train`"))
-        self.world = declare(self, "world", "", P("world whose p+ head to use; empty = the model's only one"))
-        threads = declare(self, "torch_threads", 1, P("torch CPU threads for inference (1 is fastest per decision on a small CPU shared with other nodes)", (1, 64)))
-        status_rate = declare(self, "status_rate", 2.0, P("periodic o4a/status rate [Hz]", (0.1, 100.0)))
-        transport = declare(self, "image_transport", "raw", P(
-            "camera input: raw (sensor_msgs/Image on the image topics) or compressed "
-            "(sensor_msgs/CompressedImage, JPEG/PNG, on <image topic>/compressed)"))
-        if transport not in ("raw", "compressed"):
-            raise UserError(f"node {self.get_name()}: parameter image_transport must be raw or compressed "
-                            f"(got {transport!r})")
-        nav_params = NavigatorParams.from_dict(declare_dataclass(self, NavigatorParams(), NAV_SPECS))
-        rt_params = rt.RuntimeParams(**declare_dataclass(self, rt.RuntimeParams(), RUNTIME_SPECS))
-        checker = CollisionChecker(FootprintParams.from_dict(declare_dataclass(self, FootprintParams(), FOOTPRINT_SPECS)))
+        setup = declare_params(self, NavigatorNodeParams)
+        self.model_path = resolve_model_path(setup.model_path)
+        self.world = setup.world
+        transport = setup.image_transport
+        nav_params = declare_params(self, NavigatorParams)
+        rt_params = declare_params(self, rt.RuntimeParams)
+        checker = CollisionChecker(declare_params(self, FootprintParams))
 
         from o4a_msgs.action import NavigateToImage
         from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
@@ -80,7 +55,7 @@ class NavigatorNode(Node):
 
         self._DiscreteAction, self._NavigatorStatus, self._NavigateToImage = DiscreteAction, NavigatorStatus, NavigateToImage
         self.lock = threading.RLock()
-        navigator, error = self._load(threads, nav_params)
+        navigator, error = self._load(setup.torch_threads, nav_params)
         self.runtime = rt.NavigatorRuntime(
             navigator, checker, rt_params, model_error=error,
             publish_action=self._publish_action, publish_status=self._publish_status,
@@ -107,47 +82,31 @@ class NavigatorNode(Node):
             goal_callback=lambda req: GoalResponse.ACCEPT, cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup())
         self.create_timer(0.1, self._tick, callback_group=inputs)
-        self.create_timer(1.0 / status_rate, lambda: self._publish_status(self.runtime.status), callback_group=inputs)
+        self.create_timer(1.0 / setup.status_rate, lambda: self._publish_status(self.runtime.status), callback_group=inputs)
         self._publish_status(self.runtime.status)
         self._declare_live_parameters(nav_params)
 
     def _declare_live_parameters(self, nav_params: NavigatorParams):
-        import dataclasses
+        def set_nav(params, changes):
+            with self.lock:
+                if self.runtime.nav is not None:
+                    self.runtime.nav.params = params
+                    if "max_steps" in changes:
+                        self.runtime.default_max_steps = params.max_steps
+                self.runtime.status.stop_threshold = params.stop_threshold
 
-        def build_nav(changes):
-            params = dataclasses.replace(self.runtime.nav.params if self.runtime.nav else nav_params, **changes)
-            params.__post_init__()
+        def set_rt(params, _changes):
+            with self.lock:
+                self.runtime.params = params
 
-            def commit():
-                with self.lock:
-                    if self.runtime.nav is not None:
-                        self.runtime.nav.params = params
-                        if "max_steps" in changes:
-                            self.runtime.default_max_steps = params.max_steps
-                    self.runtime.status.stop_threshold = params.stop_threshold
-            return commit
+        def set_footprint(params, _changes):
+            with self.lock:
+                self.runtime.checker = CollisionChecker(params)
 
-        def build_rt(changes):
-            params = dataclasses.replace(self.runtime.params, **changes)
-            params.__post_init__()
-
-            def commit():
-                with self.lock:
-                    self.runtime.params = params
-            return commit
-
-        def build_fp(changes):
-            checker = CollisionChecker(dataclasses.replace(self.runtime.checker.params, **changes))
-
-            def commit():
-                with self.lock:
-                    self.runtime.checker = checker
-            return commit
-
-        on_parameter_changes(
-            self, {frozenset(NAV_SPECS) - {"memory_size"}: build_nav, frozenset(RUNTIME_SPECS): build_rt,
-                   frozenset(FOOTPRINT_SPECS): build_fp},
-            restart_only={"model_path", "world", "torch_threads", "status_rate", "memory_size", "image_transport"})
+        on_parameter_changes(self, [
+            (lambda: self.runtime.nav.params if self.runtime.nav else nav_params, set_nav),
+            (lambda: self.runtime.params, set_rt),
+            (lambda: self.runtime.checker.params, set_footprint)])
 
     # ------------------------------------------------------------------ model
     def _load(self, threads: int, params: NavigatorParams):

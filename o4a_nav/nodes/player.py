@@ -22,6 +22,7 @@ from o4a_nav.bagtools import qos as qosmod
 from o4a_nav.bagtools import topics as topicmod
 from o4a_nav.bagtools.schedule import Schedule
 from o4a_nav.errors import BagError, UserError
+from o4a_nav.types import MotionStatus, NavState
 
 
 def msg_class(msgtype: str, topic: str = ""):
@@ -183,8 +184,8 @@ class StepDriver(Node):
     goal have no replayed decision (None).
     """
 
-    TERMINAL = (0, 4, 5)          # NavigatorStatus IDLE, REACHED, FAILED
-    STALE_INPUT = 3
+    TERMINAL = (NavState.IDLE, NavState.REACHED, NavState.FAILED)
+    STALE_INPUT = NavState.STALE_INPUT
 
     def __init__(self, stale_timeout: float = 0.5, step_period: float = 0.1, t0: float = 1000.0,
                  timeout: float = 30.0, node_name: str = "o4a_replay_check", image_transport: str = "raw",
@@ -297,7 +298,7 @@ class StepDriver(Node):
 
         replayed: list = []
         prev_action = None          # DiscreteAction the navigator published last step
-        prev_state = 2
+        prev_state = MotionStatus.SUCCEEDED
         goal_index = -1
         goal_over = False
         t = self.t0
@@ -319,7 +320,7 @@ class StepDriver(Node):
                 ack = self._MotionState()
                 ack.header.stamp = self._stamp(t)
                 ack.sequence, ack.action, ack.state = prev_action.sequence, prev_action.action, prev_state
-                if prev_state != 2:
+                if prev_state != MotionStatus.SUCCEEDED:
                     ack.message = "replay-check: the recorded motion ended this way"
                 self._motion_pub.publish(ack)
             with self._cond:

@@ -23,24 +23,9 @@ from rclpy.node import Node
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
-from o4a_nav.nodes._common import P, SENSOR_QOS, declare, reliable
+from o4a_nav.nav.node_params import SimNodeParams
+from o4a_nav.nodes._common import SENSOR_QOS, declare_params, on_parameter_changes, reliable
 from o4a_nav.types import Pose2D
-
-SPECS = {
-    "world": P("built-in world name (`o4a worlds`) or path to a world .yaml", read_only=True),
-    "seed": P("seed of the spawn pose and of the laser noise", (0, 2**31 - 1), read_only=True),
-    "initial_pose": P("spawn pose [x, y, yaw] in the map frame (m, m, rad); empty = random free pose", read_only=True),
-    "physics_rate": P("motion integration rate [Hz] (also the odom and clock rate)", (1.0, 1000.0), read_only=True),
-    "camera_rate": P("front and rear image rate [Hz]", (0.1, 100.0), read_only=True),
-    "scan_rate": P("laser scan rate [Hz]", (0.1, 100.0), read_only=True),
-    "publish_clock": P("publish /clock and stamp everything with simulated time", read_only=True),
-    "real_time_factor": P("simulated seconds per wall second (with publish_clock)", (0.01, 100.0), read_only=True),
-    "max_linear_speed": P("cmd_vel linear.x is clamped to +- this [m/s]", (0.0, 5.0)),
-    "max_angular_speed": P("cmd_vel angular.z is clamped to +- this [rad/s]", (0.0, 10.0)),
-    "cmd_vel_timeout": P("stop when the last cmd_vel is older than this [s]", (0.01, 10.0)),
-    "laser_noise_std": P("Gaussian noise on the laser ranges [m]", (0.0, 1.0), read_only=True),
-}
-
 
 def camera_info_topic(image_topic: str) -> str:
     """front_camera/image_raw -> front_camera/camera_info (image_transport convention)."""
@@ -58,25 +43,18 @@ class SimNode(Node):
 
         from o4a_nav.sim import CameraParams, LaserParams, SimRobot, load_world
 
-        world_name = declare(self, "world", "two_rooms", SPECS["world"])
-        seed = declare(self, "seed", 0, SPECS["seed"])
-        init = declare(self, "initial_pose", [], SPECS["initial_pose"])
-        self.physics_rate = declare(self, "physics_rate", 50.0, SPECS["physics_rate"])
-        camera_rate = declare(self, "camera_rate", 10.0, SPECS["camera_rate"])
-        scan_rate = declare(self, "scan_rate", 10.0, SPECS["scan_rate"])
-        self.publish_clock = declare(self, "publish_clock", False, SPECS["publish_clock"])
-        rtf = declare(self, "real_time_factor", 1.0, SPECS["real_time_factor"])
-        self.max_v = declare(self, "max_linear_speed", 1.0, SPECS["max_linear_speed"])
-        self.max_w = declare(self, "max_angular_speed", 2.0, SPECS["max_angular_speed"])
-        self.cmd_timeout = declare(self, "cmd_vel_timeout", 0.5, SPECS["cmd_vel_timeout"])
-        noise = declare(self, "laser_noise_std", 0.0, SPECS["laser_noise_std"])
-        self.add_on_set_parameters_callback(self._on_set_params)
+        params = declare_params(self, SimNodeParams)
+        world_name, seed, init = params.world, params.seed, params.initial_pose
+        self.physics_rate, camera_rate, scan_rate = params.physics_rate, params.camera_rate, params.scan_rate
+        self.publish_clock, rtf = params.publish_clock, params.real_time_factor
+        self.max_v, self.max_w, self.cmd_timeout = params.max_linear_speed, params.max_angular_speed, params.cmd_vel_timeout
+        noise = params.laser_noise_std
+        self.params = params
+        on_parameter_changes(self, [(lambda: self.params, self._set_params)])
 
         world = load_world(world_name)
         pose = None
         if init:
-            if len(init) != 3:
-                raise UserError(f"node {self.get_name()}: parameter initial_pose must be [x, y, yaw], got {init}")
             pose = Pose2D(*map(float, init))
             if world.collides(pose.x, pose.y):
                 raise UserError(f"node {self.get_name()}: parameter initial_pose {init} is inside a wall or box "
@@ -122,17 +100,9 @@ class SimNode(Node):
             f"cameras {self.physics_rate / self._cam_every:g} Hz, scan {self.physics_rate / self._scan_every:g} Hz"
             + (f", publishing /clock x{rtf:g}" if self.publish_clock else ""))
 
-    def _on_set_params(self, params):
-        from rcl_interfaces.msg import SetParametersResult
-
-        for p in params:
-            if p.name == "max_linear_speed":
-                self.max_v = float(p.value)
-            elif p.name == "max_angular_speed":
-                self.max_w = float(p.value)
-            elif p.name == "cmd_vel_timeout":
-                self.cmd_timeout = float(p.value)
-        return SetParametersResult(successful=True)
+    def _set_params(self, params, _changes):
+        self.params = params
+        self.max_v, self.max_w, self.cmd_timeout = params.max_linear_speed, params.max_angular_speed, params.cmd_vel_timeout
 
     def _on_respawn(self, request, response):
         """~/respawn (std_srvs/Trigger): teleport to a random free pose (seeded), stop, and

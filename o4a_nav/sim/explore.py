@@ -16,35 +16,29 @@ Every `trajectory_length`-th decision is STOP (the end of a trajectory, as in th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from o4a_nav.errors import UserError
+from o4a_nav.params import Params, param
 from o4a_nav.types import Action
 
 
 @dataclass(frozen=True)
-class ExplorerParams:
-    trajectory_length: int = 500   # frames per trajectory, the last one being STOP
-    forward_prob: float = 0.9      # P(FORWARD | FORWARD free, no burst running)
-    turn_max: int = 8              # longest voluntary rotation burst (x 15 deg)
-    extra_turns_max: int = 4       # extra rotations after an obstacle burst found free space
-
-    def validate(self) -> "ExplorerParams":
-        if not isinstance(self.trajectory_length, int) or self.trajectory_length < 2:
-            raise UserError(f"explorer: trajectory_length must be an integer >= 2, got {self.trajectory_length!r}")
-        if not 0.0 <= self.forward_prob < 1.0:
-            raise UserError(f"explorer: forward_prob must be in [0, 1), got {self.forward_prob!r}")
-        if self.turn_max < 1 or self.extra_turns_max < 0:
-            raise UserError("explorer: turn_max must be >= 1 and extra_turns_max >= 0")
-        return self
+class ExplorerParams(Params):
+    OWNER: ClassVar[str] = "explorer"
+    trajectory_length: int = param(500, "decisions per trajectory; the last is STOP (paper 500)", (2, 1_000_000))
+    forward_prob: float = param(0.9, "probability of keeping on FORWARD when it is free (persistence)",
+                                (0.0, 0.999))
+    turn_max: int = param(8, "longest voluntary rotation burst [steps of 15 deg]", (1, 24))
+    extra_turns_max: int = param(4, "extra rotations after an obstacle burst found free space", (0, 24))
 
 
 class ExplorationPolicy:
     """policy = ExplorationPolicy(seed=0); a = policy.act(free_actions); policy.reset()"""
 
     def __init__(self, seed: int = 0, params: ExplorerParams = ExplorerParams()):
-        self.params = params.validate()
+        self.params = params   # validated on construction
         self.rng = np.random.default_rng([int(seed), 0x0E4A])
         self.reset()
 
