@@ -18,6 +18,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        # the shipped model: the navigator's default model_path ("") finds it here once installed
+        (f"share/{PACKAGE}/models/o4a_default", sorted(glob("models/o4a_default/*"))),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

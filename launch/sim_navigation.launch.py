@@ -1,58 +1,31 @@
 """O4A navigation in the simulator: sim + collision_checker + navigator + base_controller.
 
-    ros2 launch o4a_nav sim_navigation.launch.py world:=two_rooms model_path:=models/o4a_default
+    ros2 launch o4a_nav sim_navigation.launch.py world:=two_rooms
+    ros2 launch o4a_nav sim_navigation.launch.py world:=four_rooms use_sim_time:=true namespace:=sim1
 
-Then send a goal with `o4a goal FRONT.png REAR.png` (or `ros2 action send_goal
-o4a/navigate o4a_msgs/action/NavigateToImage ...`). `o4a bringup --sim` starts the same
-nodes with the same parameter files in one process.
+`world` is the simulated world and the navigator's p+ head. Then send a goal with `o4a goal
+FRONT.png REAR.png`. `o4a bringup --sim` starts the same nodes in one process.
 """
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
-from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+from launch.actions import OpaqueFunction
 
-PACKAGE = "o4a_nav"
+from o4a_nav.nodes import launching
+
+NODES = ("sim", "collision_checker", "navigator", "base_controller")
+ARGUMENTS = ("params_file", "sim_params_file", "model_path", "world", "seed", "use_sim_time", "namespace",
+             "log_level", "use_respawn", *launching.TOPIC_ARGUMENTS)
+
+
+def _nodes(context):
+    value = launching.value
+    world = value(context, "world")
+    nav = {"world": world, **({"model_path": value(context, "model_path")} if value(context, "model_path") else {})}
+    # with use_sim_time the sim publishes /clock; it keeps its own clock
+    sim = {"world": world, "seed": int(value(context, "seed")),
+           "publish_clock": launching.flag(context, "use_sim_time"), "use_sim_time": False}
+    files = [value(context, "sim_params_file"), value(context, "params_file")]
+    return launching.nodes(context, NODES, files, {"navigator": nav, "sim": sim})
 
 
 def generate_launch_description():
-    share = get_package_share_directory(PACKAGE)
-    world = LaunchConfiguration("world")
-    seed = LaunchConfiguration("seed")
-
-    args = [
-        DeclareLaunchArgument("sim_params_file", default_value=os.path.join(share, "config", "sim.yaml"),
-                              description="parameter YAML for the sim node"),
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "navigation.yaml"),
-                              description="parameter YAML for the navigation nodes"),
-        DeclareLaunchArgument("world", default_value="two_rooms", description="world name or world .yaml"),
-        DeclareLaunchArgument("seed", default_value="0", description="spawn / noise seed"),
-        DeclareLaunchArgument("model_path", default_value="models/o4a_default",
-                              description="model directory written by `o4a train`"),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="the sim publishes /clock and every node runs on simulated time"),
-    ]
-    sim = Node(
-        package=PACKAGE,
-        executable="sim",
-        name="sim",
-        output="screen",
-        emulate_tty=True,
-        parameters=[LaunchConfiguration("sim_params_file"),
-                    {"world": ParameterValue(world, value_type=str), "seed": ParameterValue(seed, value_type=int),
-                     "publish_clock": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
-    )
-    navigation = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(os.path.join(share, "launch", "navigation.launch.py")),
-        launch_arguments={
-            "params_file": LaunchConfiguration("params_file"),
-            "model_path": LaunchConfiguration("model_path"),
-            "world": world,   # the navigator's p+ head follows the simulated world
-            "use_sim_time": LaunchConfiguration("use_sim_time"),
-        }.items(),
-    )
-    return LaunchDescription(args + [sim, navigation])
+    return LaunchDescription(launching.declare(ARGUMENTS, world="two_rooms") + [OpaqueFunction(function=_nodes)])

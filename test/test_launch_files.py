@@ -1,124 +1,318 @@
-"""What can be checked of the launch files without launch_ros: they parse, every
-executable they start is a console script in setup.py, every node name has a section in
-the parameter files (and vice versa), every YAML parameter is declared by its node, and
-`o4a bringup` plans the same nodes with the same parameters."""
-import ast
-import re
+"""The launch files under the real ROS 2 Jazzy launch system, against an installed package.
+
+The package is built and installed with colcon into a temporary prefix (as on a robot:
+launch files, config and the shipped model in share/o4a_nav, executables in
+lib/o4a_nav); each launch file is started with ../shared/ros_launch/ros2-launch (the
+upstream `launch` / `launch_ros`, run as `ros2 launch` does) with AMENT_PREFIX_PATH on
+that prefix. A probe node then checks the running graph: every node up under the
+namespace, its parameters (from the YAML, the launch arguments, start-up ones read-only),
+its topics remapped, the navigator READY (IDLE) with the shipped model; then SIGINT and a
+clean exit. Skipped, with the reason, where ../shared/ros_launch is absent (a user's
+clone); O4A_ROS_LAUNCH=/path/to/ros_launch points elsewhere.
+
+About a minute for the colcon install plus 20-40 s per launch on the loaded 2-core
+machine.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from o4a_nav.params import load_param_file
+from conftest import wait_until
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH = ROOT / "launch"
-CONFIG = ROOT / "config"
+VENV = Path(sys.prefix)   # the project's .venv: colcon, the ROS wheels, o4a_msgs
+ROS_LAUNCH = Path(os.environ.get("O4A_ROS_LAUNCH", ROOT.parent / "shared" / "ros_launch"))
+NAV_NODES = ("collision_checker", "navigator", "base_controller")
+
+needs_launch = pytest.mark.skipif(
+    not (ROS_LAUNCH / "ros2-launch").is_file(),
+    reason=f"the ROS 2 launch system is not here ({ROS_LAUNCH}/ros2-launch absent: it comes with the project's "
+           f"../shared folder; set O4A_ROS_LAUNCH to a ros_launch copy)")
 
 
-def setup_console_scripts():
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    nodes = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "NODES" for t in node.targets):
-            nodes = ast.literal_eval(node.value)
-    assert nodes, "setup.py defines NODES"
-    return set(nodes)
+def colcon_env() -> dict:
+    env = os.environ.copy()
+    env.update(VIRTUAL_ENV=str(VENV), PATH=f"{VENV / 'bin'}:{env.get('PATH', '')}",
+               AMENT_PREFIX_PATH=str(VENV), CMAKE_PREFIX_PATH=str(VENV))
+    return env
 
 
-def launch_nodes(path):
-    """(executable, name) of every launch_ros Node(...) call; loop variables resolved from
-    module-level tuples such as NODES = (...)."""
-    tree = ast.parse(path.read_text())
-    consts = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+def colcon_build(ws: Path, base_paths: list, packages: list, timeout: float = 900) -> Path:
+    """`colcon build` of these packages into ws/install (isolated, as a user runs it);
+    returns the install base."""
+    cmd = [str(VENV / "bin" / "colcon"), "--log-base", str(ws / "log"), "build", "--base-paths", *map(str, base_paths),
+           "--build-base", str(ws / "build"), "--install-base", str(ws / "install"),
+           "--packages-select", *packages, "--event-handlers", "console_cohesion-",
+           "--cmake-args", f"-DPython3_EXECUTABLE={VENV / 'bin' / 'python'}", "-DBUILD_TESTING=OFF"]
+    r = subprocess.run(cmd, cwd=ws, env=colcon_env(), capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return ws / "install"
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory):
+    """o4a_nav built and installed by colcon from this source tree (o4a_msgs: the venv's)."""
+    ws = tmp_path_factory.mktemp("launch_ws")
+    return colcon_build(ws, [ROOT], ["o4a_nav"]) / "o4a_nav"
+
+
+def launch_env(prefix: Path) -> dict:
+    env = os.environ.copy()
+    env["AMENT_PREFIX_PATH"] = f"{prefix}:{VENV}"
+    env["PYTHONPATH"] = os.pathsep.join([str(prefix / "lib" / "python3.11" / "site-packages"),
+                                         env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+class Launched:
+    """One ros2-launch process (own process group); stop() sends SIGINT like Ctrl-C."""
+
+    def __init__(self, prefix: Path, launch_file: str, args: list, log: Path):
+        self.log = log
+        self.out = open(log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROS_LAUNCH / "ros2-launch"), str(prefix / "share/o4a_nav/launch" / launch_file), *args],
+            env=launch_env(prefix), stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        self.out.flush()
+        return self.log.read_text()
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
             try:
-                consts[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
-    loops = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Name):
-            loops[node.target.id] = consts[node.iter.id]
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Node":
-            kw = {k.arg: k.value for k in node.keywords}
-            vals = {}
-            for key in ("executable", "name", "package"):
-                v = kw[key]
-                if isinstance(v, ast.Constant):
-                    vals[key] = [v.value]
-                elif isinstance(v, ast.Name) and v.id in loops:
-                    vals[key] = list(loops[v.id])
-                elif isinstance(v, ast.Name) and v.id in consts:
-                    vals[key] = [consts[v.id]]
-                else:
-                    raise AssertionError(f"{path.name}: cannot resolve {key}")
-            for exe, name in zip(vals["executable"], vals["name"]):
-                found.append((vals["package"][0], exe, name))
-    return found
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.out.close()
+        return self.proc.returncode
 
 
-LAUNCH_FILES = sorted(LAUNCH.glob("*.launch.py"))
+@pytest.fixture
+def launched(prefix, tmp_path):
+    started = []
+
+    def start(launch_file, *args):
+        started.append(Launched(prefix, launch_file, list(args), tmp_path / f"{launch_file}.log"))
+        return started[-1]
+
+    yield start
+    for la in started:
+        la.stop()
 
 
-def test_launch_files_exist():
-    names = {p.name for p in LAUNCH_FILES}
-    assert {"navigation.launch.py", "sim_navigation.launch.py"} <= names
+class Probe:
+    """An rclpy node of the test that asks the launched nodes for their parameters and
+    looks at the graph."""
+
+    def __init__(self, ctx, add):
+        from rclpy.node import Node
+
+        self.node = add(Node(f"launch_probe_{os.getpid()}", context=ctx))
+
+    def names(self) -> set:
+        return {f"{ns.rstrip('/')}/{n}" for n, ns in self.node.get_node_names_and_namespaces()}
+
+    def _call(self, srv_type, name, request, timeout=20.0):
+        cli = self.node.create_client(srv_type, name)
+        try:
+            assert cli.wait_for_service(timeout_sec=timeout), f"no service {name}"
+            fut = cli.call_async(request)
+            assert wait_until(fut.done, timeout), f"{name} did not answer"
+            return fut.result()
+        finally:
+            self.node.destroy_client(cli)
+
+    def parameters(self, node: str) -> dict:
+        from rcl_interfaces.srv import GetParameters, ListParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        names = list(self._call(ListParameters, f"{node}/list_parameters", ListParameters.Request()).result.names)
+        values = self._call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names)).values
+        return {n: parameter_value_to_python(v) for n, v in zip(names, values)}
+
+    def descriptors(self, node: str, names: list) -> dict:
+        from rcl_interfaces.srv import DescribeParameters
+
+        res = self._call(DescribeParameters, f"{node}/describe_parameters", DescribeParameters.Request(names=names))
+        return dict(zip(names, res.descriptors))
+
+    def topics_of(self, node: str) -> tuple[set, set]:
+        ns, _, name = node.rpartition("/")
+        ns = ns or "/"
+        subs = {t for t, _ in self.node.get_subscriber_names_and_types_by_node(name, ns)}
+        pubs = {t for t, _ in self.node.get_publisher_names_and_types_by_node(name, ns)}
+        return subs, pubs
+
+    def status(self, topic: str, timeout: float = 60.0):
+        from o4a_msgs.msg import NavigatorStatus
+
+        from o4a_nav.nodes._common import reliable
+
+        got = []
+        sub = self.node.create_subscription(NavigatorStatus, topic, got.append, reliable(10))
+        try:
+            wait_until(lambda: got, timeout)
+        finally:
+            self.node.destroy_subscription(sub)
+        return got[-1] if got else None
 
 
-@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_structure(path):
-    tree = ast.parse(path.read_text())
-    funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
-    assert "generate_launch_description" in funcs
-    imports = {a.name if isinstance(n, ast.Import) else n.module
-               for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
-    assert "launch_ros.actions" in imports and "launch" in imports
-    scripts = setup_console_scripts()
-    for package, exe, name in launch_nodes(path):
-        assert package == "o4a_nav"
-        assert exe in scripts, f"{path.name} starts {exe}, not a console script in setup.py"
-        assert name == exe
-    # every LaunchConfiguration used is declared
-    text = path.read_text()
-    used = set(re.findall(r'LaunchConfiguration\("([a-z_]+)"\)', text))
-    declared = set(re.findall(r'DeclareLaunchArgument\(\s*"([a-z_]+)"', text))
-    assert used <= declared, f"undeclared launch arguments {used - declared}"
-    # the config files the launch file points at exist
-    for cfg in re.findall(r'"config", "([a-z_]+\.yaml)"', text):
-        assert (CONFIG / cfg).is_file()
-    for inc in re.findall(r'"launch", "([a-z_]+\.launch\.py)"', text):
-        assert (LAUNCH / inc).is_file()
+def wait_for_nodes(probe, la, names, timeout=180.0):
+    ok = wait_until(lambda: set(names) <= probe.names() or la.proc.poll() is not None
+                    or "process has died" in la.text(), timeout, 0.2)
+    assert ok and la.proc.poll() is None and "process has died" not in la.text(), f"nodes {set(names) - probe.names()} not up:\n{la.text()[-4000:]}"
 
 
-def test_launch_nodes_match_yaml_sections():
-    nav = load_param_file(CONFIG / "navigation.yaml")
-    sim = load_param_file(CONFIG / "sim.yaml")
-    nav_nodes = {n for _, _, n in launch_nodes(LAUNCH / "navigation.launch.py")}
-    assert nav_nodes == {"collision_checker", "navigator", "base_controller"}
-    assert set(nav) - {"**"} == nav_nodes
-    sim_nodes = {n for _, _, n in launch_nodes(LAUNCH / "sim_navigation.launch.py")}
-    assert sim_nodes == {"sim"} and "sim" in sim
-    assert set(sim) <= setup_console_scripts()
+@needs_launch
+def test_installed_share_has_launch_config_and_model(prefix):
+    share = prefix / "share" / "o4a_nav"
+    assert {p.name for p in (share / "launch").glob("*.launch.py")} == {
+        "navigation.launch.py", "sim_navigation.launch.py", "explore.launch.py"}
+    assert (share / "config" / "navigation.yaml").is_file() and (share / "config" / "sim.yaml").is_file()
+    assert (share / "models" / "o4a_default" / "weights.pt").is_file()
+    for exe in ("sim", "explorer", *NAV_NODES):
+        assert os.access(prefix / "lib" / "o4a_nav" / exe, os.X_OK), exe
+    r = subprocess.run([sys.executable, str(ROS_LAUNCH / "ros2-launch"), str(share / "launch/navigation.launch.py"),
+                        "--show-args"], env=launch_env(prefix), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for arg in ("model_path", "world", "params_file", "use_sim_time", "namespace", "log_level", "use_respawn",
+                "front_image_topic", "rear_image_topic", "scan_topic", "odom_topic", "cmd_vel_topic"):
+        assert f"\n{arg}:" in "\n" + r.stdout, arg
 
 
+@needs_launch
+def test_navigation_launch_namespace_parameters_remaps(prefix, launched, ros, tmp_path):
+    """navigation.launch.py with a namespace, a params file of our own (`/**/NODE` and
+    plain NODE sections), model_path and world arguments, remapped robot topics."""
+    ctx, add = ros
+    ns = f"robot_{os.getpid()}"
+    params = tmp_path / "robot.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n    box_half_width: 0.25\n    box_x_max: 0.6\n    footprint: [0.3, 0.2, -0.3, 0.2, -0.3, -0.2, 0.3, -0.2]\n"
+        "/**/navigator:\n  ros__parameters:\n    stop_threshold: 2.75\n    model_path: /nowhere\n    world: nowhere\n"
+        "base_controller:\n  ros__parameters:\n    max_linear_speed: 0.15\n")
+    model = prefix / "share/o4a_nav/models/o4a_default"
+    la = launched("navigation.launch.py", f"namespace:={ns}", f"params_file:={params}", f"model_path:={model}",
+                  "world:=four_rooms", "scan_topic:=base_scan", "odom_topic:=wheel/odom", "cmd_vel_topic:=/diff/cmd_vel",
+                  "front_image_topic:=cam_f/image", "rear_image_topic:=cam_r/image", "log_level:=warn")
+    probe = Probe(ctx, add)
+    nodes = [f"/{ns}/{n}" for n in NAV_NODES]
+    wait_for_nodes(probe, la, nodes)
+
+    cc, nav, base = (probe.parameters(n) for n in nodes)
+    # per-node sections kept under the namespace, `/**` for all, arguments over the file
+    assert cc["box_half_width"] == nav["box_half_width"] == 0.25
+    assert list(cc["footprint"]) == [0.3, 0.2, -0.3, 0.2, -0.3, -0.2, 0.3, -0.2]
+    assert nav["stop_threshold"] == 2.75 and nav["model_path"] == str(model) and nav["world"] == "four_rooms"
+    assert base["max_linear_speed"] == 0.15
+    assert nav["use_sim_time"] is False and nav["memory_size"] == 500   # code default, dumpable
+    # every declared parameter has a value (`ros2 param dump` prints them all)
+    assert "initial_pose" not in nav and all(v is not None for p in (cc, nav, base) for v in p.values())
+    d = probe.descriptors(nodes[1], ["model_path", "stop_threshold", "memory_size"])
+    assert d["model_path"].read_only and d["memory_size"].read_only and not d["stop_threshold"].read_only
+    assert d["stop_threshold"].floating_point_range[0].to_value == 1000.0 and d["stop_threshold"].description
+
+    # remapped topics, resolved in the namespace (absolute ones as given)
+    subs, _ = probe.topics_of(nodes[0])
+    assert f"/{ns}/base_scan" in subs
+    subs, pubs = probe.topics_of(nodes[1])
+    assert {f"/{ns}/cam_f/image", f"/{ns}/cam_r/image", f"/{ns}/base_scan", f"/{ns}/o4a/free_actions"} <= subs
+    assert f"/{ns}/o4a/status" in pubs
+    subs, pubs = probe.topics_of(nodes[2])
+    assert f"/{ns}/wheel/odom" in subs and "/diff/cmd_vel" in pubs
+
+    # the navigator loaded the model for four_rooms: IDLE (no goal yet), not NO_MODEL
+    from o4a_nav.types import NavState
+
+    st = probe.status(f"/{ns}/o4a/status")
+    assert st is not None and st.state == NavState.IDLE, (st, la.text()[-3000:])
+    assert "loaded (world four_rooms)" not in la.text()   # log_level warn reached the nodes: no INFO lines
+
+    assert la.stop() == 0, la.text()[-3000:]
+    assert wait_until(lambda: not (set(nodes) & probe.names()), 20.0)
+
+
+@needs_launch
+def test_sim_navigation_launch_shipped_model_and_sim_time(prefix, launched, ros):
+    """sim_navigation.launch.py with the defaults of an installed package: the shipped model
+    found in the share, the navigator's p+ head following `world`, /clock with use_sim_time."""
+    ctx, add = ros
+    ns = f"sim_{os.getpid()}"
+    la = launched("sim_navigation.launch.py", f"namespace:={ns}", "world:=four_rooms", "use_sim_time:=true",
+                  "use_respawn:=true")
+    probe = Probe(ctx, add)
+    nodes = [f"/{ns}/{n}" for n in ("sim", *NAV_NODES)]
+    wait_for_nodes(probe, la, nodes)
+    sim, nav = probe.parameters(nodes[0]), probe.parameters(nodes[2])
+    assert sim["world"] == nav["world"] == "four_rooms" and sim["publish_clock"] is True
+    assert list(sim["initial_pose"]) == []   # declared with a value: dumpable
+    assert nav["use_sim_time"] is True and nav["model_path"] == ""   # "" = the shipped model
+    from o4a_nav.types import NavState
+
+    st = probe.status(f"/{ns}/o4a/status", timeout=90.0)
+    assert st is not None and st.state == NavState.IDLE, (st, la.text()[-3000:])
+    assert str(Path("share/o4a_nav/models/o4a_default")) in la.text()   # loaded from the package share
+    assert la.stop() == 0, la.text()[-3000:]
+
+
+@needs_launch
+def test_explore_launch_with_sim_drives(prefix, launched, ros):
+    """explore.launch.py sim:=true: explorer + base_controller + sim; the explorer's
+    actions reach the base (o4a/motion_state reports) under the namespace."""
+    from o4a_msgs.msg import MotionState
+
+    from o4a_nav.nodes._common import reliable
+
+    ctx, add = ros
+    ns = f"explore_{os.getpid()}"
+    la = launched("explore.launch.py", "sim:=true", f"namespace:={ns}", "sim_world:=two_rooms", "seed:=3")
+    probe = Probe(ctx, add)
+    nodes = [f"/{ns}/{n}" for n in ("sim", "explorer", "base_controller")]
+    wait_for_nodes(probe, la, nodes)
+    assert probe.parameters(nodes[1])["seed"] == 3
+    reports = []
+    probe.node.create_subscription(MotionState, f"/{ns}/o4a/motion_state", reports.append, reliable(10))
+    assert wait_until(lambda: any(r.state == MotionState.SUCCEEDED for r in reports), 120.0), la.text()[-3000:]
+    assert la.stop() == 0, la.text()[-3000:]
+
+
+@needs_launch
+def test_bad_launch_argument_is_one_clear_error(prefix):
+    r = subprocess.run([sys.executable, str(ROS_LAUNCH / "ros2-launch"),
+                        str(prefix / "share/o4a_nav/launch/navigation.launch.py"), "use_respawn:=maybe"],
+                       env=launch_env(prefix), capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "use_respawn:=maybe: expected true or false" in r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------- without the launch system
 def test_every_yaml_parameter_is_declared_by_its_node():
     """Build each node with the YAML overrides and check that it declared every key (a typo
-    in the YAML would otherwise be silently ignored by ROS)."""
+    in the YAML would otherwise be silently ignored by ROS), with the YAML's value."""
+    import importlib
+
     import rclpy
 
     from o4a_nav.commands import bringup
+    from o4a_nav.package_data import data_path
+    from o4a_nav.params import load_param_file
 
     class A:
         sim, params, model, world, seed, set = True, None, None, None, None, []
 
+    shared = set(load_param_file(data_path("config") / "navigation.yaml")["**"])
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     try:
-        import importlib
-
         for name, module, cls, overrides in bringup.plan(A()):
             node = getattr(importlib.import_module(module), cls)(node_name=name, parameter_overrides=overrides,
                                                                  context=ctx)
@@ -126,18 +320,32 @@ def test_every_yaml_parameter_is_declared_by_its_node():
                 missing = [p.name for p in overrides if not node.has_parameter(p.name)]
                 if name not in ("collision_checker", "navigator"):
                     # the /** footprint section concerns only the nodes that check collisions
-                    missing = [m for m in missing if m not in load_param_file(CONFIG / "navigation.yaml")["**"]]
+                    missing = [m for m in missing if m not in shared]
                 assert not missing, f"{name}: YAML parameters not declared by the node: {missing}"
                 for p in overrides:
                     if node.has_parameter(p.name):
-                        assert node.get_parameter(p.name).value == pytest.approx(p.value) \
-                            if isinstance(p.value, float) else node.get_parameter(p.name).value == p.value
+                        assert node.get_parameter(p.name).value == pytest.approx(p.value), (name, p.name)
             finally:
                 if hasattr(node, "shutdown"):
                     node.shutdown()
                 node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
+
+
+def test_param_file_sections_apply_by_node_and_namespace(tmp_path):
+    from o4a_nav.params import node_parameters
+
+    f = tmp_path / "p.yaml"
+    f.write_text("/**:\n  ros__parameters: {a: 1, b: 1}\n"
+                 "/**/nav:\n  ros__parameters: {b: 2}\n"
+                 "/robot1/nav:\n  ros__parameters: {c: 3}\n"
+                 "other:\n  ros__parameters: {b: 9}\n"
+                 "nav:\n  ros__parameters: {d: 4, e: []}\n")
+    assert node_parameters([f], "nav") == {"a": 1, "b": 2, "d": 4}
+    assert node_parameters([f], "nav", namespace="/robot1") == {"a": 1, "b": 2, "c": 3, "d": 4}
+    assert node_parameters([f], "nav", {"b": 7}, namespace="robot2") == {"a": 1, "b": 7, "d": 4}
+    assert node_parameters([f], "x") == {"a": 1, "b": 1}
 
 
 def test_bringup_plan_overrides_and_errors(tmp_path):
@@ -153,6 +361,7 @@ def test_bringup_plan_overrides_and_errors(tmp_path):
     assert plan["navigator"]["model_path"] == "/m" and plan["navigator"]["stop_threshold"] == 3.0
     assert plan["base_controller"]["use_stamped"] is True
     assert plan["collision_checker"]["box_half_width"] == 0.22  # from the /** section
+    assert plan["base_controller"]["max_linear_speed"] == 0.25  # from the /**/base_controller section
     A.sim, A.set = True, ["sim.publish_clock=true"]
     plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
     assert plan["navigator"]["world"] == plan["sim"]["world"] == "two_rooms"  # p+ head follows the sim
@@ -176,3 +385,27 @@ def test_bringup_plan_overrides_and_errors(tmp_path):
     A.params = [str(bad)]
     with pytest.raises(UserError, match="bad.yaml"):
         bringup.plan(A())
+
+
+def test_bringup_takes_the_same_remaps(ros, tmp_path):
+    """`o4a bringup --ros-args -r ...` remaps like the launch files' *_topic arguments."""
+    ctx, add = ros
+    ns = f"bringup_{os.getpid()}"
+    log = open(tmp_path / "bringup.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "o4a_nav.cli", "bringup", "--namespace", ns, "--duration", "120",
+                             "--ros-args", "-r", "scan:=base_scan", "-r", "cmd_vel:=/diff/cmd_vel"],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        probe = Probe(ctx, add)
+        nodes = [f"/{ns}/{n}" for n in NAV_NODES]
+        assert wait_until(lambda: set(nodes) <= probe.names() or proc.poll() is not None, 120.0, 0.2), \
+            (tmp_path / "bringup.log").read_text()[-3000:]
+        assert wait_until(lambda: f"/{ns}/base_scan" in probe.topics_of(nodes[0])[0], 20.0)
+        assert wait_until(lambda: "/diff/cmd_vel" in probe.topics_of(nodes[2])[1], 20.0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, (tmp_path / "bringup.log").read_text()[-3000:]
+        log.close()
+    r = subprocess.run([sys.executable, "-m", "o4a_nav.cli", "bringup", "--ros-args", "-r", "scan"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--ros-args -r scan" in r.stderr, r.stderr[-2000:]

@@ -1,0 +1,98 @@
+"""What the launch files (launch/*.launch.py) share: their arguments and the Node actions
+for the o4a_nav nodes, for `ros2 launch` (launch / launch_ros, imported when called).
+
+Parameters: each node gets one dict, merged by o4a_nav.params.node_parameters from the
+params_file (its `/**` section, then the sections naming the node: `NODE`, `/**/NODE` or
+`/NS/NODE`) and the launch arguments that were given (non-empty model_path / world,
+use_sim_time). launch_ros writes that dict under `/**`, so nothing in the file can shadow
+an argument and nothing is lost under a namespace.
+"""
+from __future__ import annotations
+
+from o4a_nav import topics
+from o4a_nav.errors import UserError
+
+PACKAGE = "o4a_nav"
+
+# launch argument -> the topic name the nodes use (remapped when the argument differs)
+TOPIC_ARGUMENTS = {
+    "front_image_topic": topics.FRONT_IMAGE,
+    "rear_image_topic": topics.REAR_IMAGE,
+    "scan_topic": topics.SCAN,
+    "odom_topic": topics.ODOM,
+    "cmd_vel_topic": topics.CMD_VEL,
+}
+
+# name -> (default, description); "share:" defaults are paths in the package share
+ARGUMENTS = {
+    "params_file": ("share:config/navigation.yaml", "parameter YAML of the nodes (`/**`, NODE or /**/NODE sections)"),
+    "sim_params_file": ("share:config/sim.yaml", "parameter YAML of the sim and explorer nodes"),
+    "sim_world": ("two_rooms", "world of the simulator: a name (`o4a worlds`) or a world .yaml"),
+    "seed": ("0", "seed of the simulator's spawn pose and noise (and of the explorer)"),
+    "model_path": ("", "model directory written by `o4a train`; empty: the params_file's, else the shipped "
+                       "model (share/o4a_nav/models/o4a_default)"),
+    "world": ("", "p+ head of the model (empty: the params_file's, else the model's only world)"),
+    "use_sim_time": ("false", "use /clock (simulated time) on every node"),
+    "namespace": ("", "namespace of every node and of their relative topics, e.g. robot1"),
+    "log_level": ("info", "ROS log level of the nodes (debug, info, warn, error)"),
+    "use_respawn": ("false", "restart a node that exits"),
+    **{name: (topic, f"topic remapped to the nodes' {topic}") for name, topic in TOPIC_ARGUMENTS.items()},
+}
+
+
+def declare(names, **defaults) -> list:
+    """DeclareLaunchArgument actions for these ARGUMENTS (``defaults`` replace theirs)."""
+    import os
+
+    from ament_index_python.packages import get_package_share_directory
+    from launch.actions import DeclareLaunchArgument
+
+    share = get_package_share_directory(PACKAGE)
+    out = []
+    for name in names:
+        default, description = ARGUMENTS[name]
+        default = defaults.get(name, default)
+        if default.startswith("share:"):
+            default = os.path.join(share, default[len("share:"):])
+        out.append(DeclareLaunchArgument(name, default_value=default, description=description))
+    return out
+
+
+def flag(context, name: str) -> bool:
+    """A true/false launch argument (true, false, 1, 0, any case)."""
+    from launch.substitutions import LaunchConfiguration
+
+    value = LaunchConfiguration(name).perform(context).strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise UserError(f"launch argument {name}:={value}: expected true or false")
+
+
+def value(context, name: str) -> str:
+    from launch.substitutions import LaunchConfiguration
+
+    return LaunchConfiguration(name).perform(context)
+
+
+def nodes(context, names, params_files: list[str], extra: dict[str, dict] | None = None) -> list:
+    """launch_ros Node actions for these o4a_nav nodes (executable = node name) with the
+    namespace, log level, respawn, remappings and merged parameters from the arguments."""
+    from launch_ros.actions import Node
+
+    from o4a_nav.params import node_parameters
+
+    namespace = value(context, "namespace").strip("/")
+    common = {"use_sim_time": flag(context, "use_sim_time")}
+    remaps = [(topic, value(context, arg)) for arg, topic in TOPIC_ARGUMENTS.items()
+              if value(context, arg) and value(context, arg) != topic]
+    respawn = flag(context, "use_respawn")
+    out = []
+    for name in names:
+        params = node_parameters(params_files, name, {**common, **(extra or {}).get(name, {})}, namespace)
+        out.append(Node(
+            package=PACKAGE, executable=name, name=name, namespace=namespace, output="screen", emulate_tty=True,
+            parameters=[params], remappings=remaps, respawn=respawn, respawn_delay=2.0,
+            ros_arguments=["--log-level", value(context, "log_level")]))
+    return out
