@@ -6,7 +6,7 @@ from setuptools import find_packages, setup
 PACKAGE = "o4a_nav"
 
 # ROS 2 node executables (`ros2 run o4a_nav <name>`), each a thin adapter in o4a_nav/nodes.
-NODES = ["sim", "explorer", "collision_checker", "navigator", "base_controller"]
+NODES = ["sim", "explorer", "collision_checker", "navigator", "base_controller", "lifecycle_manager"]
 
 setup(
     name=PACKAGE,

@@ -15,7 +15,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from o4a_nav.nodes import launching
 
 ARGUMENTS = ("params_file", "sim_params_file", "sim_world", "seed", "use_sim_time", "namespace", "log_level",
-             "use_respawn", *launching.TOPIC_ARGUMENTS)
+             "use_respawn", "autostart", *launching.TOPIC_ARGUMENTS)
 
 
 def _nodes(context):

@@ -1,4 +1,5 @@
-"""O4A navigation on a robot: collision_checker, navigator, base_controller.
+"""O4A navigation on a robot: collision_checker, navigator, base_controller (managed
+nodes) and the lifecycle_manager that configures and activates them (autostart).
 
     ros2 launch o4a_nav navigation.launch.py
     ros2 launch o4a_nav navigation.launch.py model_path:=/abs/path/to/model world:=office \
@@ -16,7 +17,7 @@ from o4a_nav.nodes import launching
 
 NODES = ("collision_checker", "navigator", "base_controller")
 ARGUMENTS = ("params_file", "model_path", "world", "use_sim_time", "namespace", "log_level", "use_respawn",
-             *launching.TOPIC_ARGUMENTS)
+             "autostart", *launching.TOPIC_ARGUMENTS)
 
 
 def _nodes(context):

@@ -13,7 +13,7 @@ from o4a_nav.nodes import launching
 
 NODES = ("sim", "collision_checker", "navigator", "base_controller")
 ARGUMENTS = ("params_file", "sim_params_file", "model_path", "world", "seed", "use_sim_time", "namespace",
-             "log_level", "use_respawn", *launching.TOPIC_ARGUMENTS)
+             "log_level", "use_respawn", "autostart", *launching.TOPIC_ARGUMENTS)
 
 
 def _nodes(context):

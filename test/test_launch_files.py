@@ -140,6 +140,16 @@ class Probe:
         values = self._call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names)).values
         return {n: parameter_value_to_python(v) for n, v in zip(names, values)}
 
+    def lifecycle_state(self, node: str) -> str:
+        from lifecycle_msgs.srv import GetState
+
+        return self._call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+
+    def trigger(self, name: str):
+        from std_srvs.srv import Trigger
+
+        return self._call(Trigger, name, Trigger.Request(), timeout=90.0)
+
     def descriptors(self, node: str, names: list) -> dict:
         from rcl_interfaces.srv import DescribeParameters
 
@@ -180,13 +190,13 @@ def test_installed_share_has_launch_config_and_model(prefix):
         "navigation.launch.py", "sim_navigation.launch.py", "explore.launch.py"}
     assert (share / "config" / "navigation.yaml").is_file() and (share / "config" / "sim.yaml").is_file()
     assert (share / "models" / "o4a_default" / "weights.pt").is_file()
-    for exe in ("sim", "explorer", *NAV_NODES):
+    for exe in ("sim", "explorer", "lifecycle_manager", *NAV_NODES):
         assert os.access(prefix / "lib" / "o4a_nav" / exe, os.X_OK), exe
     r = subprocess.run([sys.executable, str(ROS_LAUNCH / "ros2-launch"), str(share / "launch/navigation.launch.py"),
                         "--show-args"], env=launch_env(prefix), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     for arg in ("model_path", "world", "params_file", "use_sim_time", "namespace", "log_level", "use_respawn",
-                "front_image_topic", "rear_image_topic", "scan_topic", "odom_topic", "cmd_vel_topic"):
+                "autostart", "front_image_topic", "rear_image_topic", "scan_topic", "odom_topic", "cmd_vel_topic"):
         assert f"\n{arg}:" in "\n" + r.stdout, arg
 
 
@@ -207,7 +217,7 @@ def test_navigation_launch_namespace_parameters_remaps(prefix, launched, ros, tm
                   "front_image_topic:=cam_f/image", "rear_image_topic:=cam_r/image", "log_level:=warn")
     probe = Probe(ctx, add)
     nodes = [f"/{ns}/{n}" for n in NAV_NODES]
-    wait_for_nodes(probe, la, nodes)
+    wait_for_nodes(probe, la, nodes + [f"/{ns}/lifecycle_manager"])
 
     cc, nav, base = (probe.parameters(n) for n in nodes)
     # per-node sections kept under the namespace, `/**` for all, arguments over the file
@@ -236,6 +246,10 @@ def test_navigation_launch_namespace_parameters_remaps(prefix, launched, ros, tm
 
     st = probe.status(f"/{ns}/o4a/status")
     assert st is not None and st.state == NavState.IDLE, (st, la.text()[-3000:])
+    # managed nodes, brought up by the lifecycle_manager (autostart); pause deactivates them
+    assert wait_until(lambda: all(probe.lifecycle_state(n) == "active" for n in nodes), 60.0)
+    res = probe.trigger(f"/{ns}/lifecycle_manager/pause")
+    assert res.success and all(probe.lifecycle_state(n) == "inactive" for n in nodes), res.message
     assert "loaded (world four_rooms)" not in la.text()   # log_level warn reached the nodes: no INFO lines
 
     assert la.stop() == 0, la.text()[-3000:]
@@ -249,10 +263,14 @@ def test_sim_navigation_launch_shipped_model_and_sim_time(prefix, launched, ros)
     ctx, add = ros
     ns = f"sim_{os.getpid()}"
     la = launched("sim_navigation.launch.py", f"namespace:={ns}", "world:=four_rooms", "use_sim_time:=true",
-                  "use_respawn:=true")
+                  "use_respawn:=true", "autostart:=false")
     probe = Probe(ctx, add)
     nodes = [f"/{ns}/{n}" for n in ("sim", *NAV_NODES)]
-    wait_for_nodes(probe, la, nodes)
+    wait_for_nodes(probe, la, nodes + [f"/{ns}/lifecycle_manager"])
+    # autostart:=false: the managed nodes wait, unconfigured, for ~/startup
+    assert all(probe.lifecycle_state(n) == "unconfigured" for n in nodes[1:])
+    res = probe.trigger(f"/{ns}/lifecycle_manager/startup")
+    assert res.success, res.message + la.text()[-3000:]
     sim, nav = probe.parameters(nodes[0]), probe.parameters(nodes[2])
     assert sim["world"] == nav["world"] == "four_rooms" and sim["publish_clock"] is True
     assert list(sim["initial_pose"]) == []   # declared with a value: dumpable

@@ -89,10 +89,14 @@ def test_nodes_declare_exactly_their_specs(ros):
 
     ctx, add = ros
     modules = {"collision_checker": "CollisionCheckerNode", "navigator": "NavigatorNode",
-               "base_controller": "BaseControllerNode", "explorer": "ExplorerNode"}
+               "base_controller": "BaseControllerNode", "explorer": "ExplorerNode",
+               "lifecycle_manager": "LifecycleManagerNode"}
+    assert set(modules) | {"sim"} == set(NODE_PARAMS)   # sim: test_every_yaml_parameter_is_declared_by_its_node
     for name, cls_name in modules.items():
         cls = getattr(importlib.import_module(f"o4a_nav.nodes.{name}"), cls_name)
         overrides = [Parameter("model_path", value="/nonexistent")] if name == "navigator" else []
+        if name == "lifecycle_manager":
+            overrides = [Parameter("autostart", value=False)]
         node = add(cls(node_name=f"spec_{name}", context=ctx, parameter_overrides=overrides))
         want = {n: s for g in NODE_PARAMS[name] for n, (_, s) in specs(g).items()}
         declared = set(node._parameters) - {"use_sim_time", "start_type_description_service"}

@@ -9,7 +9,6 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from o4a_nav import ros_conv, topics
-
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
 from o4a_nav.types import Action, NavState
 

@@ -14,6 +14,7 @@ NAV_NODES = {
     "base_controller": ("o4a_nav.nodes.base_controller", "BaseControllerNode"),
 }
 SIM_NODES = {"sim": ("o4a_nav.nodes.sim", "SimNode")}
+MANAGER = ("lifecycle_manager", "o4a_nav.nodes.lifecycle_manager", "LifecycleManagerNode")
 
 
 def add_arguments(p) -> None:
@@ -132,6 +133,18 @@ def plan(args) -> list[tuple[str, str, str, list]]:
     return out
 
 
+def with_lifecycle_manager(todo: list) -> list:
+    """The plan with the managed nodes waiting (autostart false, unless --set) for a
+    lifecycle_manager that brings them up, as the launch files do."""
+    from rclpy.parameter import Parameter
+
+    managed = [name for name, *_ in todo if name in NAV_NODES]
+    for name, _, _, overrides in todo:
+        if name in managed and not any(p.name == "autostart" for p in overrides):
+            overrides.append(Parameter("autostart", value=False))
+    return todo + [(*MANAGER, [Parameter("node_names", value=managed), Parameter("autostart", value=True)])]
+
+
 def run(args) -> int:
     import signal
     import sys
@@ -144,7 +157,7 @@ def run(args) -> int:
         raise UserError(f"--duration must be >= 0 (got {args.duration})")
     if (args.world or args.seed is not None) and not args.sim:
         raise UserError("--world and --seed need --sim")
-    todo = plan(args)
+    todo = with_lifecycle_manager(plan(args))
 
     import rclpy
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor

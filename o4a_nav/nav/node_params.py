@@ -24,6 +24,26 @@ from o4a_nav.sim.explore import ExplorerParams
 
 
 @dataclass
+class LifecycleNodeParams(Params):
+    OWNER: ClassVar[str] = "managed node"
+    autostart: bool = param(True, "configure and activate at start-up; false: wait for the lifecycle_manager "
+                                  "(the launch files)", read_only=True)
+
+
+@dataclass
+class LifecycleManagerParams(Params):
+    OWNER: ClassVar[str] = "lifecycle_manager"
+    node_names: list[str] = param(["collision_checker", "navigator", "base_controller"],
+                                  "managed nodes (names relative to the manager's namespace), brought up in this "
+                                  "order and down in the reverse", read_only=True)
+    autostart: bool = param(True, "configure and activate the nodes at start-up (else: ~/startup service)",
+                            read_only=True)
+    transition_timeout: float = param(60.0, "wait this long for a node's lifecycle services and each "
+                                            "transition [s] (the navigator loads its model in configure)",
+                                      (1.0, 600.0), read_only=True)
+
+
+@dataclass
 class CollisionCheckerNodeParams(Params):
     OWNER: ClassVar[str] = "collision_checker"
     base_frame: str = param(topics.BASE_FRAME, "frame of the swept box polygon", read_only=True)
@@ -95,9 +115,10 @@ class SimNodeParams(Params):
 
 # node name -> the parameter groups it declares (node-only group first)
 NODE_PARAMS: dict[str, tuple] = {
-    "collision_checker": (CollisionCheckerNodeParams, FootprintParams),
-    "navigator": (NavigatorNodeParams, NavigatorParams, RuntimeParams, FootprintParams),
-    "base_controller": (BaseControllerNodeParams, BaseControllerParams),
+    "collision_checker": (CollisionCheckerNodeParams, FootprintParams, LifecycleNodeParams),
+    "navigator": (NavigatorNodeParams, NavigatorParams, RuntimeParams, FootprintParams, LifecycleNodeParams),
+    "base_controller": (BaseControllerNodeParams, BaseControllerParams, LifecycleNodeParams),
+    "lifecycle_manager": (LifecycleManagerParams,),
     "explorer": (ExplorerNodeParams, ExplorerParams, FootprintParams),
     "sim": (SimNodeParams,),
 }

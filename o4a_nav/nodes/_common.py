@@ -6,6 +6,7 @@ import math
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
@@ -62,11 +63,119 @@ def declare_params(node, cls):
     """Declare every field of a Params class (o4a_nav/params.py) with its description,
     range and read-only flag, and return the instance built from the node's values (its
     validation errors are UserErrors naming the node)."""
-    values = {name: _declare_one(node, name, default, spec) for name, (default, spec) in specs(cls).items()}
+    for name, (default, spec) in specs(cls).items():
+        _declare_one(node, name, default, spec)
+    return read_params(node, cls)
+
+
+def read_params(node, cls):
+    """The Params instance from the node's current (declared) parameter values."""
+    values = {}
+    for name, (default, _) in specs(cls).items():
+        v = node.get_parameter(name).value
+        values[name] = list(v) if isinstance(default, list) else v
     try:
         return cls(**values)
     except UserError as exc:
         raise UserError(f"node {node.get_name()}: {exc}") from None
+
+
+class ManagedNode(LifecycleNode):
+    """A managed (lifecycle) node of the navigation stack, as Nav2's are:
+
+    - configure: ``configure()`` reads the parameters, builds the core objects (loads the
+      model) and creates publishers, subscriptions, timers and services (through ``pub``,
+      ``sub``, ``timer``, ``service`` so that cleanup can destroy them);
+    - activate: ``active`` becomes true (callbacks act and publish only while active),
+      then ``activate()``;
+    - deactivate: ``deactivate()`` leaves the robot standing, then ``active`` is false;
+    - cleanup / shutdown: the entities are destroyed.
+
+    With the read-only parameter ``autostart`` (default true: `ros2 run`, `o4a bringup`
+    without a manager, tests) the node configures and activates itself at construction;
+    a launch file sets it false and starts the lifecycle_manager node instead. A failed
+    configure raises UserError when autostarting (one clear line, exit status 2)."""
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.active = False
+        self.configure_error = ""
+        self._entities: list = []
+
+    def start(self) -> None:
+        """Configure and activate unless the autostart parameter is false."""
+        from o4a_nav.nav.node_params import LifecycleNodeParams
+
+        if not declare_params(self, LifecycleNodeParams).autostart:
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise UserError(self.configure_error or f"node {self.get_name()}: configure failed")
+        self.trigger_activate()
+
+    # entities created in configure, destroyed in cleanup
+    def pub(self, *args, **kwargs):
+        return self._keep(self.create_publisher(*args, **kwargs), self.destroy_publisher)
+
+    def sub(self, *args, **kwargs):
+        return self._keep(self.create_subscription(*args, **kwargs), self.destroy_subscription)
+
+    def timer(self, *args, **kwargs):
+        return self._keep(self.create_timer(*args, **kwargs), self.destroy_timer)
+
+    def service(self, *args, **kwargs):
+        return self._keep(self.create_service(*args, **kwargs), self.destroy_service)
+
+    def _keep(self, entity, destroy):
+        self._entities.append((entity, destroy))
+        return entity
+
+    def _destroy_entities(self):
+        while self._entities:
+            entity, destroy = self._entities.pop()
+            destroy(entity)
+
+    def configure(self) -> None:
+        raise NotImplementedError
+
+    def activate(self) -> None:
+        pass
+
+    def deactivate(self) -> None:
+        pass
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.configure()
+        except UserError as exc:
+            self.configure_error = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            self._destroy_entities()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.active = True
+        self.activate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.deactivate()
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        if self.active:
+            self.on_deactivate(state)
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
 
 
 def now_sec(node) -> float:

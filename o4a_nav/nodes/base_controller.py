@@ -10,42 +10,55 @@ from __future__ import annotations
 
 import math
 
-from rclpy.node import Node
-
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
 from o4a_nav.nav.node_params import BaseControllerNodeParams
-from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable, stamp_or
+from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes, read_params,
+                                   reliable, stamp_or)
 from o4a_nav.types import Action, MotionStatus
 
 
-class BaseControllerNode(Node):
+class BaseControllerNode(ManagedNode):
+    """Managed node: configure reads the parameters and creates the topics; commands are
+    executed only while active; deactivate aborts the motion and stops the robot."""
+
     def __init__(self, node_name: str = "base_controller", **kwargs):
         super().__init__(node_name, **kwargs)
         self.ctl = BaseController(declare_params(self, BaseControllerParams))
-        setup = declare_params(self, BaseControllerNodeParams)
-        rate = setup.control_rate
-        self.use_stamped, self.base_frame = setup.use_stamped, setup.base_frame
-        from geometry_msgs.msg import Twist, TwistStamped
-        from nav_msgs.msg import Odometry
-        from o4a_msgs.msg import DiscreteAction, MotionState
-
-        self._Twist, self._TwistStamped, self._MotionState = Twist, TwistStamped, MotionState
-        self.pub_cmd = self.create_publisher(TwistStamped if self.use_stamped else Twist, topics.CMD_VEL, reliable(10))
-        self.pub_state = self.create_publisher(MotionState, topics.MOTION_STATE, reliable(10))
-        self.create_subscription(Odometry, topics.ODOM, self._on_odom, SENSOR_QOS)
-        self.create_subscription(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
-        self.timer = self.create_timer(1.0 / rate, self._tick)
+        declare_params(self, BaseControllerNodeParams)
         self._was_moving = False
 
         def set_params(params, _changes):
             self.ctl.params = params  # applies from the next control tick
 
         on_parameter_changes(self, [(lambda: self.ctl.params, set_params)])
+        self.start()
+
+    def configure(self):
+        from geometry_msgs.msg import Twist, TwistStamped
+        from nav_msgs.msg import Odometry
+        from o4a_msgs.msg import DiscreteAction, MotionState
+
+        self.ctl = BaseController(read_params(self, BaseControllerParams))
+        setup = read_params(self, BaseControllerNodeParams)
+        rate = setup.control_rate
+        self.use_stamped, self.base_frame = setup.use_stamped, setup.base_frame
+        self._Twist, self._TwistStamped, self._MotionState = Twist, TwistStamped, MotionState
+        self.pub_cmd = self.pub(TwistStamped if self.use_stamped else Twist, topics.CMD_VEL, reliable(10))
+        self.pub_state = self.pub(MotionState, topics.MOTION_STATE, reliable(10))
+        self.sub(Odometry, topics.ODOM, self._on_odom, SENSOR_QOS)
+        self.sub(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
+        self.timer(1.0 / rate, self._tick)
         self.get_logger().info(
             f"base controller: FORWARD {self.ctl.params.forward_distance} m, ROTATE "
             f"{math.degrees(self.ctl.params.rotation_angle):.1f} deg, {rate:.0f} Hz, "
             f"cmd_vel as {'TwistStamped' if self.use_stamped else 'Twist'}")
+
+    def deactivate(self):
+        """Abort the motion (reported ABORTED) and leave the robot standing."""
+        now = now_sec(self)
+        self._emit(self.ctl.stop("base_controller deactivated"), now)
+        self._publish_cmd(0.0, 0.0, now)
 
     def _on_odom(self, msg):
         now = now_sec(self)
@@ -55,6 +68,10 @@ class BaseControllerNode(Node):
 
     def _on_action(self, msg):
         now = now_sec(self)
+        if not self.active:
+            self.get_logger().warning(f"{topics.ACTION}: inactive (lifecycle), command {msg.sequence} ignored",
+                                      throttle_duration_sec=5.0)
+            return
         try:
             action = Action(int(msg.action))
         except ValueError:
@@ -65,6 +82,8 @@ class BaseControllerNode(Node):
         self._emit(out, now)
 
     def _tick(self):
+        if not self.active:
+            return
         now = now_sec(self)
         self._emit(self.ctl.update(now), now)
 

@@ -7,41 +7,51 @@ o4a/swept_box (reliable, transient local, republished every second).
 """
 from __future__ import annotations
 
-from rclpy.node import Node
-
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import CollisionCheckerNodeParams
-from o4a_nav.nodes._common import SENSOR_QOS, declare_params, on_parameter_changes, reliable
+from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, on_parameter_changes, read_params,
+                                   reliable)
 
 
-class CollisionCheckerNode(Node):
+class CollisionCheckerNode(ManagedNode):
+    """Managed node: configure reads the parameters and creates the topics; scans are
+    checked and A_free published only while active."""
+
     def __init__(self, node_name: str = "collision_checker", **kwargs):
         super().__init__(node_name, **kwargs)
         self.base_frame = declare_params(self, CollisionCheckerNodeParams).base_frame
         self.checker = CollisionChecker(declare_params(self, FootprintParams))
+
+        def set_footprint(params, _changes):
+            self.checker = CollisionChecker(params)
+            if self.active:
+                self._publish_box()
+
+        on_parameter_changes(self, [(lambda: self.checker.params, set_footprint)])
+        self.start()
+
+    def configure(self):
         from geometry_msgs.msg import PolygonStamped
         from o4a_msgs.msg import FreeActions
         from sensor_msgs.msg import LaserScan
 
+        self.base_frame = read_params(self, CollisionCheckerNodeParams).base_frame
+        self.checker = CollisionChecker(read_params(self, FootprintParams))
         self._FreeActions, self._PolygonStamped = FreeActions, PolygonStamped
-        self.pub_free = self.create_publisher(FreeActions, topics.FREE_ACTIONS, reliable(1))
-        self.pub_box = self.create_publisher(PolygonStamped, topics.SWEPT_BOX, reliable(1, latched=True))
-        self.sub = self.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)
+        self.pub_free = self.pub(FreeActions, topics.FREE_ACTIONS, reliable(1))
+        self.pub_box = self.pub(PolygonStamped, topics.SWEPT_BOX, reliable(1, latched=True))
+        self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)
         self.last_result = None
-        self._publish_box()
-        self._box_timer = self.create_timer(1.0, self._publish_box)
-
-        def set_footprint(params, _changes):
-            self.checker = CollisionChecker(params)
-            self._publish_box()
-
-        on_parameter_changes(self, [(lambda: self.checker.params, set_footprint)])
+        self.timer(1.0, lambda: self.active and self._publish_box())
         p = self.checker.params
         self.get_logger().info(
             f"collision checker: box {p.box_x_min:.2f} < x < {p.box_x_max:.2f} m, |y| < {p.box_half_width:.2f} m, "
             f"laser at ({p.laser_x:.2f}, {p.laser_y:.2f}, {p.laser_yaw:.2f} rad), "
             f"footprint {'polygon' if self.checker.polygon is not None else f'circle r={p.robot_radius:.2f} m'}")
+
+    def activate(self):
+        self._publish_box()
 
     def _publish_box(self):
         from geometry_msgs.msg import Point32
@@ -53,6 +63,8 @@ class CollisionCheckerNode(Node):
         self.pub_box.publish(msg)
 
     def _on_scan(self, msg):
+        if not self.active:
+            return
         scan = ros_conv.scan_msg_to_data(msg)
         res = self.checker.free_actions(scan)
         self.last_result = res

@@ -13,6 +13,7 @@ from o4a_nav import topics
 from o4a_nav.errors import UserError
 
 PACKAGE = "o4a_nav"
+MANAGED = ("collision_checker", "navigator", "base_controller")   # lifecycle nodes
 
 # launch argument -> the topic name the nodes use (remapped when the argument differs)
 TOPIC_ARGUMENTS = {
@@ -36,6 +37,8 @@ ARGUMENTS = {
     "namespace": ("", "namespace of every node and of their relative topics, e.g. robot1"),
     "log_level": ("info", "ROS log level of the nodes (debug, info, warn, error)"),
     "use_respawn": ("false", "restart a node that exits"),
+    "autostart": ("true", "the lifecycle_manager configures and activates the managed nodes at start-up "
+                          "(false: call its ~/startup service)"),
     **{name: (topic, f"topic remapped to the nodes' {topic}") for name, topic in TOPIC_ARGUMENTS.items()},
 }
 
@@ -78,7 +81,9 @@ def value(context, name: str) -> str:
 
 def nodes(context, names, params_files: list[str], extra: dict[str, dict] | None = None) -> list:
     """launch_ros Node actions for these o4a_nav nodes (executable = node name) with the
-    namespace, log level, respawn, remappings and merged parameters from the arguments."""
+    namespace, log level, respawn, remappings and merged parameters from the arguments;
+    the managed ones among them wait for a lifecycle_manager, which is added (last) with
+    the autostart argument."""
     from launch_ros.actions import Node
 
     from o4a_nav.params import node_parameters
@@ -88,9 +93,16 @@ def nodes(context, names, params_files: list[str], extra: dict[str, dict] | None
     remaps = [(topic, value(context, arg)) for arg, topic in TOPIC_ARGUMENTS.items()
               if value(context, arg) and value(context, arg) != topic]
     respawn = flag(context, "use_respawn")
+    managed = [n for n in names if n in MANAGED]
+    extra = dict(extra or {})
+    for name in managed:
+        extra[name] = {"autostart": False, **extra.get(name, {})}
+    if managed:
+        names = [*names, "lifecycle_manager"]
+        extra["lifecycle_manager"] = {"node_names": managed, "autostart": flag(context, "autostart")}
     out = []
     for name in names:
-        params = node_parameters(params_files, name, {**common, **(extra or {}).get(name, {})}, namespace)
+        params = node_parameters(params_files, name, {**common, **extra.get(name, {})}, namespace)
         out.append(Node(
             package=PACKAGE, executable=name, name=name, namespace=namespace, output="screen", emulate_tty=True,
             parameters=[params], remappings=remaps, respawn=respawn, respawn_delay=2.0,

@@ -23,7 +23,6 @@ import time
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
@@ -32,63 +31,97 @@ from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
 from o4a_nav.nav.node_params import NavigatorNodeParams
 from o4a_nav.package_data import resolve_model_path
-from o4a_nav.nodes._common import (SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable,
-                                   stamp_or)
+from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes,
+                                   read_params, reliable, stamp_or)
 from o4a_nav.types import Action
 
 
-class NavigatorNode(Node):
+class NavigatorNode(ManagedNode):
+    """Managed node: configure reads the parameters and loads the model (a missing or
+    corrupt one leaves it configured in NO_MODEL), activate starts deciding, publishing
+    and accepting goals, deactivate ends the goal with STOP."""
+
     def __init__(self, node_name: str = "navigator", **kwargs):
         super().__init__(node_name, **kwargs)
-        setup = declare_params(self, NavigatorNodeParams)
-        self.model_path = resolve_model_path(setup.model_path)
-        self.world = setup.world
-        transport = setup.image_transport
-        nav_params = declare_params(self, NavigatorParams)
-        rt_params = declare_params(self, rt.RuntimeParams)
-        checker = CollisionChecker(declare_params(self, FootprintParams))
-
-        from o4a_msgs.action import NavigateToImage
-        from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
-        from o4a_msgs.srv import SetGoal
-        from sensor_msgs.msg import CompressedImage, Image, LaserScan
-
-        self._DiscreteAction, self._NavigatorStatus, self._NavigateToImage = DiscreteAction, NavigatorStatus, NavigateToImage
+        for group in (NavigatorNodeParams, NavigatorParams, rt.RuntimeParams, FootprintParams):
+            declare_params(self, group)
         self.lock = threading.RLock()
-        navigator, error = self._load(setup.torch_threads, nav_params)
-        self.runtime = rt.NavigatorRuntime(
-            navigator, checker, rt_params, model_error=error,
-            publish_action=self._publish_action, publish_status=self._publish_status,
-            on_feedback=self._on_feedback, on_goal_done=self._on_goal_done, log=self._log)
-        if navigator is None:
-            self.runtime.status.stop_threshold = nav_params.stop_threshold
+        self.runtime = None
+        self.action_server = None
         self._goals: dict = {}   # goal id -> [future, goal_handle, canceled]
         self.latencies_ms: list[float] = []
+        self._declare_live_parameters()
+        self.start()
+
+    def configure(self):
+        from o4a_msgs.action import NavigateToImage
+        from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
+        from sensor_msgs.msg import CompressedImage, Image, LaserScan
+
+        setup = read_params(self, NavigatorNodeParams)
+        self.model_path = resolve_model_path(setup.model_path)
+        self.world = setup.world
+        nav_params = read_params(self, NavigatorParams)
+        rt_params = read_params(self, rt.RuntimeParams)
+        checker = CollisionChecker(read_params(self, FootprintParams))
+        self._DiscreteAction, self._NavigatorStatus, self._NavigateToImage = DiscreteAction, NavigatorStatus, NavigateToImage
+        navigator, error = self._load(setup.torch_threads, nav_params)
+        with self.lock:
+            self.runtime = rt.NavigatorRuntime(
+                navigator, checker, rt_params, model_error=error,
+                publish_action=self._publish_action, publish_status=self._publish_status,
+                on_feedback=self._on_feedback, on_goal_done=self._on_goal_done, log=self._log)
+            if navigator is None:
+                self.runtime.status.stop_threshold = nav_params.stop_threshold
 
         inputs = MutuallyExclusiveCallbackGroup()
-        self.pub_action = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
-        self.pub_status = self.create_publisher(NavigatorStatus, topics.STATUS, reliable(10))
-        img_type, suffix = (CompressedImage, "/compressed") if transport == "compressed" else (Image, "")
-        self.create_subscription(img_type, topics.FRONT_IMAGE + suffix, lambda m: self._on_image("front", m),
-                                 SENSOR_QOS, callback_group=inputs)
-        self.create_subscription(img_type, topics.REAR_IMAGE + suffix, lambda m: self._on_image("rear", m),
-                                 SENSOR_QOS, callback_group=inputs)
-        self.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS, callback_group=inputs)
-        self.create_subscription(FreeActions, topics.FREE_ACTIONS, self._on_free, reliable(1), callback_group=inputs)
-        self.create_subscription(MotionState, topics.MOTION_STATE, self._on_motion, reliable(10), callback_group=inputs)
-        self.create_service(SetGoal, topics.SET_GOAL, self._on_set_goal, callback_group=inputs)
-        self.action_server = ActionServer(
-            self, NavigateToImage, topics.NAVIGATE, execute_callback=self._execute,
-            goal_callback=lambda req: GoalResponse.ACCEPT, cancel_callback=self._on_cancel,
-            callback_group=ReentrantCallbackGroup())
-        self.create_timer(0.1, self._tick, callback_group=inputs)
-        self.create_timer(1.0 / setup.status_rate, lambda: self._publish_status(self.runtime.status), callback_group=inputs)
-        self._publish_status(self.runtime.status)
-        self._declare_live_parameters(nav_params)
+        self.pub_action = self.pub(DiscreteAction, topics.ACTION, reliable(10))
+        self.pub_status = self.pub(NavigatorStatus, topics.STATUS, reliable(10))
+        img_type, suffix = (CompressedImage, "/compressed") if setup.image_transport == "compressed" else (Image, "")
+        self.sub(img_type, topics.FRONT_IMAGE + suffix, lambda m: self._on_image("front", m), SENSOR_QOS,
+                 callback_group=inputs)
+        self.sub(img_type, topics.REAR_IMAGE + suffix, lambda m: self._on_image("rear", m), SENSOR_QOS,
+                 callback_group=inputs)
+        self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS, callback_group=inputs)
+        self.sub(FreeActions, topics.FREE_ACTIONS, self._on_free, reliable(1), callback_group=inputs)
+        self.sub(MotionState, topics.MOTION_STATE, self._on_motion, reliable(10), callback_group=inputs)
+        self._inputs = inputs
+        self.timer(0.1, self._tick, callback_group=inputs)
+        self.timer(1.0 / setup.status_rate, lambda: self.active and self._publish_status(self.runtime.status),
+                   callback_group=inputs)
 
-    def _declare_live_parameters(self, nav_params: NavigatorParams):
+    def activate(self):
+        """Goals are served from the first activation on (o4a/set_goal and o4a/navigate
+        appear then, so a client waiting for them finds an active navigator); while
+        inactive they are refused."""
+        from o4a_msgs.srv import SetGoal
+
+        if self.action_server is None:
+            self.service(SetGoal, topics.SET_GOAL, self._on_set_goal, callback_group=self._inputs)
+            self.action_server = ActionServer(
+                self, self._NavigateToImage, topics.NAVIGATE, execute_callback=self._execute,
+                goal_callback=lambda req: GoalResponse.ACCEPT if self.active else GoalResponse.REJECT,
+                cancel_callback=self._on_cancel, callback_group=ReentrantCallbackGroup())
+
+            def destroy(server):
+                server.destroy()
+                self.action_server = None
+
+            self._keep(self.action_server, destroy)
+        self._publish_status(self.runtime.status)
+
+    def deactivate(self):
+        """End the goal (its result says why) and publish STOP if the robot was driven."""
+        self._end_goals("navigator deactivated")
+
+    def _declare_live_parameters(self):
+        def current(cls, of_runtime):
+            return lambda: of_runtime() if self.runtime is not None else read_params(self, cls)
+
         def set_nav(params, changes):
             with self.lock:
+                if self.runtime is None:
+                    return
                 if self.runtime.nav is not None:
                     self.runtime.nav.params = params
                     if "max_steps" in changes:
@@ -97,16 +130,19 @@ class NavigatorNode(Node):
 
         def set_rt(params, _changes):
             with self.lock:
-                self.runtime.params = params
+                if self.runtime is not None:
+                    self.runtime.params = params
 
         def set_footprint(params, _changes):
             with self.lock:
-                self.runtime.checker = CollisionChecker(params)
+                if self.runtime is not None:
+                    self.runtime.checker = CollisionChecker(params)
 
         on_parameter_changes(self, [
-            (lambda: self.runtime.nav.params if self.runtime.nav else nav_params, set_nav),
-            (lambda: self.runtime.params, set_rt),
-            (lambda: self.runtime.checker.params, set_footprint)])
+            (current(NavigatorParams, lambda: self.runtime.nav.params if self.runtime.nav
+                     else read_params(self, NavigatorParams)), set_nav),
+            (current(rt.RuntimeParams, lambda: self.runtime.params), set_rt),
+            (current(FootprintParams, lambda: self.runtime.checker.params), set_footprint)])
 
     # ------------------------------------------------------------------ model
     def _load(self, threads: int, params: NavigatorParams):
@@ -184,6 +220,8 @@ class NavigatorNode(Node):
 
     # ------------------------------------------------------------------ inputs
     def _on_image(self, which: str, msg):
+        if not self.active:
+            return
         arrival = time.perf_counter()
         now = now_sec(self)
         try:
@@ -197,6 +235,8 @@ class NavigatorNode(Node):
             self.runtime.on_image(which, img, stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), now, arrival)
 
     def _on_scan(self, msg):
+        if not self.active:
+            return
         now = now_sec(self)
         scan = ros_conv.scan_msg_to_data(msg)
         scan.stamp = stamp_or(scan.stamp, now)
@@ -204,6 +244,8 @@ class NavigatorNode(Node):
             self.runtime.on_scan(scan, now)
 
     def _on_free(self, msg):
+        if not self.active:
+            return
         now = now_sec(self)
         free = {a for a, ok in ((Action.FORWARD, msg.forward), (Action.ROTATE_LEFT, msg.rotate_left),
                                 (Action.ROTATE_RIGHT, msg.rotate_right)) if ok}
@@ -211,12 +253,16 @@ class NavigatorNode(Node):
             self.runtime.on_free_actions(free, stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), now)
 
     def _on_motion(self, msg):
+        if not self.active:
+            return
         now = now_sec(self)
         with self.lock:
             self.runtime.on_motion_state(int(msg.sequence), int(msg.state),
                                          stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), msg.message, now)
 
     def _tick(self):
+        if not self.active:
+            return
         with self.lock:
             self.runtime.tick(now_sec(self))
 
@@ -225,6 +271,8 @@ class NavigatorNode(Node):
         return ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg)
 
     def _set_goal(self, front_msg, rear_msg, gid=None, max_steps: int = 0) -> tuple[bool, str]:
+        if not self.active:
+            return False, "navigator inactive (lifecycle): activate it first"
         try:
             front, rear = self._goal_images(front_msg, rear_msg)
         except UserError as exc:
@@ -277,17 +325,21 @@ class NavigatorNode(Node):
             goal_handle.abort()
         return out
 
-    def shutdown(self):
+    def _end_goals(self, reason: str):
+        """End the running goal (STOP published, result with the reason) and any other open one."""
         with self.lock:
+            try:
+                if self.runtime is not None:
+                    self.runtime.cancel(None, reason)
+            except Exception:  # context already shut down: nothing can be published any more
+                pass
             for entry in list(self._goals.values()):
                 if not entry[0].done():
-                    entry[0].set_result(rt.GoalResult(False, "navigator shutting down"))
-            try:
-                if self.runtime.active:
-                    self._publish_action(Action.STOP, self.runtime.seq + 1)
-            except Exception:
-                pass
-        self.action_server.destroy()
+                    entry[0].set_result(rt.GoalResult(False, reason))
+
+    def shutdown(self):
+        self._end_goals("navigator shutting down")
+        self._destroy_entities()
 
 
 def main(args=None):
