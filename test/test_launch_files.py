@@ -188,7 +188,7 @@ def test_installed_share_has_launch_config_and_model(prefix):
     share = prefix / "share" / "o4a_nav"
     assert {p.name for p in (share / "launch").glob("*.launch.py")} == {
         "navigation.launch.py", "sim_navigation.launch.py", "explore.launch.py"}
-    assert (share / "config" / "navigation.yaml").is_file() and (share / "config" / "sim.yaml").is_file()
+    assert all((share / "config" / f).is_file() for f in ("navigation.yaml", "sim.yaml", "o4a_nav.rviz"))
     assert (share / "models" / "o4a_default" / "weights.pt").is_file()
     for exe in ("sim", "explorer", "lifecycle_manager", *NAV_NODES):
         assert os.access(prefix / "lib" / "o4a_nav" / exe, os.X_OK), exe

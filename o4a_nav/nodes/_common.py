@@ -125,6 +125,27 @@ class ManagedNode(LifecycleNode):
     def service(self, *args, **kwargs):
         return self._keep(self.create_service(*args, **kwargs), self.destroy_service)
 
+    def diagnostics(self, build, period: float = 1.0):
+        """Publish build() -> [o4a_nav.nav.diagnostics.Diagnostic] on /diagnostics
+        (diagnostic_msgs/DiagnosticArray) every ``period`` seconds, names prefixed with this
+        node's full name; call in configure."""
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        pub = self.pub(DiagnosticArray, "/diagnostics", reliable(10))
+        prefix = self.get_fully_qualified_name().lstrip("/")
+
+        def tick():
+            arr = DiagnosticArray()
+            arr.header.stamp = self.get_clock().now().to_msg()
+            for d in build():
+                st = DiagnosticStatus(level=bytes([d.level]), name=f"{prefix}: {d.name}", message=d.message,
+                                      hardware_id=prefix)
+                st.values = [KeyValue(key=str(k), value=str(v)) for k, v in d.values.items()]
+                arr.status.append(st)
+            pub.publish(arr)
+
+        self.timer(period, tick)
+
     def _keep(self, entity, destroy):
         self._entities.append((entity, destroy))
         return entity

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from o4a_nav import ros_conv, topics
+from o4a_nav.nav import diagnostics as diag
 from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
 from o4a_nav.nav.node_params import BaseControllerNodeParams
 from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes, read_params,
@@ -49,10 +50,19 @@ class BaseControllerNode(ManagedNode):
         self.sub(Odometry, topics.ODOM, self._on_odom, SENSOR_QOS)
         self.sub(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
         self.timer(1.0 / rate, self._tick)
+        self.faults, self.last_fault, self.last_failed = 0, "", False
+        self.diagnostics(self._diagnostics)
         self.get_logger().info(
             f"base controller: FORWARD {self.ctl.params.forward_distance} m, ROTATE "
             f"{math.degrees(self.ctl.params.rotation_angle):.1f} deg, {rate:.0f} Hz, "
             f"cmd_vel as {'TwistStamped' if self.use_stamped else 'Twist'}")
+
+    def _diagnostics(self):
+        executing = self.ctl.state == MotionStatus.EXECUTING
+        return [diag.lifecycle(self.active),
+                diag.input_freshness({"odom": self.ctl.odom_stamp}, now_sec(self), self.ctl.params.odom_timeout,
+                                     required=executing),
+                diag.motion(MotionStatus(self.ctl.state).name, self.faults, self.last_fault, self.last_failed)]
 
     def deactivate(self):
         """Abort the motion (reported ABORTED) and leave the robot standing."""
@@ -93,6 +103,10 @@ class BaseControllerNode(ManagedNode):
             self._publish_cmd(out.linear, out.angular, now)
         self._was_moving = moving
         for r in out.reports:
+            if r.state == MotionStatus.ABORTED:
+                self.faults, self.last_fault, self.last_failed = self.faults + 1, r.message, True
+            elif r.state == MotionStatus.SUCCEEDED:
+                self.last_failed = False
             m = self._MotionState()
             ros_conv.fill_header(m.header, now, self.base_frame)
             m.sequence, m.action, m.state, m.message = int(r.sequence), int(r.action), int(r.state), r.message

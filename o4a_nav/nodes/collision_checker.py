@@ -7,11 +7,16 @@ o4a/swept_box (reliable, transient local, republished every second).
 """
 from __future__ import annotations
 
+import math
+
 from o4a_nav import ros_conv, topics
+from o4a_nav.nav import diagnostics as diag
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import CollisionCheckerNodeParams
-from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, on_parameter_changes, read_params,
-                                   reliable)
+from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes,
+                                   read_params, reliable, stamp_or)
+
+SCAN_STALE_S = 0.5   # /diagnostics: a scan older than this is reported stale
 
 
 class CollisionCheckerNode(ManagedNode):
@@ -43,7 +48,9 @@ class CollisionCheckerNode(ManagedNode):
         self.pub_box = self.pub(PolygonStamped, topics.SWEPT_BOX, reliable(1, latched=True))
         self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)
         self.last_result = None
+        self.last_scan = -math.inf   # node-clock time of the newest scan
         self.timer(1.0, lambda: self.active and self._publish_box())
+        self.diagnostics(self._diagnostics)
         p = self.checker.params
         self.get_logger().info(
             f"collision checker: box {p.box_x_min:.2f} < x < {p.box_x_max:.2f} m, |y| < {p.box_half_width:.2f} m, "
@@ -52,6 +59,17 @@ class CollisionCheckerNode(ManagedNode):
 
     def activate(self):
         self._publish_box()
+
+    def _diagnostics(self):
+        d = [diag.lifecycle(self.active),
+             diag.input_freshness({"scan": self.last_scan}, now_sec(self), SCAN_STALE_S, required=self.active)]
+        r = self.last_result
+        if r is not None:
+            d.append(diag.Diagnostic("free actions", diag.OK, "FORWARD " + ("free" if r.forward else "blocked"), {
+                "forward": str(r.forward).lower(), "rotate_left": str(r.rotate_left).lower(),
+                "rotate_right": str(r.rotate_right).lower(), "forward clearance [m]": f"{r.forward_clearance:.3f}",
+                "points in box": str(r.points_in_box), "NaN rays": str(r.n_invalid)}))
+        return d
 
     def _publish_box(self):
         from geometry_msgs.msg import Point32
@@ -66,6 +84,7 @@ class CollisionCheckerNode(ManagedNode):
         if not self.active:
             return
         scan = ros_conv.scan_msg_to_data(msg)
+        self.last_scan = stamp_or(scan.stamp, now_sec(self))
         res = self.checker.free_actions(scan)
         self.last_result = res
         out = self._FreeActions()

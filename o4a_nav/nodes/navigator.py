@@ -26,6 +26,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
+from o4a_nav.nav import diagnostics as diag
 from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
@@ -89,6 +90,7 @@ class NavigatorNode(ManagedNode):
         self.timer(0.1, self._tick, callback_group=inputs)
         self.timer(1.0 / setup.status_rate, lambda: self.active and self._publish_status(self.runtime.status),
                    callback_group=inputs)
+        self.diagnostics(self._diagnostics)
 
     def activate(self):
         """Goals are served from the first activation on (o4a/set_goal and o4a/navigate
@@ -109,6 +111,18 @@ class NavigatorNode(ManagedNode):
 
             self._keep(self.action_server, destroy)
         self._publish_status(self.runtime.status)
+
+    def _diagnostics(self):
+        with self.lock:
+            r = self.runtime
+            stamps = {name: inp.stamp for name, inp in r.inputs.items()}
+            return [diag.lifecycle(self.active),
+                    diag.model(self.model_path, r.nav.world if r.nav else self.world, r.model_error),
+                    diag.input_freshness(stamps, now_sec(self), r.params.stale_timeout, required=r.active),
+                    diag.latency(self.latencies_ms),
+                    diag.Diagnostic("navigation", diag.OK, r.status.state_text, {
+                        "state": r.status.state_text, "step": str(r.status.step),
+                        "goal distance d_h": f"{r.status.goal_distance:.3f}", "message": r.status.message})]
 
     def deactivate(self):
         """End the goal (its result says why) and publish STOP if the robot was driven."""
