@@ -18,7 +18,7 @@ from .runner import MAX_STEPS, render_goal, run_episode
 
 ALL_POLICIES = (*O4A_VARIANTS, "random", "graph", "oracle")
 # every policy, in the order of the tables (the method, our flags, the ablations, baselines)
-DEFAULT_POLICIES = ("o4a", "o4a-anti-oscillation", "o4a-lookahead", "o4a-no-repulsor", "o4a-no-attractor", "random",
+DEFAULT_POLICIES = ("o4a", "o4a-anti-oscillation", "o4a-lookahead", "o4a-scan", "o4a-no-repulsor", "o4a-no-attractor", "random",
                     "graph", "oracle")
 
 
