@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from o4a_nav.learning.graph import graph_name
 from o4a_nav.plotting import pyplot, save_figure
 from o4a_nav.types import Action
 
@@ -26,7 +27,7 @@ from .policies import EpisodeContext, O4APolicy
 def merged_graph(model_dir, worlds) -> TrainingGraph:
     """All worlds' training graphs side by side (node ids offset): the graph an SPTM-like
     agent would keep to navigate in all of them."""
-    graphs = [TrainingGraph.load(Path(model_dir) / f"graph_{w}.npz") for w in worlds]
+    graphs = [TrainingGraph.load(Path(model_dir) / graph_name(w)) for w in worlds]
     codes, src, dst, wt, off = [], [], [], [], 0
     for g in graphs:
         codes.append(g.codes)
@@ -82,7 +83,7 @@ def run_graph_scaling(cfg, sizes=None, repeats: int = 40, progress: bool = True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(cfg.model)
-    worlds = [w for w in cfg.worlds if (Path(cfg.model) / f"graph_{w}.npz").is_file()]
+    worlds = [w for w in cfg.worlds if (Path(cfg.model) / graph_name(w)).is_file()]
     if not worlds:
         from o4a_nav.errors import ModelLoadError
 

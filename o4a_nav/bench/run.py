@@ -85,7 +85,9 @@ def make_policies(cfg: BenchConfig, model, world_name: str, notes: list[str]) ->
             except TypeError as exc:  # e.g. anti_oscillation not supported by this navigator
                 notes.append(f"policy {name} skipped: {exc}")
         elif name == "graph":
-            gpath = Path(cfg.model) / f"graph_{world_name}.npz"
+            from o4a_nav.learning.graph import graph_name
+
+            gpath = Path(cfg.model) / graph_name(world_name)
             if not gpath.is_file():
                 notes.append(f"policy graph skipped in world '{world_name}': {gpath} not found")
                 continue
