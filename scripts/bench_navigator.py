@@ -104,7 +104,7 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
     from o4a_msgs.srv import SetGoal
     from o4a_nav import ros_conv, topics
     from o4a_nav.nodes._common import SENSOR_QOS, reliable
-    from o4a_nav.types import MotionStatus, NavState, ScanData
+    from o4a_nav.types import Action, MotionStatus, NavState, ScanData
     from sensor_msgs.msg import Image, LaserScan
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -201,7 +201,7 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
                 if not ev.wait(5.0):
                     raise RuntimeError(f"no decision within 5 s at step {i}")
                 ev.clear()
-                if got["msg"].action != 0:  # a STOP (stale input at start-up) is not a decision
+                if got["msg"].action != Action.STOP:  # a STOP (stale input at start-up) is not a decision
                     break
             last = got["msg"]
             if i >= 10:

@@ -232,22 +232,22 @@ def test_navigation_launch_namespace_parameters_remaps(prefix, launched, ros, tm
     assert d["model_path"].read_only and d["memory_size"].read_only and not d["stop_threshold"].read_only
     assert d["stop_threshold"].floating_point_range[0].to_value == 1000.0 and d["stop_threshold"].description
 
+    # managed nodes, brought up by the lifecycle_manager (autostart): topics exist once configured
+    assert wait_until(lambda: all(probe.lifecycle_state(n) == "active" for n in nodes), 90.0, 0.5)
     # remapped topics, resolved in the namespace (absolute ones as given)
-    subs, _ = probe.topics_of(nodes[0])
-    assert f"/{ns}/base_scan" in subs
-    subs, pubs = probe.topics_of(nodes[1])
-    assert {f"/{ns}/cam_f/image", f"/{ns}/cam_r/image", f"/{ns}/base_scan", f"/{ns}/o4a/free_actions"} <= subs
-    assert f"/{ns}/o4a/status" in pubs
-    subs, pubs = probe.topics_of(nodes[2])
-    assert f"/{ns}/wheel/odom" in subs and "/diff/cmd_vel" in pubs
+    assert wait_until(lambda: f"/{ns}/base_scan" in probe.topics_of(nodes[0])[0], 20.0)
+    assert wait_until(lambda: {f"/{ns}/cam_f/image", f"/{ns}/cam_r/image", f"/{ns}/base_scan",
+                               f"/{ns}/o4a/free_actions"} <= probe.topics_of(nodes[1])[0], 20.0)
+    assert wait_until(lambda: f"/{ns}/o4a/status" in probe.topics_of(nodes[1])[1], 20.0)
+    assert wait_until(lambda: f"/{ns}/wheel/odom" in probe.topics_of(nodes[2])[0]
+                      and "/diff/cmd_vel" in probe.topics_of(nodes[2])[1], 20.0)
 
     # the navigator loaded the model for four_rooms: IDLE (no goal yet), not NO_MODEL
     from o4a_nav.types import NavState
 
     st = probe.status(f"/{ns}/o4a/status")
     assert st is not None and st.state == NavState.IDLE, (st, la.text()[-3000:])
-    # managed nodes, brought up by the lifecycle_manager (autostart); pause deactivates them
-    assert wait_until(lambda: all(probe.lifecycle_state(n) == "active" for n in nodes), 60.0)
+    # pause deactivates the managed nodes
     res = probe.trigger(f"/{ns}/lifecycle_manager/pause")
     assert res.success and all(probe.lifecycle_state(n) == "inactive" for n in nodes), res.message
     assert "loaded (world four_rooms)" not in la.text()   # log_level warn reached the nodes: no INFO lines

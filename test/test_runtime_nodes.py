@@ -18,7 +18,7 @@ from o4a_nav import ros_conv, topics
 from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.collision import FootprintParams
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
-from o4a_nav.types import Action, NavState, Pose2D, ScanData
+from o4a_nav.types import Action, MotionStatus, NavState, Pose2D, ScanData
 
 from conftest import wait_until  # noqa: E402
 
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.ros
 
 # A namespace of our own on top of the per-process ROS domain: test processes of other
 # suites that happen to share the domain cannot cross-talk with these nodes.
+FINAL = (MotionStatus.SUCCEEDED, MotionStatus.ABORTED)
 NS = f"/o4a_test_{os.getpid()}"
 
 
@@ -165,26 +166,26 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
     try:
         time.sleep(0.3)
         send_action(probe, Action.FORWARD, 1)
-        assert wait_until(lambda: any(m.sequence == 1 and m.state in (2, 3) for m in probe.motion), 10.0)
-        assert [m.message for m in probe.motion if m.sequence == 1 and m.state in (2, 3)] == [""]  # SUCCEEDED
+        assert wait_until(lambda: any(m.sequence == 1 and m.state in FINAL for m in probe.motion), 10.0)
+        assert [m.message for m in probe.motion if m.sequence == 1 and m.state in FINAL] == [""]  # SUCCEEDED
         assert math.hypot(base.pose.x, base.pose.y) == pytest.approx(0.25, abs=0.03)
         assert probe.cmds[-1].linear.x == 0.0
         send_action(probe, Action.ROTATE_LEFT, 2)
-        assert wait_until(lambda: any(m.sequence == 2 and m.state == 2 for m in probe.motion), 10.0)
+        assert wait_until(lambda: any(m.sequence == 2 and m.state == MotionStatus.SUCCEEDED for m in probe.motion), 10.0)
         assert base.pose.yaw == pytest.approx(math.radians(15), abs=0.04)
         # stale odometry during a motion: ABORTED and zero velocity
         send_action(probe, Action.FORWARD, 3)
-        assert wait_until(lambda: any(m.sequence == 3 and m.state == 1 for m in probe.motion), 5.0)
+        assert wait_until(lambda: any(m.sequence == 3 and m.state == MotionStatus.EXECUTING for m in probe.motion), 5.0)
         base.publish_odom = False
-        assert wait_until(lambda: any(m.sequence == 3 and m.state == 3 for m in probe.motion), 8.0)
-        msg = [m for m in probe.motion if m.sequence == 3 and m.state == 3][0].message
+        assert wait_until(lambda: any(m.sequence == 3 and m.state == MotionStatus.ABORTED for m in probe.motion), 8.0)
+        msg = [m for m in probe.motion if m.sequence == 3 and m.state == MotionStatus.ABORTED][0].message
         assert "odometry" in msg
         assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 2.0)
         # stale command refused
         base.publish_odom = True
         time.sleep(0.2)
         send_action(probe, Action.FORWARD, 4, stamp=probe.now() - 5.0)
-        assert wait_until(lambda: any(m.sequence == 4 and m.state == 3 for m in probe.motion), 5.0)
+        assert wait_until(lambda: any(m.sequence == 4 and m.state == MotionStatus.ABORTED for m in probe.motion), 5.0)
         assert "stale command" in [m for m in probe.motion if m.sequence == 4][-1].message
     finally:
         base.stop()
