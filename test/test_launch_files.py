@@ -140,10 +140,15 @@ class Probe:
         values = self._call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names)).values
         return {n: parameter_value_to_python(v) for n, v in zip(names, values)}
 
-    def lifecycle_state(self, node: str) -> str:
+    def lifecycle_state(self, node: str, timeout: float = 20.0) -> str | None:
+        """The node's lifecycle state label; None when no answer came (e.g. a request that
+        reached only a killed process' endpoint, which DDS forgets after its lease)."""
         from lifecycle_msgs.srv import GetState
 
-        return self._call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+        try:
+            return self._call(GetState, f"{node}/get_state", GetState.Request(), timeout).current_state.label
+        except AssertionError:
+            return None
 
     def trigger(self, name: str):
         from std_srvs.srv import Trigger
@@ -280,6 +285,20 @@ def test_sim_navigation_launch_shipped_model_and_sim_time(prefix, launched, ros)
     st = probe.status(f"/{ns}/o4a/status", timeout=90.0)
     assert st is not None and st.state == NavState.IDLE, (st, la.text()[-3000:])
     assert str(Path("share/o4a_nav/models/o4a_default")) in la.text()   # loaded from the package share
+
+    # use_respawn:=true: a killed node is started again (unconfigured: a managed node waits
+    # for the manager, whose ~/startup brings it back to active)
+    import re
+
+    pid = int(re.search(r"\[collision_checker-\d+\]: process started with pid \[(\d+)\]", la.text()).group(1))
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: len(re.findall(r"\[collision_checker-\d+\]: process started", la.text())) == 2,
+                      60.0, 0.2), la.text()[-3000:]
+    cc = f"/{ns}/collision_checker"
+    assert wait_until(lambda: cc in probe.names(), 60.0, 0.2)
+    assert wait_until(lambda: probe.lifecycle_state(cc, timeout=3.0) == "unconfigured", 90.0, 0.5)
+    res = probe.trigger(f"/{ns}/lifecycle_manager/startup")
+    assert res.success and probe.lifecycle_state(cc) == "active", res.message
     assert la.stop() == 0, la.text()[-3000:]
 
 
