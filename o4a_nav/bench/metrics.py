@@ -38,6 +38,7 @@ class EpisodeResult:
     collisions: int = 0  # motions the simulator rejected
     cached_steps: int = 0  # decisions whose embedding was an exact cache hit (no latency)
     latencies_s: list[float] = field(default_factory=list)  # decisions that embedded
+    actions: list[int] = field(default_factory=list)  # every decision in order (Action values, STOP included)
     trajectory: list[tuple[float, float, float]] = field(default_factory=list)  # x, y, yaw
 
     @property

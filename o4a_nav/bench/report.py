@@ -102,6 +102,14 @@ def markdown_report(payload: dict) -> str:
         "",
         markdown_table(payload["records"], "all"),
     ]
+    if payload.get("ros_agreement"):
+        from .agreement import markdown
+
+        out += ["", "## Through the ROS stack: decision agreement with the core", "",
+                "Policy `o4a` is the in-process core, `o4a-ros` the same episodes through the sim, collision_checker, "
+                "navigator and base_controller nodes with the simulator in lockstep. A step agrees when both took the "
+                "same decision at that step; SE = binomial standard error.", "",
+                markdown(payload["ros_agreement"])]
     for w in cfg.get("worlds", []):
         out += ["", f"## {w}", "", markdown_table(payload["records"], w)]
     if payload.get("notes"):

@@ -251,7 +251,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, jobs: int = 1, checkp
 
 
 def _write_outputs(cfg, out, worlds, episodes, results, per_policy_time, notes, model_meta, jobs, wall_s,
-                   partial) -> dict:
+                   partial, extra: dict | None = None) -> dict:
     from . import report
 
     # Deterministic order whatever the completion order: world, difficulty, index, policy.
@@ -291,6 +291,7 @@ def _write_outputs(cfg, out, worlds, episodes, results, per_policy_time, notes, 
         "episodes": [r.summary() for r in rs],
         "episode_list": [ep.to_dict() for ep in episodes],
         "trajectory_pictures": pictures,
+        **(extra or {}),
     }
     report.write_json(out / "results.json", payload)
     (out / "results.md").write_text(report.markdown_report(payload))

@@ -78,6 +78,7 @@ def run_episode(
         else:
             res.latencies_s.append(dt)
         res.steps += 1
+        res.actions.append(int(action))
         if action == Action.STOP:
             res.stopped = True
             break

@@ -3,6 +3,7 @@
     o4a bench --model models/o4a_default --episodes 20 --seed 0 --out runs/bench
     o4a bench --model models/o4a_default --worlds two_rooms --episodes 2 --policy o4a,oracle
     o4a bench --model models/o4a_default --graph-scaling --policy none --out runs/scaling
+    o4a bench --model models/o4a_default --through-ros --episodes 3 --seed 1 --out runs/bench_ros
 """
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def add_arguments(p) -> None:
                    help="also measure the graph baseline's memory and per-step latency vs graph size, next to O4A's")
     p.add_argument("--scaling-sizes", type=int, nargs="+", metavar="N",
                    help="graph sizes (nodes) for --graph-scaling (default: powers of two up to the full graph)")
+    p.add_argument("--through-ros", action="store_true",
+                   help="run policy o4a on every episode both in-process and through the ROS nodes (sim in lockstep, "
+                        "collision_checker, navigator, base_controller; config/navigation.yaml) and report the decision "
+                        "agreement (policy o4a-ros in the tables); --policy, --jobs and --graph-scaling do not apply")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -60,6 +65,8 @@ def command_line(cfg, args) -> str:
         parts += ["--nav-param", f"{k}={v}"]
     if args.graph_scaling:
         parts.append("--graph-scaling")
+    if getattr(args, "through_ros", False):
+        parts.append("--through-ros")
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -105,8 +112,21 @@ def run(args) -> int:
         trajectories=args.trajectories,
         threads=args.threads,
     )
+    if args.through_ros:
+        if args.graph_scaling or args.jobs != 1 or (args.policies and policies != ["o4a"]):
+            raise UserError("--through-ros runs policy o4a only, in one process: drop --policy, --jobs and "
+                            "--graph-scaling")
+        cfg.policies = ["o4a"]
     cfg.command = command_line(cfg, args)
     out = Path(args.out)
+    if args.through_ros:
+        from o4a_nav.commands._lockstep import run_benchmark_through_ros
+
+        payload = run_benchmark_through_ros(cfg, progress=not args.no_progress)
+        print((out / "results.md").read_text())
+        print(f"wrote {out / 'results.json'}, {out / 'results.md'} and {len(payload['trajectory_pictures'])} trajectory "
+              f"pictures in {out} ({payload['wall_time_s']:.0f} s)")
+        return 0
     if policies:
         payload = run_benchmark(cfg, progress=not args.no_progress, jobs=args.jobs)
         print((out / "results.md").read_text())

@@ -53,11 +53,13 @@ def init_ros(ros_args: list[str], **kwargs) -> None:
         raise UserError(f"--ros-args {' '.join(ros_args)}: {reason}") from None
 
 
-def make_node(name: str, module: str, cls: str, overrides: list, namespace: str | None = None):
+def make_node(name: str, module: str, cls: str, overrides: list, namespace: str | None = None, context=None):
     """One node of a plan() entry (rclpy must be initialised)."""
     import importlib
 
     kw = {"namespace": namespace} if namespace else {}
+    if context is not None:
+        kw["context"] = context
     return getattr(importlib.import_module(module), cls)(node_name=name, parameter_overrides=overrides, **kw)
 
 
@@ -122,8 +124,9 @@ def plan(args) -> list[tuple[str, str, str, list]]:
             from rclpy.parameter import Parameter
 
             nav_ov[:] = [p for p in nav_ov if p.name != "world"] + [Parameter("world", value=str(sim_world))]
-    # a simulator that publishes /clock: every other node runs on simulated time
-    sim_clock = any(p.name == "publish_clock" and p.value is True for n, _, _, ov in out if n == "sim" for p in ov)
+    # a simulator that publishes /clock (lockstep implies it): every other node runs on simulated time
+    sim_clock = any(p.name in ("publish_clock", "lockstep") and p.value is True
+                    for n, _, _, ov in out if n == "sim" for p in ov)
     if sim_clock:
         from rclpy.parameter import Parameter
 

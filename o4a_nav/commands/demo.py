@@ -2,10 +2,13 @@
 
 Starts the simulator and the navigation stack (collision_checker, navigator,
 base_controller) in this process with the same nodes and YAML parameters as
-`o4a bringup --sim`, renders a goal image pair at a goal sampled with the benchmark's
-protocol, sends it through the o4a/navigate action, prints the feedback and the outcome,
-and saves a top-down picture of the trajectory (ground truth from the simulator, used
-for the picture and the reported distance only).
+`o4a bringup --sim`, the simulator in lockstep (simulated time advances when the stack
+has acted, motions exact: the same seed gives the same run on any machine, under any
+load), renders a goal image pair at a goal sampled with the benchmark's protocol, sends
+it through the o4a/navigate action, prints the feedback, the outcome, the steps and the
+wall time, and saves a top-down picture of the trajectory and a record of the run
+(episode.json: outcome, steps, final distance, the decisions as a string). Ground truth
+from the simulator is used for the picture and the reported distance only.
 """
 from __future__ import annotations
 
@@ -21,9 +24,10 @@ def add_arguments(p) -> None:
                    help="start-goal geodesic distance bin (default easy: 1.5-3 m)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     p.add_argument("--max-steps", type=int, default=150, help="decision budget (default 150)")
-    p.add_argument("--timeout", type=float, default=240.0, metavar="S", help="give up after S seconds (default 240)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                   help="give up after S seconds of wall time (default 600)")
     p.add_argument("--out", default="runs/demo", metavar="DIR",
-                   help="where the trajectory picture and goal images go (default runs/demo)")
+                   help="where the trajectory picture, goal images and episode.json go (default runs/demo)")
     p.add_argument("--quiet", action="store_true", help="no per-step lines")
 
 
@@ -45,22 +49,21 @@ def _model_dir(arg):
 
 
 def run(args) -> int:
-    import argparse
-    import sys
-    import threading
-    import time
+    import json
     from pathlib import Path
     from types import SimpleNamespace
 
     import cv2
-    import numpy as np
 
+    from o4a_nav.bench.agreement import action_string
     from o4a_nav.bench.episodes import sample_episodes
-    from o4a_nav.commands import bringup
+    from o4a_nav.commands import _lockstep
     from o4a_nav.errors import UserError
     from o4a_nav.learning.model_io import load_model
     from o4a_nav.sim import SimRobot, load_world
 
+    if args.max_steps < 1:
+        raise UserError(f"--max-steps must be >= 1 (got {args.max_steps})")
     model_dir = _model_dir(args.model)
     model = load_model(model_dir)  # ModelLoadError says what is wrong
     world_name = args.world or model.worlds[0]
@@ -82,95 +85,42 @@ def run(args) -> int:
     robot.close()
     cv2.imwrite(str(out / "goal_front.png"), cv2.cvtColor(goal_front, cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(out / "goal_rear.png"), cv2.cvtColor(goal_rear, cv2.COLOR_RGB2BGR))
-    print(f"demo: world {world_name}, {args.difficulty} episode: start ({ep.start.x:.2f}, {ep.start.y:.2f}), "
-          f"goal ({ep.goal.x:.2f}, {ep.goal.y:.2f}), geodesic {ep.geodesic_m:.2f} m; model {model_dir}", flush=True)
+    print(f"demo: world {world_name}, {args.difficulty} episode (seed {args.seed}): start ({ep.start.x:.2f}, "
+          f"{ep.start.y:.2f}), goal ({ep.goal.x:.2f}, {ep.goal.y:.2f}), geodesic {ep.geodesic_m:.2f} m; "
+          f"model {model_dir}; simulator in lockstep", flush=True)
+    names = {0: "STOP", 1: "FORWARD", 2: "ROTATE_LEFT", 3: "ROTATE_RIGHT"}
 
-    plan = bringup.plan(argparse.Namespace(
-        sim=True, params=None, model=str(model_dir), world=world_name, seed=args.seed,
-        set=[f"sim.initial_pose=[{ep.start.x}, {ep.start.y}, {ep.start.yaw}]"]))
+    def on_feedback(msg):
+        fb = msg.feedback
+        if not args.quiet:
+            print(f"step {fb.step:4d}  d_h {fb.goal_distance:7.2f}  {names.get(fb.last_action, fb.last_action)}",
+                  flush=True)
 
-    import rclpy
-    from rclpy.action import ActionClient
-    from rclpy.executors import SingleThreadedExecutor
-
-    from geometry_msgs.msg import PoseStamped
-    from o4a_msgs.action import NavigateToImage
-    from o4a_nav import topics
-    from o4a_nav.commands.goal import make_goal
-    from o4a_nav.types import Action
-
-    rclpy.init()
-    nodes, trajectory, client = [], [], None
-    # One thread for all callbacks: the navigate action is a coroutine, rendering runs on
-    # the GL thread, and rclpy's MultiThreadedExecutor starves itself on 2 cores.
-    executor = SingleThreadedExecutor()
-    spinner = None
-    try:
-        for name, module, cls, overrides in plan:
-            nodes.append(bringup.make_node(name, module, cls, overrides))
-            executor.add_node(nodes[-1])
-        client_node = rclpy.create_node("o4a_demo")
-        nodes.append(client_node)
-        executor.add_node(client_node)
-        client_node.create_subscription(
-            PoseStamped, topics.GROUND_TRUTH_POSE,
-            lambda m: trajectory.append((m.pose.position.x, m.pose.position.y)), 10)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-
-        client = ActionClient(client_node, NavigateToImage, topics.NAVIGATE)
-        if not client.wait_for_server(timeout_sec=30.0):
-            raise UserError("the navigator's action server did not come up")
-        goal = make_goal(goal_front, goal_rear, client_node.get_clock().now().nanoseconds * 1e-9, args.max_steps)
-
-        def on_feedback(msg):
-            fb = msg.feedback
-            if not args.quiet:
-                print(f"step {fb.step:4d}  d_h {fb.goal_distance:7.2f}  {Action(fb.last_action).name if fb.last_action in set(Action) else fb.last_action}",
-                      flush=True)
-
-        def wait(future, timeout):
-            t_end = time.monotonic() + timeout
-            while not future.done() and time.monotonic() < t_end:
-                time.sleep(0.02)
-            return future.result() if future.done() else None
-
-        handle = wait(client.send_goal_async(goal, feedback_callback=on_feedback), 30.0)
-        if handle is None or not handle.accepted:
-            raise UserError("the navigator did not accept the goal (see its log above)")
-        result = wait(handle.get_result_async(), args.timeout)
-        if result is None:
-            print(f"demo: no result after {args.timeout:.0f} s: cancelling", file=sys.stderr)
-            wait(handle.cancel_goal_async(), 5.0)
-            res = SimpleNamespace(success=False, reason="timeout", steps=0, forwards=0, rotations=0)
-        else:
-            res = result.result
-        time.sleep(0.2)  # last pose message
-    finally:
-        if client is not None:
-            client.destroy()
-        executor.shutdown(timeout_sec=2.0)
-        if spinner is not None:
-            spinner.join(timeout=5.0)
-        bringup.stop_nodes(nodes)
-        if rclpy.ok():
-            rclpy.shutdown()
-
-    final = trajectory[-1] if trajectory else (ep.start.x, ep.start.y)
-    dist = world.geodesic(final, (ep.goal.x, ep.goal.y))
-    reached = bool(res.success) and dist <= 1.0
+    res = _lockstep.run_episode(world_name, ep.start, goal_front, goal_rear, model_dir, args.max_steps,
+                                seed=args.seed, timeout=args.timeout, on_feedback=on_feedback)
+    final = res.final_pose
+    dist = world.geodesic((final.x, final.y), (ep.goal.x, ep.goal.y))
+    reached = res.reached and dist <= 1.0
     from o4a_nav.bench.report import plot_trajectories
     from o4a_nav.bench.run import world_map
 
     picture = plot_trajectories(
         world_map(world), ep,
-        {"o4a (ROS)": SimpleNamespace(trajectory=list(trajectory or [final]), success=reached,
-                                      stopped=bool(res.success), forwards=int(res.forwards),
-                                      rotations=int(res.rotations))},
+        {"o4a (ROS, lockstep)": SimpleNamespace(trajectory=res.trajectory(), success=reached, stopped=res.reached,
+                                                forwards=res.forwards, rotations=res.rotations)},
         out / "trajectory.png")
     verdict = "SUCCESS" if reached else "FAILURE"
-    print(f"demo: {verdict}: navigator says {'reached' if res.success else 'not reached'} ({res.reason}); "
+    outcome = "success" if reached else ("stopped short" if res.reached else
+                                         ("timeout" if res.timed_out else "out of steps"))
+    (out / "episode.json").write_text(json.dumps({
+        "world": world_name, "difficulty": args.difficulty, "seed": args.seed, "model": str(model_dir),
+        "max_steps": args.max_steps, "geodesic_m": ep.geodesic_m, "outcome": outcome, "success": reached,
+        "steps": res.steps, "forwards": res.forwards, "rotations": res.rotations, "final_distance_m": dist,
+        "reason": res.reason, "wall_s": round(res.wall_s, 2), "sim_s": round(res.sim_s, 2),
+        "actions": action_string(res.decisions)}, indent=1) + "\n")
+    print(f"demo: {verdict}: navigator says {'reached' if res.reached else 'not reached'} ({res.reason}); "
           f"{res.steps} steps ({res.forwards} forwards, {res.rotations} rotations); true distance to goal "
-          f"{dist:.2f} m (success = STOP within 1 m)")
-    print(f"demo: trajectory picture {picture}; goal images {out / 'goal_front.png'}, {out / 'goal_rear.png'}")
+          f"{dist:.2f} m (success = STOP within 1 m); wall time {res.wall_s:.1f} s ({res.sim_s:.1f} s simulated)")
+    print(f"demo: trajectory picture {picture}; goal images {out / 'goal_front.png'}, {out / 'goal_rear.png'}; "
+          f"run record {out / 'episode.json'}")
     return 0 if reached else 1

@@ -106,6 +106,14 @@ class SimNodeParams(Params):
     max_angular_speed: float = param(2.0, "cmd_vel angular.z is clamped to +- this [rad/s]", (0.0, 10.0))
     cmd_vel_timeout: float = param(0.5, "stop when the last cmd_vel is older than this [s]", (0.01, 10.0))
     laser_noise_std: float = param(0.0, "Gaussian noise on the laser ranges [m]", (0.0, 1.0), read_only=True)
+    lockstep: bool = param(False, "advance simulated time only when the stack has acted and execute each "
+                                  "DiscreteAction exactly (implies publish_clock; run the other nodes with use_sim_time)",
+                           read_only=True)
+    lockstep_wait: float = param(1.0, "lockstep: wall seconds to wait for the stack before advancing one period "
+                                      "anyway", (0.01, 60.0), read_only=True)
+    cmd_vel_stamped: bool = param(False, "cmd_vel is geometry_msgs/TwistStamped (base_controller use_stamped); in "
+                                         "lockstep a period then advances only on the command stamped in it",
+                                  read_only=True)
 
     def _check(self):
         if self.initial_pose and (len(self.initial_pose) != 3

@@ -14,10 +14,30 @@ motion (exact arcs, clamped speeds) at physics_rate; a translation into a wall i
 (the robot only turns) and counted. Commands older than cmd_vel_timeout stop the robot.
 Service ~/respawn (std_srvs/Trigger): teleport to a random free pose; odom restarts there.
 Logic in o4a_nav/sim (SimRobot); this node only converts messages and keeps the clock.
+
+Lockstep (parameter lockstep, implies publish_clock): simulated time advances only when
+the stack has acted, as fast as it answers (no wall-clock timer paces it). The node also
+subscribes o4a/action and o4a/motion_state. Between motions the robot stands still and
+time stands still: after each observation the sim waits for the navigator's
+DiscreteAction. During a motion it advances one physics period each time the base
+controller has answered the current one with a moving cmd_vel (with cmd_vel_stamped: a
+TwistStamped stamped in that period), integrating it as usual (sensors at their rates);
+a zero command never advances it. When the base controller reports the motion finished, the
+robot is put exactly where `o4a bench`'s simulator puts it (SimRobot.motion_result:
+FORWARD 0.25 m, ROTATE 15 deg from the pose where the motion started; a FORWARD whose
+exact step is blocked is refused for its whole duration and leaves the robot where it
+was), and one period later a full observation (odom, scan, both images, ground truth)
+goes out. A motion the base aborts, or that a new action pre-empts, ends where it is.
+If the stack stays silent for lockstep_wait wall seconds the sim advances one period
+anyway (between motions: with a fresh observation of the unchanged pose; during a motion:
+clock and odometry only), so a lost message never stalls it. The executed motions are kept in `motions` (ground truth, for
+the benchmark through ROS).
 """
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
 
 from rclpy.node import Node
 
@@ -25,7 +45,34 @@ from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
 from o4a_nav.nav.node_params import SimNodeParams
 from o4a_nav.nodes._common import SENSOR_QOS, declare_params, on_parameter_changes, reliable
-from o4a_nav.types import Pose2D
+from o4a_nav.types import Action, Pose2D
+
+MOTION_SUCCEEDED, MOTION_ABORTED = 2, 3   # o4a_msgs/MotionState
+
+
+@dataclass
+class ExecutedMotion:
+    """One DiscreteAction as the lockstep sim executed it (map frame, ground truth)."""
+
+    sequence: int
+    action: Action
+    start: Pose2D
+    end: Pose2D
+    outcome: str            # "succeeded", "aborted", "blocked" (exact step refused), "pre-empted"
+
+    @property
+    def moved(self) -> bool:
+        return self.end != self.start
+
+
+@dataclass
+class _Motion:
+    sequence: int
+    action: Action
+    start: Pose2D
+    target: Pose2D
+    blocked: bool
+
 
 def camera_info_topic(image_topic: str) -> str:
     """front_camera/image_raw -> front_camera/camera_info (image_transport convention)."""
@@ -35,7 +82,7 @@ def camera_info_topic(image_topic: str) -> str:
 class SimNode(Node):
     def __init__(self, node_name: str = "sim", **kwargs):
         super().__init__(node_name, **kwargs)
-        from geometry_msgs.msg import PoseStamped, Twist
+        from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
         from nav_msgs.msg import Odometry
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import CameraInfo, Image, LaserScan
@@ -49,6 +96,8 @@ class SimNode(Node):
         self.publish_clock, rtf = params.publish_clock, params.real_time_factor
         self.max_v, self.max_w, self.cmd_timeout = params.max_linear_speed, params.max_angular_speed, params.cmd_vel_timeout
         noise = params.laser_noise_std
+        self.lockstep, self.lockstep_wait, self.cmd_stamped = params.lockstep, params.lockstep_wait, params.cmd_vel_stamped
+        self.publish_clock = self.publish_clock or self.lockstep
         self.params = params
         on_parameter_changes(self, [(lambda: self.params, self._set_params)])
 
@@ -81,14 +130,26 @@ class SimNode(Node):
         self.pub_gt = self.create_publisher(PoseStamped, topics.GROUND_TRUTH_POSE, reliable(10))
         self.pub_world = self.create_publisher(String, topics.WORLD_NAME, reliable(1, latched=True))
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, reliable(10)) if self.publish_clock else None
-        self.create_subscription(Twist, topics.CMD_VEL, self._on_cmd, reliable(10))
+        self.create_subscription(TwistStamped if self.cmd_stamped else Twist, topics.CMD_VEL, self._on_cmd,
+                                 reliable(10))
         from std_srvs.srv import Trigger
 
         self.create_service(Trigger, "~/respawn", self._on_respawn)
         self.pub_world.publish(String(data=world.name))
 
-        speed = rtf if self.publish_clock else 1.0
-        self._physics_timer = self.create_timer(self.dt / speed, self._tick)
+        self.motions: list[ExecutedMotion] = []
+        self._motion: _Motion | None = None
+        self._cmd_since_tick = False
+        self._last_advance = -math.inf   # time.monotonic() of the last lockstep period
+        if self.lockstep:
+            from o4a_msgs.msg import DiscreteAction, MotionState
+
+            self.create_subscription(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
+            self.create_subscription(MotionState, topics.MOTION_STATE, self._on_motion_state, reliable(10))
+            self._physics_timer = self.create_timer(min(0.05, self.lockstep_wait / 2), self._lockstep_watchdog)
+        else:
+            speed = rtf if self.publish_clock else 1.0
+            self._physics_timer = self.create_timer(self.dt / speed, self._tick)
         # sensors are published on the physics tick they fall due, so that their stamps
         # are exact multiples of the physics period in simulated time
         self._cam_every = max(1, int(round(self.physics_rate / camera_rate)))
@@ -98,7 +159,8 @@ class SimNode(Node):
             f"sim: world '{world.name}' ({world.free_area:.0f} m^2 free), spawn ({self.origin.x:.2f}, "
             f"{self.origin.y:.2f}, {math.degrees(self.origin.yaw):.0f} deg), physics {self.physics_rate:g} Hz, "
             f"cameras {self.physics_rate / self._cam_every:g} Hz, scan {self.physics_rate / self._scan_every:g} Hz"
-            + (f", publishing /clock x{rtf:g}" if self.publish_clock else ""))
+            + (", lockstep (simulated time advances when the stack acts; exact motions)" if self.lockstep else
+               f", publishing /clock x{rtf:g}" if self.publish_clock else ""))
 
     def _set_params(self, params, _changes):
         self.params = params
@@ -110,6 +172,9 @@ class SimNode(Node):
         pose = self.robot.respawn()
         self.origin = pose
         self.cmd, self.cmd_time = (0.0, 0.0), None
+        if self.lockstep:
+            self._end_motion("pre-empted")
+            self._advance(observe=True)
         response.success = True
         response.message = f"respawned at ({pose.x:.2f}, {pose.y:.2f}, {math.degrees(pose.yaw):.0f} deg)"
         self.get_logger().info(f"sim: {response.message}")
@@ -123,12 +188,84 @@ class SimNode(Node):
 
     # ---- callbacks ----------------------------------------------------------------------
     def _on_cmd(self, msg):
+        stamp = None
+        if self.cmd_stamped:
+            stamp, msg = ros_conv.stamp_to_sec(msg.header.stamp), msg.twist
         v, w = float(msg.linear.x), float(msg.angular.z)
         if not (math.isfinite(v) and math.isfinite(w)):
             self.get_logger().warn("cmd_vel with NaN/inf ignored; stopping", throttle_duration_sec=2.0)
             v = w = 0.0
         self.cmd = (max(-self.max_v, min(self.max_v, v)), max(-self.max_w, min(self.max_w, w)))
         self.cmd_time = self.now()
+        if self.lockstep:
+            # the base controller answered this period: a moving command computed at it
+            # (a zero command ends the motion: the final MotionState decides what follows)
+            moving = self.cmd != (0.0, 0.0)
+            current = stamp is None or stamp >= self.sim_time - 0.25 * self.dt
+            self._cmd_since_tick = self._cmd_since_tick or (moving and current)
+            self._lockstep_step()
+
+    # ---- lockstep -----------------------------------------------------------------------
+    def _on_action(self, msg):
+        """A DiscreteAction from the navigator: the stack has acted on the last observation."""
+        try:
+            action = Action(int(msg.action))
+        except ValueError:
+            action = Action.STOP
+        self._end_motion("pre-empted")
+        if action == Action.STOP:
+            self._advance(observe=True)   # the robot stands; the stack may decide again
+            return
+        target, moved = self.robot.motion_result(action)
+        self._motion = _Motion(int(msg.sequence), action, self.robot.pose, target, blocked=not moved)
+        if not moved:
+            self.blocked_moves += 1
+            self.get_logger().warn(f"sim: {action.name} blocked by an obstacle (refused)", throttle_duration_sec=2.0)
+        self._lockstep_step()
+
+    def _on_motion_state(self, msg):
+        m = self._motion
+        if m is None or int(msg.sequence) != m.sequence or int(msg.state) not in (MOTION_SUCCEEDED, MOTION_ABORTED):
+            return
+        if int(msg.state) == MOTION_SUCCEEDED or m.blocked:
+            self.robot.snap(m.target)   # exactly where the discrete simulator puts it
+            self._end_motion("blocked" if m.blocked else "succeeded")
+        else:
+            self._end_motion("aborted")
+        self._advance(observe=True)
+
+    def _end_motion(self, outcome: str) -> None:
+        m, self._motion = self._motion, None
+        if m is not None:
+            self.motions.append(ExecutedMotion(m.sequence, m.action, m.start, self.robot.pose, outcome))
+
+    def _lockstep_step(self) -> None:
+        """During a motion: one period once the base controller has answered the last one."""
+        if self._motion is not None and self._cmd_since_tick:
+            self._advance()
+
+    def _lockstep_watchdog(self) -> None:
+        """Wall-clock safety net: the first observation, and one period whenever the stack
+        has been silent for lockstep_wait (a lost message must not stall the sim). During
+        a motion such a period publishes clock and odometry only: the base controller has
+        not seen the last period, and a camera frame or scan stamped after the moment it
+        reports the motion finished must show the robot where the motion put it."""
+        if time.monotonic() - self._last_advance >= self.lockstep_wait:
+            idle = self._motion is None
+            self._advance(observe=idle, sensors=idle)
+
+    def _advance(self, observe: bool = False, sensors: bool = True) -> None:
+        """One lockstep physics period; observe: publish every sensor at its end;
+        sensors=False: none."""
+        self._last_advance = time.monotonic()
+        self._cmd_since_tick = False
+        v, w = self.cmd
+        if self._motion is None or self.cmd_time is None or self.sim_time - self.cmd_time > self.cmd_timeout:
+            v = w = 0.0   # between motions the robot stands still
+        elif self._motion.blocked:
+            v = 0.0
+        self._step_physics(v, w, self.dt)
+        self._publish_tick(force_sensors=observe, sensors=sensors)
 
     def _tick(self):
         now = self.now()
@@ -142,6 +279,10 @@ class SimNode(Node):
         v, w = self.cmd
         if self.cmd_time is None or now - self.cmd_time > self.cmd_timeout:
             v = w = 0.0
+        self._step_physics(v, w, step)
+        self._publish_tick()
+
+    def _step_physics(self, v: float, w: float, step: float) -> None:
         if v != 0.0 or w != 0.0:
             moved = self.robot.move(v, w, step)
             if not moved:
@@ -149,6 +290,10 @@ class SimNode(Node):
                 self.get_logger().warn("sim: motion blocked by an obstacle (turning only)", throttle_duration_sec=2.0)
                 v = 0.0
         self.v_applied = (v, w)
+
+    def _publish_tick(self, force_sensors: bool = False, sensors: bool = True) -> None:
+        """Count one physics period and publish what falls due (all sensors with
+        force_sensors, none but odometry with sensors=False)."""
         self._ticks += 1
         if self.publish_clock:
             self.sim_time = self._ticks * self.dt
@@ -157,10 +302,12 @@ class SimNode(Node):
             self.pub_clock.publish(clk)
         t = self.now()
         self._publish_odom(t)
-        if self._ticks % self._scan_every == 0:
+        if not sensors:
+            return
+        if force_sensors or self._ticks % self._scan_every == 0:
             scan = self.robot.scan(t)
             self.pub_scan.publish(ros_conv.scan_data_to_msg(scan, topics.LASER_FRAME, 1.0 / self.physics_rate * self._scan_every))
-        if self._ticks % self._cam_every == 0:
+        if force_sensors or self._ticks % self._cam_every == 0:
             front, rear = self.robot.render()
             self.pub_front.publish(ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME))
             self.pub_rear.publish(ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME))

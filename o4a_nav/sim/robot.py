@@ -135,20 +135,36 @@ class SimRobot:
         collision and returns False. STOP returns False and counts nothing."""
         action = Action(action)
         self.time += dt
-        p = self._pose
         if action == Action.STOP:
             return False
+        pose, moved = self.motion_result(action)
+        if not moved:
+            self.collisions += 1
+            return False
+        self._pose = pose
+        return True
+
+    def motion_result(self, action: Action, pose: Pose2D | None = None) -> tuple[Pose2D, bool]:
+        """Where one discrete action leads from ``pose`` (default: the current pose),
+        computed exactly as :meth:`step` executes it, without moving: (pose after, moved).
+        A blocked FORWARD and STOP give (the same pose, False)."""
+        action = Action(action)
+        p = self._pose if pose is None else pose
+        if action == Action.STOP:
+            return p, False
         if action == Action.FORWARD:
             nx = p.x + FORWARD_STEP_M * math.cos(p.yaw)
             ny = p.y + FORWARD_STEP_M * math.sin(p.yaw)
             if self.world.collides(p.x, p.y, nx, ny):
-                self.collisions += 1
-                return False
-            self._pose = Pose2D(nx, ny, p.yaw)
-            return True
+                return p, False
+            return Pose2D(nx, ny, p.yaw), True
         sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
-        self._pose = Pose2D(p.x, p.y, _wrap(p.yaw + sign * ROTATE_STEP_RAD))
-        return True
+        return Pose2D(p.x, p.y, _wrap(p.yaw + sign * ROTATE_STEP_RAD)), True
+
+    def snap(self, pose: Pose2D) -> None:
+        """Put the robot exactly at ``pose`` (no wrapping, no collision check): a pose
+        from :meth:`motion_result` or one this robot had, bit for bit."""
+        self._pose = Pose2D(pose.x, pose.y, pose.yaw)
 
     def move(self, v: float, w: float, dt: float) -> bool:
         """Integrate differential-drive velocities (v m/s forward, w rad/s CCW) for dt
