@@ -17,6 +17,7 @@ NAVIGATE = "o4a/navigate"
 
 GROUND_TRUTH_POSE = "ground_truth/pose"
 WORLD_NAME = "o4a/world_name"
+WORLD_DEFINITION = "o4a/world_definition"   # the world file's text (simulator bags)
 
 MAP_FRAME = "map"
 ODOM_FRAME = "odom"

@@ -94,6 +94,37 @@ def test_base_adds_a_world_keeping_shared_networks(trained, bags, tmp_path):
     assert new.geodesic(x, x, "lab").shape == (1,)
 
 
+def test_a_world_given_as_a_file_is_a_simulator_world_in_the_report(trained, tmp_path):
+    """A place the model never saw, given to `o4a collect` as a world file (a generated
+    one): the bag carries the file's text, so the add-a-place run (--base) reports true
+    geodesic metrics for it. A bag without that text (a ring-world recording with poses)
+    gets them when `--world FILE.yaml` names the world file."""
+    from o4a_nav.sim.generate import write_worlds
+
+    model_dir, _ = trained
+    (path, world), = write_worlds(1, seed=0, out=tmp_path / "worlds")
+    bag = tmp_path / "gen_bag"
+    assert main(["collect", "--world", str(path), "--steps", "120", "--trajectory-length", "40", "--seed", "2",
+                 "--out", str(bag), "-q"]) == 0
+    out = tmp_path / "m_gen"
+    assert main(["train", "--base", str(model_dir), "--bags", str(bag), "--out", str(out),
+                 "--work-dir", str(tmp_path / "w_gen")] + TRAIN) == 0
+    rep = json.loads((out / "report.json").read_text())
+    geo = rep["worlds"][world.name]["geodesic"]
+    assert geo["available"] is True, geo
+    assert geo["pairs"] > 0 and -1.0 <= geo["spearman"] <= 1.0
+    assert rep["worlds"][world.name]["loop_closure"]["available"] is True
+    # a bag that does not carry the world file: --world FILE.yaml names and describes the world
+    ring = tmp_path / "ring_bag"
+    write_bag(ring, RingWorld(8, seed=2).explore(90, traj_len=30, seed=3), world_name=None, with_pose=True)
+    out2 = tmp_path / "m_ring"
+    assert main(["train", "--base", str(model_dir), "--bags", str(ring), "--world", str(path), "--out", str(out2),
+                 "--work-dir", str(tmp_path / "w_ring")] + TRAIN) == 0
+    rep = json.loads((out2 / "report.json").read_text())
+    assert set(rep["worlds"]) == {"two_rooms", world.name}
+    assert rep["worlds"][world.name]["geodesic"]["available"] is True
+
+
 def test_init_warm_starts_all_networks_and_trains_them(trained, bags, tmp_path):
     """--init: h, f-dagger and f begin from the given model and are trained further on the
     bags (here both worlds, so the p+ heads are new); the start model is left untouched."""

@@ -10,6 +10,7 @@ from o4a_nav import bagio
 from o4a_nav.cli import main
 from o4a_nav.commands import collect as C
 from o4a_nav.sim import load_world
+from o4a_nav.sim.world import world_from_text
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action
 
 N, TRAJ = 45, 20
@@ -31,14 +32,18 @@ def test_bag_has_n_steps_with_standard_types(bag):
     assert t[C.POSE] == ("geometry_msgs/msg/PoseStamped", N)
     assert t[C.ACTION] == ("o4a_msgs/msg/DiscreteAction", N)
     assert t[C.WORLD] == ("std_msgs/msg/String", 1)
+    assert t[C.WORLD_DEFINITION] == ("std_msgs/msg/String", 1)
     assert (bag / "metadata.yaml").is_file() and list(bag.glob("*.mcap"))
 
 
 def test_bag_layout_per_step(bag):
     msgs = list(bagio.read(bag))
     assert msgs[0][0] == C.WORLD and msgs[0][3].data == "two_rooms"
+    # the world file's text travels with the bag: the same geometry without the file
+    assert msgs[1][0] == C.WORLD_DEFINITION
+    assert np.array_equal(world_from_text(msgs[1][3].data).segments, load_world("two_rooms").segments)
     order = [C.FRONT, C.REAR, C.SCAN, C.POSE, C.ACTION]
-    steps = [msgs[1 + 5 * i: 6 + 5 * i] for i in range(N)]
+    steps = [msgs[2 + 5 * i: 7 + 5 * i] for i in range(N)]
     poses, actions = [], []
     for i, step in enumerate(steps):
         assert [m[0] for m in step] == order

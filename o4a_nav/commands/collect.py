@@ -7,6 +7,7 @@ HELP = "explore a simulated world with the random-walk policy and record a rosba
 FRONT, REAR, SCAN, POSE, ACTION, WORLD = (
     "/front_camera/image_raw", "/rear_camera/image_raw", "/scan", "/ground_truth/pose", "/o4a/action",
     "/o4a/world_name")
+WORLD_DEFINITION = "/o4a/world_definition"   # the world file's text: the report's ground truth
 
 
 def add_arguments(p) -> None:
@@ -62,8 +63,9 @@ def run(args) -> int:
     xy = np.zeros((args.steps, 2))
     n_traj = 0
     t0 = time.perf_counter()
-    with bagio.BagWriter(args.out, storage=args.storage, latched_topics=[WORLD]) as w:
+    with bagio.BagWriter(args.out, storage=args.storage, latched_topics=[WORLD, WORLD_DEFINITION]) as w:
         w.write(WORLD, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
+        w.write(WORLD_DEFINITION, "std_msgs/msg/String", 0.0, bagio.string_msg(world.text))
         bar = tqdm(total=args.steps, unit="step", desc=f"collect {world.name}", disable=args.quiet, file=sys.stderr)
         for f in explore(robot, args.steps, seed=args.seed, params=params, dt=args.dt):
             for topic, img, frame in ((FRONT, f.front, T.FRONT_CAMERA_FRAME), (REAR, f.rear, T.REAR_CAMERA_FRAME)):

@@ -35,6 +35,7 @@ class TopicNames:
     world: str = T.WORLD_NAME
     odom: str = T.ODOM                  # continuous driving: used when the bag has no actions
     motion_state: str = T.MOTION_STATE  # optional: how each action ended
+    world_definition: str = T.WORLD_DEFINITION
 
 
 @dataclass
@@ -55,8 +56,9 @@ class WorldData:
     poses: np.ndarray | None = None
     sources: list = field(default_factory=list)
     val_traj: set = field(default_factory=set)
-    known_world: bool = False    # the name is a simulator world (true geodesics available)
+    known_world: bool = False    # a simulator world (true geodesics available)
     labelling: dict = field(default_factory=dict)   # bag -> how its transitions were labelled
+    world_text: str | None = None   # the world file's text, when the bag (or --world FILE) carries it
 
     def __len__(self):
         return len(self.actions)
@@ -154,9 +156,11 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     wanted += [names.pose] if has_pose else []
     wanted += [names.world] if has_world else []
     wanted += [names.motion_state] if has_motion else []
+    if _present(bag_topics, names.world_definition):
+        wanted.append(names.world_definition)
 
     images = {names.front: ([], []), names.rear: ([], [])}
-    actions, poses, odom, world = [], ([], []), ([], []), None
+    actions, poses, odom, world, world_text = [], ([], []), ([], []), None, None
     motion: dict[int, int] = {}
     total = sum(bag_topics[t][1] for t in wanted)
     bar = progress(total=total, desc=f"reading {path.name}", unit="msg") if progress else None
@@ -189,6 +193,8 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
             poses[1].append((p.x, p.y, p.yaw))
         elif topic == names.world and world is None:
             world = str(msg.data)
+        elif topic == names.world_definition and world_text is None:
+            world_text = str(msg.data)
     if bar is not None:
         bar.close()
 
@@ -215,7 +221,8 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
         "front": np.stack([ff[i] for i in picked["front"]]), "rear": np.stack([rf[j] for j in picked["rear"]]),
         "actions": np.asarray(picked["actions"], np.int8), "traj": traj_ids.astype(np.int32),
         "poses": np.asarray(out_pose, np.float32) if has_pose else None,
-        "world": world, "skipped": picked["skipped"], "labels": "actions" if use_actions else "odometry",
+        "world": world, "world_text": world_text, "skipped": picked["skipped"],
+        "labels": "actions" if use_actions else "odometry",
         "stats": picked["stats"], "times": np.asarray(picked["times"], float),
     }
 
@@ -277,6 +284,16 @@ def _pair_odometry(path, names, odom, ft, rt, max_image_age, params: SegmentPara
             "stats": stats}
 
 
+def _world_file(override: str | None):
+    """`--world FILE.yaml`: (name, text) of that world file, else None."""
+    if not override or not override.endswith((".yaml", ".yml", ".json")) or not Path(override).is_file():
+        return None
+    from o4a_nav.sim.world import load_world
+
+    w = load_world(override)
+    return w.name, w.text
+
+
 def _known_world(name: str) -> bool:
     try:
         from o4a_nav.sim.world import world_names
@@ -296,9 +313,13 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
     if not bags:
         raise BagError("no bags given")
     groups: dict[str, list] = {}
+    from_file = _world_file(world_override)
     for bag in bags:
         d = read_bag(bag, names, progress=progress, segment=segment)
-        name = world_override or d["world"] or Path(bag).resolve().name
+        if from_file is not None:      # a world file names the world and describes it
+            name, d["world_text"] = from_file
+        else:
+            name = world_override or d["world"] or Path(bag).resolve().name
         d["source"] = str(bag)
         groups.setdefault(name, []).append(d)
     worlds = []
@@ -318,9 +339,10 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
             traj=np.concatenate(trajs).astype(np.int32),
             poses=np.concatenate([p["poses"] for p in parts]) if pose_flags == {True} else None,
             sources=[p["source"] for p in parts],
-            known_world=_known_world(name),
             labelling={p["source"]: _describe_labels(p) for p in parts},
+            world_text=next((p["world_text"] for p in parts if p.get("world_text")), None),
         )
+        w.known_world = w.world_text is not None or _known_world(name)
         w.val_traj = split_trajectories(w.traj, val_fraction, seed)
         worlds.append(w)
     return worlds

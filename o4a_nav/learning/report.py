@@ -60,10 +60,14 @@ def loop_closure_metrics(graph: dict, poses: np.ndarray | None, traj: np.ndarray
     }
 
 
-def _load_sim_world(name: str):
+def _load_sim_world(world_data):
+    """The simulator world of a WorldData: from the world file's text the bag carries
+    (any world file given to `o4a collect`), else a built-in world of that name."""
     try:
-        from o4a_nav.sim.world import load_world
-        return load_world(name)
+        from o4a_nav.sim.world import load_world, world_from_text
+        if world_data.world_text:
+            return world_from_text(world_data.world_text, f"<world file of {world_data.name} in the bags>")
+        return load_world(world_data.name)
     except Exception:
         return None
 
@@ -86,7 +90,7 @@ def geodesic_metrics(world_data, codes: torch.Tensor, head, dist_rows: np.ndarra
 
     if world_data.poses is None:
         return {"available": False, "reason": "no ground-truth poses in the bags"}
-    world = _load_sim_world(world_data.name) if world_data.known_world else None
+    world = _load_sim_world(world_data) if world_data.known_world else None
     if world is None:
         return {"available": False, "reason": f"world {world_data.name!r} is not a simulator world "
                                               "(real robot?): true geodesic distances unknown"}

@@ -165,8 +165,9 @@ def write_teleop_bag(out, world, seconds: float, seed: int = 0, params: TeleopPa
     ticks: list[Tick] = []
     cameras: list[int] = []
     try:
-        with bagio.BagWriter(out, storage=storage, latched_topics=["/" + T.WORLD_NAME]) as wr:
+        with bagio.BagWriter(out, storage=storage, latched_topics=["/" + T.WORLD_NAME, "/" + T.WORLD_DEFINITION]) as wr:
             wr.write("/" + T.WORLD_NAME, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
+            wr.write("/" + T.WORLD_DEFINITION, "std_msgs/msg/String", 0.0, bagio.string_msg(world.text))
             for tick in drive.run(seconds):
                 ticks.append(tick)
                 t = tick.t
