@@ -20,8 +20,12 @@ def add_arguments(p) -> None:
     p.add_argument("--work-dir", metavar="DIR", help="checkpoints (default runs/train_<out name>)")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in the work dir and start over")
     p.add_argument("--world", metavar="NAME",
-                   help="world name for bags without an o4a/world_name topic (default: the bag folder name)")
+                   help="world name for bags without an o4a/world_name topic (default: the bag folder name); "
+                        "a world file (.yaml) names the world and gives the report its true geodesics")
     p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default 2)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="stage-1 device (default cpu); under torchrun: cpu = gloo, cuda = NCCL with one GPU per "
+                        "process (docs/LEARNING.md, Scale-out)")
     p.add_argument("--front-topic", default=None, metavar="TOPIC", help="front camera topic (default front_camera/image_raw)")
     p.add_argument("--rear-topic", default=None, metavar="TOPIC", help="rear camera topic (default rear_camera/image_raw)")
     p.add_argument("--action-topic", default=None, metavar="TOPIC", help="action topic (default o4a/action)")
@@ -79,6 +83,7 @@ def run(args) -> int:
             raise UserError(f"bag {b} does not exist")
     report = train(args.bags, args.out, work_dir=args.work_dir, preset=args.preset, overrides=overrides,
                    base=args.base, init=args.init, topics=names, world=args.world, resume=not args.no_resume,
-                   segment=segment, force=args.force)
-    print(f"model written to {args.out}; report: {Path(args.out) / 'report.md'}")
+                   segment=segment, force=args.force, device=args.device)
+    if report:   # (the other ranks of a torchrun return an empty report)
+        print(f"model written to {args.out}; report: {Path(args.out) / 'report.md'}")
     return 0 if report is not None else 1

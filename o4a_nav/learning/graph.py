@@ -24,13 +24,14 @@ from o4a_nav.types import Action
 
 @torch.no_grad()
 def all_pairs_edges(inverse, codes: torch.Tensor, block: int = 256, progress=None,
-                    nc_offset: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    nc_offset: float = 0.0, rows: tuple[int, int] = (0, 1)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every ordered pair (i, j), i != j, whose f-dagger argmax is not NOT_CONNECTED
     (after adding `nc_offset` to the NOT_CONNECTED logit; 0 = plain argmax).
 
     Returns (src int32, dst int32, cls int8 f-dagger class). The first layer is computed
     once per frame (x_i part, x_j part); each block x block tile reuses preallocated
     buffers (in-place add/ReLU, addmm), so memory is O(block^2 * hidden) plus the edges.
+    rows = (k, m): only row blocks k, k + m, k + 2m, ... (one rank's share of m).
     """
     n = codes.shape[0]
     codes = codes.float()
@@ -40,7 +41,7 @@ def all_pairs_edges(inverse, codes: torch.Tensor, block: int = 256, progress=Non
     h0 = a.shape[1]
     bufs = [torch.empty(block * block, h0)] + [torch.empty(block * block, l.out_features) for l in layers]
     src, dst, cls = [], [], []
-    starts = range(0, n, block)
+    starts = range(rows[0] * block, n, block * rows[1])
     it = starts
     if progress is not None:
         it = progress(starts, desc="stage 2 graph: f-dagger on all pairs", unit="row block", leave=False)
@@ -94,8 +95,11 @@ def naive_pairs_edges(inverse, codes: torch.Tensor, rows: int = 64, nc_offset: f
 
 
 def build_graph(inverse, codes: torch.Tensor, actions: np.ndarray, next_ok: np.ndarray, block: int = 256,
-                progress=None, nc_offset: float = 0.0) -> dict:
+                progress=None, nc_offset: float = 0.0, dist=None) -> dict:
     """Chain + loop-closure edges of one world.
+
+    dist: a DistContext (o4a_nav.learning.distributed): every rank evaluates its share of
+    the row blocks and the edges are gathered on every rank, in the one-process order.
 
     Returns dict of arrays: src, dst (int32), weight (float32, d_h), action (int8: the
     Action of the edge, STOP for 'same place'), chain (bool), seconds (float).
@@ -106,7 +110,14 @@ def build_graph(inverse, codes: torch.Tensor, actions: np.ndarray, next_ok: np.n
     c_src = np.flatnonzero(next_ok).astype(np.int32)
     c_dst = c_src + 1
     c_act = np.asarray(actions)[c_src].astype(np.int8)
-    l_src, l_dst, l_cls = all_pairs_edges(inverse, codes, block, progress, nc_offset)
+    if dist is not None and dist.enabled:
+        parts = dist.all_gather(all_pairs_edges(inverse, codes, block, progress, nc_offset,
+                                                rows=(dist.rank, dist.world_size)))
+        l_src, l_dst, l_cls = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        order = np.argsort(l_src // block, kind="stable")     # row-block order, as one process finds them
+        l_src, l_dst, l_cls = l_src[order], l_dst[order], l_cls[order]
+    else:
+        l_src, l_dst, l_cls = all_pairs_edges(inverse, codes, block, progress, nc_offset)
     # drop loop edges that duplicate a chain edge
     chain_keys = c_src.astype(np.int64) * n + c_dst
     loop_keys = l_src.astype(np.int64) * n + l_dst

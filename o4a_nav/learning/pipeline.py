@@ -5,6 +5,8 @@
                                            # new worlds' graphs and train only their p+
     train(bags, out, init="models/x")      # warm start: h, f-dagger, f start from that model's
                                            # weights, then all four stages train on the bags
+Under torchrun (torch.distributed) stages 1 and 2 run data-parallel on every process and
+rank 0 writes checkpoints, the model and the report (o4a_nav/learning/distributed.py).
 Checkpoints live in a work directory (default runs/train_<name>): stage 1 after every
 epoch, stage 3 and each world's p+ when done. Re-running the same command resumes; a
 different configuration or bag set starts over.
@@ -110,16 +112,39 @@ class _WorldGraph:
 
 def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, base=None, init=None,
           topics: TopicNames | None = None, world: str | None = None, resume: bool = True,
-          segment: SegmentParams | None = None, force: bool = False, progress=None, log=print) -> dict:
+          segment: SegmentParams | None = None, force: bool = False, progress=None, log=print,
+          device: str = "cpu") -> dict:
     """The model is built in a sibling directory and swapped in at the end: an interrupted run
     leaves `out` as it was. An existing `out` is replaced only with `force` (or when it is
-    the `base` being extended)."""
+    the `base` being extended). Returns the report (rank 0; an empty dict on the other
+    ranks under torchrun)."""
+    from o4a_nav.learning import distributed
+
+    ctx = distributed.setup(device)
+    try:
+        return _train(bags, out, work_dir=work_dir, preset=preset, overrides=overrides, base=base, init=init,
+                      topics=topics, world=world, resume=resume, segment=segment, force=force, progress=progress,
+                      log=log, ctx=ctx)
+    finally:
+        ctx.close()
+
+
+def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world, resume, segment, force, progress,
+           log, ctx) -> dict:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
     if progress is None:
         from o4a_nav.learning.training import default_progress
         progress = default_progress()
+    if not ctx.is_main:   # one voice: rank 0 logs and shows progress
+        import functools
+
+        from tqdm import tqdm
+        progress, log = functools.partial(tqdm, disable=True), (lambda *a, **k: None)
+    elif ctx.enabled:
+        log(f"torch.distributed: {ctx.world_size} processes, backend {torch.distributed.get_backend()}, "
+            f"device {ctx.device}")
     if base is not None and init is not None:
         raise UserError("--base and --init exclude each other: --base keeps h, f-dagger and f as they are, "
                         "--init trains them further")
@@ -139,7 +164,9 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         mcfg, tcfg = make_configs(preset, overrides)
     torch.set_num_threads(max(1, tcfg.threads))
     work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
-    _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init, segment), resume, log)
+    if ctx.is_main:
+        _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init, segment), resume, log)
+    ctx.barrier()
 
     t0 = time.perf_counter()
     worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress, segment=segment)
@@ -151,6 +178,7 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         for src, how in w.labelling.items():
             log(f"  {src}: labels from {how}")
 
+    torch.manual_seed(tcfg.seed)   # new networks start from the same weights in every run and process
     if init is not None:   # h, f-dagger, f from the init model; fresh p+ heads for these worlds
         warm = model
         model = O4AModel(mcfg, [w.name for w in worlds])
@@ -172,7 +200,8 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     # ---- stage 1: h + f-dagger ----
     t0 = time.perf_counter()
     if base is None:
-        history["stage1"] = train_stage1(model, worlds, tcfg, checkpoint=work / "stage1.pt", progress=progress, log=log)
+        history["stage1"] = train_stage1(model, worlds, tcfg, checkpoint=work / "stage1.pt", progress=progress, log=log,
+                                         dist=ctx if ctx.enabled or ctx.device.type != "cpu" else None)
     else:
         log(f"stage 1 skipped: h and f-dagger from {base}")
     timings["stage1_h_fdagger"] = time.perf_counter() - t0
@@ -181,15 +210,18 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     model.eval()
 
     # ---- stage 2: graphs (from here on `out` is the staging directory, swapped in at `final_out` at the end) ----
-    final_out, out = out, begin_model_dir(out)
+    final_out, out = out, (begin_model_dir(out) if ctx.is_main else None)   # rank 0 writes the model
     t0 = time.perf_counter()
     graphs: dict[str, _WorldGraph] = {}
     summary_worlds: dict[str, dict] = {}
     rng = np.random.default_rng(tcfg.seed)
     for w in worlds:
-        codes = embed_frames(model, w, progress=progress)
+        shard = ctx if ctx.enabled else None
+        codes = embed_frames(model, w, progress=progress, dist=shard)
         g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress,
-                          nc_offset=graph_logit_offset(tcfg))
+                          nc_offset=graph_logit_offset(tcfg), dist=shard)
+        if not ctx.is_main:   # the rest (Dijkstra, f, p+, files, report) is rank 0's
+            continue
         G.save_graph(out / G.graph_name(w.name), g, codes, w.name)
         train_frames = w.frames(val=False)
         sources = np.sort(rng.choice(train_frames, min(tcfg.geodesic_sources, len(train_frames)), replace=False))
@@ -205,6 +237,8 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
             "graph_edges": {"chain": int(g["chain"].sum()), "loop_closure": int((~g["chain"]).sum())},
         }
     timings["stage2_graph"] = time.perf_counter() - t0
+    if not ctx.is_main:
+        return {}
 
     # ---- stage 3: f ----
     t0 = time.perf_counter()

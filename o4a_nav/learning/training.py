@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from o4a_nav.errors import UserError
 from o4a_nav.learning.config import CLASSES, NOT_CONNECTED, TrainConfig
 from o4a_nav.learning.dataset import WorldData
 from o4a_nav.learning.losses import batch_class_weights, contrastive_loss, pair_labels, weighted_ce
@@ -66,8 +67,15 @@ class Stage1Data:
     def __len__(self):
         return len(self.index)
 
-    def batch(self, sel: np.ndarray, augment: bool, rng: np.random.Generator):
-        """-> front (2B), rear (2B) float images (o_t first, then o_t+1), frame ids, traj ids, actions."""
+    def batch(self, sel: np.ndarray, augment: bool, rng: np.random.Generator, shard: slice | None = None):
+        """-> front (2B), rear (2B) float images (o_t first, then o_t+1), frame ids, traj ids, actions.
+
+        shard: a slice of the B transitions (one rank's share under torch.distributed):
+        only their images are built (2 x its length), with the jitter the whole batch would
+        give them (the generator advances as for the whole batch); ids and actions stay
+        the whole batch's."""
+        if shard is not None:
+            return self._shard_batch(sel, augment, rng, shard)
         fronts, rears = [], []
         for shift in (0, 1):
             f = np.empty((len(sel), 96, 96, 3), np.uint8)
@@ -85,12 +93,37 @@ class Stage1Data:
         return (front, rear, torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
                 torch.as_tensor(self.action[sel]))
 
+    def _shard_batch(self, sel, augment, rng, shard):
+        b = len(sel)
+        local = sel[shard]
+        rows = np.concatenate([np.arange(b)[shard], b + np.arange(b)[shard]])   # of the 2B images
+        imgs = {}
+        for cam in ("front", "rear"):
+            out = np.empty((2 * len(local), 96, 96, 3), np.uint8)
+            for shift in (0, 1):
+                for k, s in enumerate(local):
+                    out[shift * len(local) + k] = getattr(self.worlds[self.world[s]], cam)[self.index[s] + shift]
+            imgs[cam] = images_to_tensor(out)
+        if augment:
+            for cam in ("front", "rear"):   # same draws, same order as _jitter on the whole batch
+                gain, contrast = _jitter_draws(rng, 2 * b)
+                imgs[cam] = _apply_jitter(imgs[cam], gain[rows], contrast[rows])
+        return (imgs["front"], imgs["rear"], torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
+                torch.as_tensor(self.action[sel]))
+
+
+def _jitter_draws(rng: np.random.Generator, b: int) -> tuple[np.ndarray, np.ndarray]:
+    return rng.uniform(0.8, 1.2, (b, 1, 1, 1)), rng.uniform(0.8, 1.2, (b, 1, 1, 1))
+
 
 def _jitter(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Per-image brightness (x0.8..1.2) and contrast jitter."""
-    b = img.shape[0]
-    gain = torch.as_tensor(rng.uniform(0.8, 1.2, (b, 1, 1, 1)), dtype=img.dtype)
-    contrast = torch.as_tensor(rng.uniform(0.8, 1.2, (b, 1, 1, 1)), dtype=img.dtype)
+    return _apply_jitter(img, *_jitter_draws(rng, img.shape[0]))
+
+
+def _apply_jitter(img: torch.Tensor, gain: np.ndarray, contrast: np.ndarray) -> torch.Tensor:
+    gain = torch.as_tensor(gain, dtype=img.dtype)
+    contrast = torch.as_tensor(contrast, dtype=img.dtype)
     mean = img.mean(dim=(1, 2, 3), keepdim=True)
     return ((img - mean) * contrast + mean * gain).clamp_(0.0, 1.0)
 
@@ -104,10 +137,17 @@ def stage1_step(model, batch, cfg: TrainConfig, freeze_h: bool = False):
             codes = model.backbone(front, rear)
     else:
         codes = model.backbone(front, rear)
-    x, x_next = codes[:b], codes[b:]
+    return _pair_losses(model.inverse, codes[:b], codes[b:], frames, trajs, actions, cfg, freeze_h)
+
+
+def _pair_losses(inverse, x, x_next, frames, trajs, actions, cfg: TrainConfig, freeze_h: bool):
+    """Stage-1 losses of the in-batch pairs of codes x (o_t) and x_next (o_t+1)."""
     labels, neg_mask = pair_labels(frames, trajs, actions)
-    logits = model.inverse.pairwise(x, torch.cat([x, x_next], 0))
-    ce = weighted_ce(logits, labels, batch_class_weights(labels, cfg.not_connected_share))
+    weights = batch_class_weights(labels, cfg.not_connected_share)
+    if x.device.type != "cpu":
+        labels, neg_mask, weights = labels.to(x.device), neg_mask.to(x.device), weights.to(x.device)
+    logits = inverse.pairwise(x, torch.cat([x, x_next], 0))
+    ce = weighted_ce(logits, labels, weights)
     if freeze_h:
         con = torch.zeros(())
     else:
@@ -116,21 +156,62 @@ def stage1_step(model, batch, cfg: TrainConfig, freeze_h: bool = False):
     return total, ce, con
 
 
+class _ShardedStage1(torch.nn.Module):
+    """The stage-1 loss of one global batch under torch.distributed, as one module for
+    DistributedDataParallel: this rank encodes its share of the images, the codes of all
+    ranks are gathered (with autograd) and the loss covers the whole batch's pairs. With
+    h frozen the backbone is not a parameter of the module (nothing of it to reduce)."""
+
+    def __init__(self, backbone, inverse, cfg: TrainConfig, ctx, freeze_h: bool):
+        super().__init__()
+        self.inverse = inverse
+        if freeze_h:
+            self._frozen = [backbone]
+        else:
+            self.backbone = backbone
+        self.cfg, self.ctx, self.freeze_h = cfg, ctx, freeze_h
+
+    def forward(self, front, rear, frames, trajs, actions):
+        from o4a_nav.learning.distributed import gather_codes
+
+        if self.freeze_h:
+            with torch.no_grad():
+                local = self._frozen[0](front, rear)
+        else:
+            local = self.backbone(front, rear)
+        half = local.shape[0] // 2                       # rows: this rank's o_t, then its o_t+1
+        x, x_next = gather_codes(local[:half], self.ctx), gather_codes(local[half:], self.ctx)
+        return _pair_losses(self.inverse, x, x_next, frames, trajs, actions, self.cfg, self.freeze_h)
+
+
 def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: Path | None = None,
-                 progress=None, log=print) -> dict:
-    """Train h + f-dagger. Resumes from `checkpoint` (saved after every epoch). Returns history."""
+                 progress=None, log=print, dist=None) -> dict:
+    """Train h + f-dagger. Resumes from `checkpoint` (saved after every epoch). Returns history.
+
+    dist: a o4a_nav.learning.distributed.DistContext to train data-parallel (every rank
+    calls this with the same arguments; rank 0 writes the checkpoint); None: one process."""
     tqdm = _tqdm(progress)
     data = Stage1Data(worlds, val=False)
     val = Stage1Data(worlds, val=True)
     if len(data) < 2:
         raise ValueError("stage 1 needs at least 2 training transitions")
+    sharded = dist is not None and dist.enabled
+    main = dist is None or dist.is_main
+    device = dist.device if dist is not None else torch.device("cpu")
+    if device.type != "cpu":
+        model.backbone.to(device)
+        model.inverse.to(device)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(list(model.backbone.parameters()) + list(model.inverse.parameters()), lr=cfg.lr)
     history = {"step": [], "loss": [], "ce": [], "contrastive": [], "epoch_val": []}
     start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
+    ck = None
+    if checkpoint is not None and Path(checkpoint).is_file() and main:
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if sharded:   # rank 0's checkpoint (or none) on every rank
+        ck = dist.broadcast(ck)
+    if ck is not None:
         model.backbone.load_state_dict(ck["backbone"])
         model.inverse.load_state_dict(ck["inverse"])
         opt.load_state_dict(ck["opt"])
@@ -138,8 +219,20 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
         rng = np.random.default_rng(ck.get("rng_seed", cfg.seed + start_epoch))
         log(f"stage 1: resumed from {checkpoint} after epoch {start_epoch}")
     bsz = min(cfg.batch_size, len(data))
+    if sharded and bsz % dist.world_size:
+        raise UserError(f"train.batch_size {bsz} must be a multiple of the number of processes ({dist.world_size})")
     steps_per_epoch = max(1, len(data) // bsz)
-    step = history["step"][-1] + 1 if history["step"] else 0
+    step = start_epoch * steps_per_epoch   # (a resumed run continues the step count of the history)
+    ddp: dict = {}
+
+    def sharded_loss(batch, freeze):
+        if freeze not in ddp:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ddp[freeze] = DistributedDataParallel(_ShardedStage1(model.backbone, model.inverse, cfg, dist, freeze),
+                                                  device_ids=[device.index] if device.type == "cuda" else None)
+        return ddp[freeze](*[t.to(device) for t in batch])
+
     for epoch in range(start_epoch, cfg.local_epochs):
         freeze = epoch >= cfg.local_epochs - cfg.freeze_h_epochs and cfg.local_epochs > cfg.freeze_h_epochs
         model.train()
@@ -151,7 +244,13 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
                    + (" (h frozen)" if freeze else ""), unit="batch", leave=False)
         for s in bar:
             sel = perm[s * bsz:(s + 1) * bsz]
-            total, ce, con = stage1_step(model, data.batch(sel, cfg.augment, rng), cfg, freeze_h=freeze)
+            if sharded:
+                total, ce, con = sharded_loss(data.batch(sel, cfg.augment, rng, shard=dist.shard(len(sel))), freeze)
+            else:
+                batch = data.batch(sel, cfg.augment, rng)
+                if device.type != "cpu":
+                    batch = tuple(t.to(device) for t in batch)
+                total, ce, con = stage1_step(model, batch, cfg, freeze_h=freeze)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
@@ -165,7 +264,7 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
             bar.set_postfix(loss=f"{vals[0]:.3f}", ce=f"{vals[1]:.3f}", con=f"{vals[2]:.3f}", refresh=False)
             step += 1
         bar.close()
-        val_loss = validation_loss(model, val, cfg) if len(val) >= 2 else None
+        val_loss = validation_loss(model, val, cfg) if len(val) >= 2 and main else None
         history["epoch_val"].append({"epoch": epoch + 1, "train_loss": float(sums[0] / steps_per_epoch),
                                      "train_ce": float(sums[1] / steps_per_epoch),
                                      "train_contrastive": float(sums[2] / steps_per_epoch),
@@ -174,12 +273,17 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
             f"(ce {sums[1] / steps_per_epoch:.4f}, contrastive {sums[2] / steps_per_epoch:.4f})"
             + (f", val loss {val_loss:.4f}" if val_loss is not None else ""))
         if checkpoint is not None:
-            tmp = Path(str(checkpoint) + ".tmp")
-            torch.save({"backbone": model.backbone.state_dict(), "inverse": model.inverse.state_dict(),
-                        "opt": opt.state_dict(), "history": history, "epoch": epoch + 1,
-                        "rng_seed": int(rng.integers(1 << 31))}, tmp)
-            tmp.replace(checkpoint)
+            rng_seed = int(rng.integers(1 << 31))   # drawn on every rank: their generators stay equal
+            if main:
+                tmp = Path(str(checkpoint) + ".tmp")
+                torch.save({"backbone": model.backbone.state_dict(), "inverse": model.inverse.state_dict(),
+                            "opt": opt.state_dict(), "history": history, "epoch": epoch + 1,
+                            "rng_seed": rng_seed}, tmp)
+                tmp.replace(checkpoint)
     model.eval()
+    if device.type != "cpu":   # the later stages run on the CPU
+        model.backbone.to("cpu")
+        model.inverse.to("cpu")
     return history
 
 
@@ -191,19 +295,29 @@ def validation_loss(model, val: Stage1Data, cfg: TrainConfig, max_batches: int =
     perm = rng.permutation(len(val))
     losses = []
     for s in range(min(max_batches, len(val) // bsz)):
-        total, _, _ = stage1_step(model, val.batch(perm[s * bsz:(s + 1) * bsz], False, rng), cfg)
+        batch = val.batch(perm[s * bsz:(s + 1) * bsz], False, rng)
+        device = next(model.backbone.parameters()).device
+        total, _, _ = stage1_step(model, tuple(t.to(device) for t in batch), cfg)
         losses.append(float(total))
     return float(np.mean(losses)) if losses else float("nan")
 
 
 @torch.no_grad()
-def embed_frames(model, world: WorldData, batch: int = 256, progress=None, desc="embedding") -> torch.Tensor:
-    """h of every frame of a world -> (N, n) float32."""
+def embed_frames(model, world: WorldData, batch: int = 256, progress=None, desc="embedding",
+                 dist=None) -> torch.Tensor:
+    """h of every frame of a world -> (N, n) float32. dist (a DistContext): every rank
+    embeds its share of the batches and all ranks get all codes."""
     tqdm = _tqdm(progress)
     model.eval()
+    starts = range(0, len(world), batch)
+    sharded = dist is not None and dist.enabled
+    if sharded:
+        starts = starts[dist.shard(len(starts))]
     out = []
-    for s in tqdm(range(0, len(world), batch), desc=f"{desc} {world.name}", unit="batch", leave=False):
+    for s in tqdm(starts, desc=f"{desc} {world.name}", unit="batch", leave=False):
         out.append(model.backbone(images_to_tensor(world.front[s:s + batch]), images_to_tensor(world.rear[s:s + batch])))
+    if sharded:
+        return torch.cat(dist.all_gather(torch.cat(out) if out else torch.zeros(0, model.embed_dim)))
     return torch.cat(out) if out else torch.zeros(0, model.embed_dim)
 
 

@@ -1,0 +1,104 @@
+"""Scale-out of `o4a train` on torch.distributed (DDP). ROS-free.
+
+    torchrun --nproc_per_node 2 -m o4a_nav.cli train --bags ... --out ...            # gloo, CPU
+    torchrun --nproc_per_node 4 -m o4a_nav.cli train --device cuda --bags ... --out ...   # NCCL, one GPU per process
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; without them
+(a plain `o4a train`) nothing here is used and training runs exactly as before.
+
+What runs where (docs/LEARNING.md, "Scale-out"):
+- stage 1 (h + f-dagger): every rank draws the same global batch of B transitions (same
+  seed, same permutation and jitter: the DistributedSampler idea with the in-batch pairs
+  kept whole) and encodes only its B / world_size share of the images; the codes are
+  all-gathered with autograd (torch.distributed.nn.functional.all_gather), so every rank
+  computes the loss over the whole batch's B x 2B pairs, exactly as one process would;
+  DistributedDataParallel averages the gradients. Rank 0 writes the checkpoint after each
+  epoch; on resume rank 0 reads it and broadcasts it to the others.
+- stage 2 (graph): embedding and the all-pairs f-dagger tiles are split by row blocks
+  across ranks; the edges are gathered on every rank.
+- stages 3 and 4, the model directory and the report: rank 0 only (seconds to minutes).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from o4a_nav.errors import UserError
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def broadcast(self, obj, src: int = 0):
+        """Rank `src`'s picklable object on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj if self.rank == src else None]
+        torch.distributed.broadcast_object_list(box, src=src)
+        return box[0]
+
+    def all_gather(self, obj) -> list:
+        """[rank 0's object, rank 1's, ...] on every rank."""
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def shard(self, n: int) -> slice:
+        """This rank's contiguous share of n items (the first ranks take one more)."""
+        per, extra = divmod(n, self.world_size)
+        start = self.rank * per + min(self.rank, extra)
+        return slice(start, start + per + (self.rank < extra))
+
+    def close(self) -> None:
+        if self.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def setup(device: str = "cpu") -> DistContext:
+    """A DistContext for this process: single-process unless torchrun's environment is
+    set; the process group uses gloo on CPU and NCCL with device cuda."""
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"--device must be cpu or cuda, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available to torch here")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext(device=torch.device(device))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local_rank)
+        dev = torch.device("cuda", local_rank)
+    else:
+        dev = torch.device("cpu")
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+    return DistContext(rank, world_size, local_rank, dev)
+
+
+def gather_codes(codes: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Concatenate every rank's (b, n) codes in rank order, differentiably: the gradient
+    of a loss computed on every rank flows back to the rank that encoded each row (summed
+    over ranks, which DDP's gradient average turns back into the one-process gradient)."""
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(codes.contiguous()), 0)
