@@ -13,6 +13,8 @@ import torch
 
 from o4a_nav.learning import graph as G
 from o4a_nav.learning.config import ModelConfig
+from o4a_nav.learning.dataset import load_worlds
+from o4a_nav.learning.model_io import load_model
 from o4a_nav.learning.models import InverseHead
 from o4a_nav.learning.synthetic import RingWorld, write_bag
 
@@ -23,10 +25,10 @@ TINY = ["--set", "model.compact_channels=8,8,16,16,16", "--set", "model.image_fe
         "--set", "train.forward_steps=10", "--set", "train.geodesic_sources=20", "--threads", "1"]
 # Stated tolerance: the per-epoch mean training loss and the loss every 10 steps of two
 # processes match one process within a relative 1e-4 (float sums in another order; measured
-# 8e-7), the stage-1 weights within 1e-4 absolute (measured 2.5e-5: Adam divides tiny
-# gradient differences by tiny second moments).
+# 8e-7); the trained h and f-dagger give the same codes and logits within 5e-3 of their
+# largest magnitude (measured 3.6e-4 and 6.6e-4).
 RTOL = 1e-4
-WEIGHTS_ATOL = 1e-4
+OUT_TOL = 5e-3
 
 
 def _train(args, nproc, tmp_path, tag):
@@ -64,8 +66,8 @@ def test_two_processes_match_one_and_resume(bag, tmp_path):
     log = _train(common + ["--out", str(tmp_path / "m2"), "--work-dir", str(two_w),
                            "--set", "train.local_epochs=2", "--set", "train.freeze_h_epochs=0"], 2, tmp_path, "two_a")
     assert "torch.distributed: 2 processes, backend gloo" in log
-    assert log.count("model written to") == 1                        # rank 0 alone reports
-    log = _train(common + ["--out", str(tmp_path / "m2"), "--work-dir", str(two_w),
+    assert log.count("; report: ") == 1                              # rank 0 alone reports
+    log = _train(common + ["--out", str(tmp_path / "m2"), "--work-dir", str(two_w), "--force",
                            "--set", "train.local_epochs=3", "--set", "train.freeze_h_epochs=1"], 2, tmp_path, "two_b")
     assert "stage 1: resumed from" in log and "after epoch 2" in log
     l1, ck1 = _epochs(one_w)
@@ -74,9 +76,16 @@ def test_two_processes_match_one_and_resume(bag, tmp_path):
     np.testing.assert_allclose(l2, l1, rtol=RTOL)
     s1, s2 = ck1["history"]["loss"], ck2["history"]["loss"]
     np.testing.assert_allclose(s2, s1, rtol=RTOL)
-    for part in ("backbone", "inverse"):
-        for k, v in ck1[part].items():
-            torch.testing.assert_close(ck2[part][k], v, rtol=0, atol=WEIGHTS_ATOL)
+    # the trained networks compute the same functions: codes h(o) and f-dagger logits
+    # (weights are not compared one by one: a conv bias before GroupNorm has no gradient, so
+    # Adam moves it by float noise, differently in each run, without changing any output)
+    m1, m2 = load_model(tmp_path / "m1"), load_model(tmp_path / "m2")
+    w = load_worlds([bag])[0]
+    x1, x2 = m1.embed(w.front[:64], w.rear[:64]), m2.embed(w.front[:64], w.rear[:64])
+    scale = float(x1.abs().max())
+    assert float((x1 - x2).abs().max()) <= OUT_TOL * scale
+    l1, l2 = m1.inverse_logits(x1[:-1], x1[1:]), m2.inverse_logits(x1[:-1], x1[1:])
+    assert float((l1 - l2).abs().max()) <= OUT_TOL * float(l1.abs().max())
     # the model directory and report come from rank 0, complete
     rep = json.loads((tmp_path / "m2" / "report.json").read_text())
     assert rep["worlds"]["ring"]["frames"] == 160
