@@ -54,6 +54,8 @@ def scan_msg_to_data(msg) -> ScanData:
         range_min=float(msg.range_min),
         range_max=float(msg.range_max),
         stamp=stamp_to_sec(msg.header.stamp),
+        frame_id=str(msg.header.frame_id),
+        reported_angle_max=float(msg.angle_max),
     )
 
 

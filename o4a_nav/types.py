@@ -61,6 +61,11 @@ class ScanData:
     range_min: float
     range_max: float
     stamp: float = 0.0  # seconds
+    # from a sensor_msgs/LaserScan (None when the scan did not come from a message, e.g.
+    # the simulator's own rays): its header.frame_id and its angle_max field, which the
+    # collision checker compares with the configured laser frame and with the ray count
+    frame_id: str | None = None
+    reported_angle_max: float | None = None
 
     @property
     def angles(self) -> np.ndarray:

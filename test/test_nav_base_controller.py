@@ -100,12 +100,19 @@ def test_stale_command_refused():
 
 
 def test_blocked_base_times_out():
-    ctl = BaseController(BaseControllerParams(action_timeout=1.0))
+    # frozen-odometry detection off (1 m): the action timeout ends it
+    ctl = BaseController(BaseControllerParams(action_timeout=1.0, frozen_odom_distance=1.0))
     ctl.on_odom(Pose2D(0, 0, 0), 0.0)
     ctl.command(Action.FORWARD, 1, now=0.0)
     _, t, reports, _ = drive(ctl, Pose2D(0, 0, 0), 0.0, blocked=True)
     assert reports[-1].state == MotionStatus.ABORTED and "blocked" in reports[-1].message
     assert 1.0 <= t <= 1.1
+    # by default a base whose odometry does not move is found much earlier
+    ctl = BaseController()
+    ctl.on_odom(Pose2D(0, 0, 0), 0.0)
+    ctl.command(Action.FORWARD, 1, now=0.0)
+    _, t, reports, _ = drive(ctl, Pose2D(0, 0, 0), 0.0, blocked=True)
+    assert reports[-1].state == ABORTED and "frozen" in reports[-1].message and t < 0.6
 
 
 def test_new_motion_preempts_running_one():

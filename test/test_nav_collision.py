@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from o4a_nav.errors import UserError
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.types import Action, ScanData
+from test_nav_safety import reference_covered
 
 N = 181  # 1 deg rays over [-90, 90] deg
 
@@ -89,26 +90,42 @@ def test_neg_inf_pointing_backwards_does_not_block():
     assert res.forward
 
 
+def full_circle(n=360):
+    """A 360 deg scan of +inf from -180 deg; ray k has bearing -180 + k deg."""
+    return np.full(n, np.inf, dtype=np.float32), dict(angle_min=-math.pi, inc=2 * math.pi / n)
+
+
 def test_laser_offset_moves_points_into_box():
-    # laser mounted 0.3 m behind the base origin: a return at 0.25 m is at x = -0.05 (outside)
-    r = empty()
-    r[90] = 0.25
-    assert CollisionChecker(laser_x=-0.3).free_actions(scan_with(r)).forward
+    # laser mounted 0.3 m behind the base origin: a return at 0.25 m straight ahead is at
+    # x = -0.05, outside the box, but it hides the box behind it: not proven free
+    r, geo = full_circle()
+    r[180] = 0.25
+    res = CollisionChecker(laser_x=-0.3).free_actions(scan_with(r, **geo))
+    assert not res.forward and res.points_in_box == 0 and res.uncovered > 0
+    r[180] = np.inf
+    r[0] = 0.25  # behind the laser: x = -0.55
+    assert CollisionChecker(laser_x=-0.3).free_actions(scan_with(r, **geo)).forward
     # and a laser mounted ahead shifts returns forward
-    r[90] = 0.35  # x = 0.45 with the laser 0.1 m ahead: inside the box
-    assert CollisionChecker().free_actions(scan_with(r)).forward is False
-    r[90] = 0.45  # x = 0.55 with the laser ahead (outside), 0.45 without (inside)
-    assert CollisionChecker(laser_x=0.1).free_actions(scan_with(r)).forward
-    r[90] = 0.35
-    res = CollisionChecker(laser_x=0.1).free_actions(scan_with(r))
+    r, geo = full_circle()
+    r[180] = 0.35  # x = 0.45 with the laser 0.1 m ahead: inside the box
+    assert CollisionChecker().free_actions(scan_with(r, **geo)).forward is False
+    r[180] = 0.45  # x = 0.55 with the laser ahead (outside), 0.45 without (inside)
+    assert CollisionChecker(laser_x=0.1).free_actions(scan_with(r, **geo)).forward
+    assert not CollisionChecker().free_actions(scan_with(r, **geo)).forward
+    r[180] = 0.35
+    res = CollisionChecker(laser_x=0.1).free_actions(scan_with(r, **geo))
     assert res.points_in_box == 1 and not res.forward
+    # a 180 deg fan from a laser 0.1 m ahead does not see the box beside it (outside the body)
+    assert not CollisionChecker(laser_x=0.1).free_actions(scan_with(empty())).forward
 
 
 def test_laser_yaw_rotates_bearings():
-    r = empty()
-    r[0] = 0.3  # bearing -90 deg in the laser frame
-    assert CollisionChecker().free_actions(scan_with(r)).forward
-    assert not CollisionChecker(laser_yaw=math.pi / 2).free_actions(scan_with(r)).forward
+    r, geo = full_circle()
+    r[90] = 0.3  # bearing -90 deg in the laser frame
+    assert CollisionChecker().free_actions(scan_with(r, **geo)).forward
+    assert not CollisionChecker(laser_yaw=math.pi / 2).free_actions(scan_with(r, **geo)).forward
+    # a 180 deg fan turned by 90 deg covers only half of the box
+    assert not CollisionChecker(laser_yaw=math.pi / 2).free_actions(scan_with(empty())).forward
 
 
 @pytest.mark.parametrize("kw", [dict(box_half_width=0.1), dict(box_x_max=0.3),
@@ -189,7 +206,7 @@ def reference_forward_blocked(scan, p, neg_inf=True, below_min=True):
 @settings(max_examples=300, deadline=None)
 @given(ranges=ranges_st,
        angle_min=st.floats(-math.pi, math.pi),
-       inc=st.floats(0.001, 0.2),
+       inc=st.one_of(st.floats(0.001, 0.035), st.floats(0.001, 0.2)),  # > max_angle_increment: a fault
        rmin=st.floats(0.0, 0.3),
        laser_x=st.floats(-0.2, 0.3),
        laser_y=st.floats(-0.1, 0.1),
@@ -198,15 +215,20 @@ def test_property_forward_free_iff_no_return_in_box(ranges, angle_min, inc, rmin
     cc = CollisionChecker(laser_x=laser_x, laser_y=laser_y, laser_yaw=laser_yaw)
     scan = scan_with(ranges, angle_min=angle_min, inc=inc, rmin=rmin, rmax=10.0)
     res = cc.free_actions(scan)
+    if inc > cc.params.max_angle_increment:
+        assert res.fault and not res.forward
+        return
     blocked = reference_forward_blocked(scan, cc.params)
     if blocked:
         assert Action.FORWARD not in res.free
         assert res.points_in_box >= 1
+    elif res.forward:  # FORWARD needs the box proven free as well (coverage, test_nav_safety)
+        assert reference_covered(scan, cc.params)
     else:
         # the reference samples segments; a segment that only grazes the box can be missed
         # by sampling, so only the point-return direction is asserted both ways
         if not any(np.isneginf(scan.ranges)) and not any(np.isfinite(scan.ranges) & (scan.ranges < rmin)):
-            assert Action.FORWARD in res.free
+            assert res.uncovered > 0 or cc.scan_fault(scan)
     assert Action.STOP not in res.free
     assert res.forward_clearance >= 0.0
 
@@ -218,7 +240,10 @@ def test_property_single_return_position(x, y):
     r = math.hypot(x, y)
     if r < 1e-3:
         return
-    scan = ScanData(np.array([r], dtype=np.float32), math.atan2(y, x), 0.01, 0.0, 10.0)
+    # the return on ray 0 of a 0.1 deg 360 deg scan that is clear elsewhere
+    ranges = np.full(3600, np.inf, np.float32)
+    ranges[0] = r
+    scan = ScanData(ranges, math.atan2(y, x), 2 * math.pi / 3600, 0.0, 10.0)
     # use the float32-rounded range for the reference, like the checker does
     rr = float(np.float32(r))
     xr, yr = rr * math.cos(math.atan2(y, x)), rr * math.sin(math.atan2(y, x))

@@ -128,12 +128,15 @@ class Unicycle:
     def __init__(self, probe, blocked=False):
         self.probe, self.pose, self.blocked = probe, Pose2D(0.0, 0.0, 0.0), blocked
         self.running, self.publish_odom = True, True
+        self.ticks = 0  # a clear 10 Hz scan too: the base controller's collision monitor needs one
         self.th = threading.Thread(target=self.run, daemon=True)
         self.th.start()
 
     def run(self):
-        dt = 0.02
+        last = time.monotonic()
         while self.running:
+            now = time.monotonic()
+            dt, last = now - last, now  # the time that really passed: a late loop must not slow the base
             if self.probe.cmds and not self.blocked:
                 c = self.probe.cmds[-1]
                 p = self.pose
@@ -141,7 +144,10 @@ class Unicycle:
                                    p.yaw + c.angular.z * dt)
             if self.publish_odom:
                 self.probe.odom(self.pose)
-            time.sleep(dt)
+            if self.ticks % 5 == 0:
+                self.probe.scan()
+            self.ticks += 1
+            time.sleep(0.02)
 
     def stop(self):
         self.running = False
@@ -168,8 +174,8 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
         send_action(probe, Action.FORWARD, 1)
         assert wait_until(lambda: any(m.sequence == 1 and m.state in FINAL for m in probe.motion), 10.0)
         assert [m.message for m in probe.motion if m.sequence == 1 and m.state in FINAL] == [""]  # SUCCEEDED
+        assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0, 2.0)  # cmd_vel and motion_state: no order
         assert math.hypot(base.pose.x, base.pose.y) == pytest.approx(0.25, abs=0.03)
-        assert probe.cmds[-1].linear.x == 0.0
         send_action(probe, Action.ROTATE_LEFT, 2)
         assert wait_until(lambda: any(m.sequence == 2 and m.state == MotionStatus.SUCCEEDED for m in probe.motion), 10.0)
         assert base.pose.yaw == pytest.approx(math.radians(15), abs=0.04)

@@ -155,7 +155,9 @@ def test_explorer_drives_the_sim_through_the_base_controller(ros):
     # is not counted as a decision of the trajectory)
     assert acts.count(Action.STOP) == 2 and acts[-1] == Action.STOP
     aborted = {m.sequence for m in probe.motion if m.state == m.ABORTED}
-    assert n == 12 + len(aborted)
+    # (only an aborted FORWARD is replaced; a rotation the base aborted on this loaded CPU,
+    # stale odometry or the commanded-angle cap, still counts as a decision)
+    assert n == 12 + len({m.sequence for m in probe.motion if m.state == m.ABORTED and m.action == Action.FORWARD})
     assert [m.sequence for m in probe.actions] == list(range(1, n + 1))
     # every motion was executed by the base on the simulated robot
     done = {m.sequence for m in probe.motion if m.state in (m.SUCCEEDED, m.ABORTED)}

@@ -70,6 +70,7 @@ class Step:
     action: Action            # recorded decision
     sequence: int
     motion_state: int = SUCCEEDED   # how the recorded motion ended
+    motion_message: str = ""        # the base's reason when it did not succeed
 
 
 @dataclass
@@ -112,7 +113,7 @@ def extract_run(records, bag: str = "bag") -> NavRun:
             statuses.append((_stamp(msg), int(msg.state)))
         elif topic == MOTION_STATE:
             if int(msg.state) in (MotionStatus.SUCCEEDED, MotionStatus.ABORTED):   # final states only
-                motion[int(msg.sequence)] = int(msg.state)
+                motion[int(msg.sequence)] = (int(msg.state), str(msg.message))
         elif topic == ACTION:
             key = round(_stamp(msg), 6)
             obs = dict(latest)
@@ -144,7 +145,7 @@ def extract_run(records, bag: str = "bag") -> NavRun:
         except ValueError:
             raise BagError(f"bag {bag}: invalid action value {msg.action} on {ACTION} at t={t:.3f}s") from None
         run.steps.append(Step(len(run.steps), t, goal, obs[FRONT], obs[REAR], obs[SCAN], action, int(msg.sequence),
-                              motion.get(int(msg.sequence), SUCCEEDED)))
+                              *motion.get(int(msg.sequence), (SUCCEEDED, ""))))
     run.skipped_stops = skipped
     if not run.steps:
         raise BagError(f"bag {bag} has no messages on topic {ACTION}")

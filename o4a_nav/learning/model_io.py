@@ -7,7 +7,9 @@ Layout of models/NAME/ (contract in docs/ARCHITECTURE.md):
     report.md, *.png training report
     graph_<world>.npz  training graph (codes + sparse edges) for the graph baseline
 
-    model = load_model(path)            # raises ModelLoadError (missing, corrupt, incompatible)
+    model = load_model(path)            # raises ModelLoadError (missing, corrupt, incompatible,
+                                        # checksum mismatch, non-finite weights or outputs)
+    model.integrity_warning             # "" or why the weights could not be verified
     model.worlds                        # world names with a p+ head
     x = model.embed(front, rear)        # uint8 (96,96,3) or (B,96,96,3) each -> float (B, n)
     model.inverse_logits(x_i, x_j)      # (B, 5) [NOT_CONNECTED, STOP, FORWARD, LEFT, RIGHT]
@@ -16,11 +18,13 @@ Layout of models/NAME/ (contract in docs/ARCHITECTURE.md):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,8 @@ INPUT_SPEC = {"cameras": ["front", "rear"], "height": 96, "width": 96, "channels
 
 class O4AModel(nn.Module):
     """h, f-dagger, f and one p+ per world. Inference methods run without gradients in eval mode."""
+
+    integrity_warning: str = ""  # set by load_model when the weights could not be verified
 
     def __init__(self, cfg: ModelConfig, worlds=()):
         super().__init__()
@@ -118,8 +124,37 @@ def _versions() -> dict:
             "numpy": np.__version__, "python": sys.version.split()[0], "platform": platform.platform()}
 
 
+def weights_sha256(path) -> str:
+    """sha256 (hex) of a weights file, as recorded in meta.json (``weights_sha256``)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_outputs(model: O4AModel) -> str:
+    """Run a fixed probe batch through every head; "" when all outputs are finite, else
+    which head produced NaN/inf (corrupt weights)."""
+    rng = np.random.default_rng(0)
+    size = int(model.config.image_size)
+    imgs = np.stack([np.zeros((size, size, 3), np.uint8), np.full((size, size, 3), 255, np.uint8),
+                     rng.integers(0, 256, (size, size, 3), dtype=np.uint8)])
+    with torch.inference_mode():
+        x = model.embed(imgs, imgs[::-1].copy())
+        outs = {"h (embedding)": x}
+        acts = torch.tensor([1, 2, 3])
+        outs["f (forward kinematics)"] = model.forward_kinematics(x, acts)
+        outs["f-dagger (inverse)"] = model.inverse_logits(x, x.roll(1, 0))
+        for w in model.worlds:
+            outs[f"p+ ({w})"] = model.geodesic(x, x.roll(1, 0), w)
+    bad = [name for name, t in outs.items() if not bool(torch.isfinite(t).all())]
+    return f"non-finite outputs on a probe batch from {', '.join(bad)}" if bad else ""
+
+
 def save_model(model: O4AModel, path, extra_meta: dict | None = None) -> Path:
-    """Write weights.pt + meta.json atomically (temp file + rename). Returns the directory."""
+    """Write weights.pt + meta.json (with the weights' sha256) atomically (temp file +
+    rename). Returns the directory."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -128,6 +163,7 @@ def save_model(model: O4AModel, path, extra_meta: dict | None = None) -> Path:
     os.replace(tmp, path / WEIGHTS_FILE)
     meta = dict(model.meta)
     meta.update(extra_meta or {})
+    meta["weights_sha256"] = weights_sha256(path / WEIGHTS_FILE)
     meta.update({"format": FORMAT, "format_version": FORMAT_VERSION, "config": to_dict(model.config),
                  "worlds": list(model.worlds), "classes": list(CLASSES), "input": INPUT_SPEC,
                  "embed_dim": model.config.embed_dim, "versions": _versions(),
@@ -238,6 +274,17 @@ def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
         raise ModelLoadError(f"{meta_path}: invalid config or worlds field ({exc})") from None
     if not weights_path.is_file():
         raise ModelLoadError(f"{path}: {WEIGHTS_FILE} is missing")
+    warning = ""
+    expected = meta.get("weights_sha256")
+    if expected:
+        actual = weights_sha256(weights_path)
+        if actual != expected:
+            raise ModelLoadError(f"{weights_path}: sha256 {actual[:16]}... differs from {expected[:16]}... in "
+                                 f"{META_FILE}: the weights are corrupt or were replaced")
+    else:
+        warning = (f"{meta_path} has no weights_sha256: {WEIGHTS_FILE} cannot be verified "
+                   f"(re-save the model to add it)")
+        warnings.warn(warning, stacklevel=2)
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -248,7 +295,14 @@ def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
     except Exception as exc:
         raise ModelLoadError(f"{weights_path} does not match the architecture in {META_FILE}: "
                              f"{str(exc).splitlines()[0]}") from None
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelLoadError(f"{weights_path}: non-finite values (NaN/inf) in {len(bad)} tensor(s), e.g. {bad[0]}")
     model.meta = meta
-    model.to(device)
+    model.integrity_warning = warning
     model.eval()
+    why = check_outputs(model)
+    if why:
+        raise ModelLoadError(f"{weights_path}: {why}")
+    model.to(device)
     return model

@@ -8,11 +8,33 @@ succeeds when the remaining distance / angle is within tolerance.
 
 Safety: velocity is zero
 - on STOP (which also pre-empts the motion being executed),
-- when odometry is older than ``odom_timeout`` (the motion is ABORTED),
-- when a command arrives already older than ``command_timeout`` (refused, ABORTED),
-- when a motion takes longer than ``action_timeout`` (blocked base; ABORTED),
+- when odometry is older than ``odom_timeout`` by stamp or by arrival, or stamped more than
+  ``max_clock_skew`` in the future (the motion is ABORTED),
+- when a command arrives already older than ``command_timeout`` or stamped in the future
+  (refused, ABORTED),
+- when a motion takes longer than ``action_timeout`` (0: twice the duration of the speed
+  profile + 1 s; blocked base; ABORTED),
 - whenever nothing is being executed.
 A new motion command pre-empts the one being executed (ABORTED "pre-empted").
+
+Motions are bounded whatever odometry says (each ends the motion, ABORTED with the reason):
+- cap: the distance (angle) commanded so far, the integral of |cmd_vel| over time, may not
+  exceed ``forward_distance + distance_cap_margin`` (``rotation_angle + angle_cap_margin``);
+- frozen odometry: odometry messages keep arriving with the same pose while
+  ``frozen_odom_distance`` (angle) was commanded (a stuck base looks the same);
+- jumping or reset odometry: a pose change between two odometry messages larger than the
+  commanded speeds allow (x2) plus ``odom_jump_distance`` (``odom_jump_angle``), or a stamp
+  that goes backwards.
+
+Collision monitor (with a :class:`~o4a_nav.nav.collision.CollisionChecker`, as the node
+always has unless ``collision_monitor`` is false): a motion starts only on a scan younger
+than ``scan_timeout`` that allows it (FORWARD: the swept box holds no return and the rays
+prove it free, the same rule as A_free; any motion: the scan is consistent); while it runs,
+every scan is checked against what the rest of the motion sweeps (FORWARD: the box
+shortened by the distance already travelled, the lesser of odometry and the commanded
+integral; rotations with a polygon footprint: the rest of the sweep), and a motion without
+a scan for ``scan_timeout`` stops. An intrusion zeroes the velocity at once (the ControlOutput
+of :meth:`on_scan`).
 
 The node calls :meth:`on_odom` for each odometry message, :meth:`command` for each
 DiscreteAction and :meth:`update` at the control rate; each returns a
@@ -29,6 +51,7 @@ from o4a_nav.errors import UserError
 from o4a_nav.params import Params, param
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, MotionStatus, Pose2D
 
+PREEMPTED = "pre-empted by a new command"  # ABORTED by the commander, not by a failure of the base
 
 
 def wrap_angle(a: float) -> float:
@@ -54,21 +77,52 @@ class BaseControllerParams(Params):
                                    (0.001, 0.5))
     odom_timeout: float = param(0.5, "odometry older than this stops the robot [s]", (0.01, 10.0))
     command_timeout: float = param(0.5, "a DiscreteAction older than this on arrival is refused [s]", (0.01, 10.0))
-    action_timeout: float = param(0.0, "a motion not finished after this is aborted [s]; 0 = 3x nominal + 2 s",
-                                  (0.0, 120.0))
+    action_timeout: float = param(0.0, "a motion not finished after this is aborted [s]; 0 = 2x the duration "
+                                       "of the speed profile + 1 s", (0.0, 120.0))
+    max_clock_skew: float = param(0.2, "odometry, command or scan stamps further ahead of this clock are faults [s]",
+                                  (0.0, 10.0))
+    distance_cap_margin: float = param(0.04, "FORWARD ends when the commanded distance exceeds forward_distance "
+                                             "+ this [m]", (0.0, 1.0))
+    angle_cap_margin: float = param(0.07, "ROTATE ends when the commanded angle exceeds rotation_angle + this [rad]",
+                                    (0.0, 1.0))
+    frozen_odom_distance: float = param(0.08, "commanded distance with an unchanged pose that means frozen "
+                                              "odometry [m]", (0.001, 1.0))
+    frozen_odom_angle: float = param(0.14, "commanded angle with an unchanged heading that means frozen "
+                                           "odometry [rad]", (0.001, 1.0))
+    odom_jump_distance: float = param(0.05, "pose change beyond what the speeds allow that means a jump/reset [m]",
+                                      (0.0, 5.0))
+    odom_jump_angle: float = param(0.1, "heading change beyond what the speeds allow that means a jump/reset [rad]",
+                                   (0.0, 3.2))
+    scan_timeout: float = param(0.5, "collision monitor: a motion needs a scan younger than this [s]", (0.01, 10.0))
+    collision_monitor: bool = param(True, "check every scan against the rest of the running motion "
+                                          "(false: the base has its own collision monitor)")
 
     def _check(self):
         if self.min_linear_speed > self.max_linear_speed or self.min_angular_speed > self.max_angular_speed:
             raise UserError("base_controller: min speeds must not exceed max speeds")
 
+    def profile_duration(self, action: Action) -> float:
+        """Duration of the speed profile of one motion on a base that follows cmd_vel exactly
+        (full speed, then the proportional ramp-down clamped at the minimum speed)."""
+        if action == Action.FORWARD:
+            rem, tol, vmax, vmin, k = (self.forward_distance, self.distance_tolerance, self.max_linear_speed,
+                                       self.min_linear_speed, self.linear_gain)
+        else:
+            rem, tol, vmax, vmin, k = (self.rotation_angle, self.angle_tolerance, self.max_angular_speed,
+                                       self.min_angular_speed, self.angular_gain)
+        t, dt = 0.0, 0.005
+        while rem > tol and t < 600.0:
+            v = min(vmax, max(vmin, k * rem))
+            if v <= 0:
+                return math.inf
+            rem -= v * dt
+            t += dt
+        return t
+
     def timeout_for(self, action: Action) -> float:
         if self.action_timeout > 0:
             return self.action_timeout
-        if action == Action.FORWARD:
-            nominal = self.forward_distance / self.max_linear_speed
-        else:
-            nominal = self.rotation_angle / self.max_angular_speed
-        return 3.0 * nominal + 2.0
+        return 2.0 * self.profile_duration(action) + 1.0
 
 
 @dataclass
@@ -91,10 +145,24 @@ class ControlOutput:
 
 
 class BaseController:
-    def __init__(self, params: BaseControllerParams | None = None):
+    """``monitor``: the CollisionChecker of the collision monitor (None: no monitor, motions
+    need no scan; the node always passes one unless ``collision_monitor`` is false)."""
+
+    def __init__(self, params: BaseControllerParams | None = None, monitor=None):
         self.params = params or BaseControllerParams()
+        self.monitor = monitor
         self.pose: Pose2D | None = None
         self.odom_stamp: float = -math.inf
+        self.odom_arrival: float = -math.inf
+        self.odom_fault = ""                 # jump / reset / stamp going backwards, since the last command
+        self._prev_odom: tuple | None = None  # (pose, stamp) of the previous odometry message
+        self.scan = None                     # latest ScanData
+        self.scan_arrival: float = -math.inf
+        self._cmd_dist = 0.0                 # integral of |v| commanded in this motion [m]
+        self._cmd_angle = 0.0                # integral of |w| commanded in this motion [rad]
+        self._last_out: tuple = (0.0, 0.0, 0.0)  # (time, v, w) of the last velocity output
+        self._still_since: tuple = (0.0, 0.0)    # (cmd_dist, cmd_angle) when the pose last changed
+        self._still_msgs = 0                     # odometry messages with an unchanged pose since then
         self.state = MotionStatus.IDLE
         self.action = Action.STOP
         self.sequence = 0
@@ -104,43 +172,143 @@ class BaseController:
         self.last_message = ""
 
     # ---------------------------------------------------------------- inputs
-    def on_odom(self, pose: Pose2D, stamp: float) -> bool:
-        """Store an odometry pose; a non-finite one is ignored (returns False), so that the
-        odometry goes stale and the motion stops instead of steering on NaN."""
+    def on_odom(self, pose: Pose2D, stamp: float, now: float | None = None) -> bool:
+        """Store an odometry pose (``now``: its arrival time, default its stamp); a
+        non-finite one is ignored (returns False), so that the odometry goes stale and the
+        motion stops instead of steering on NaN. Jumps and stamps going backwards are
+        recorded in ``odom_fault`` (the running motion is then aborted)."""
         if not all(math.isfinite(v) for v in (pose.x, pose.y, pose.yaw, stamp)):
             return False
+        p = self.params
+        stamp = float(stamp)
+        if self._prev_odom is not None and not self.odom_fault:
+            prev, prev_stamp = self._prev_odom
+            dt = stamp - prev_stamp
+            jump = math.hypot(pose.x - prev.x, pose.y - prev.y)
+            turn = abs(wrap_angle(pose.yaw - prev.yaw))
+            if dt < 0:
+                self.odom_fault = f"odometry stamp went backwards by {-dt:.3f} s (reset?)"
+            elif jump > 2.0 * p.max_linear_speed * dt + p.odom_jump_distance:
+                self.odom_fault = f"odometry jumped {jump:.3f} m in {dt:.3f} s (reset or fault?)"
+            elif turn > 2.0 * p.max_angular_speed * dt + p.odom_jump_angle:
+                self.odom_fault = f"odometry heading jumped {math.degrees(turn):.1f} deg in {dt:.3f} s"
+            if self.state == MotionStatus.EXECUTING:
+                if jump > 1e-4 or turn > 1e-4:
+                    self._still_since, self._still_msgs = (self._cmd_dist, self._cmd_angle), 0
+                else:
+                    self._still_msgs += 1
+        self._prev_odom = (pose, stamp)
         self.pose = pose
-        self.odom_stamp = float(stamp)
+        self.odom_stamp = stamp
+        self.odom_arrival = stamp if now is None else float(now)
         return True
 
+    def odom_problem(self, now: float) -> str:
+        """Why odometry cannot be used now ("" when it can): missing, older than
+        odom_timeout by stamp or by arrival, or stamped beyond max_clock_skew ahead."""
+        p = self.params
+        if self.pose is None:
+            return "no odometry"
+        if self.odom_stamp - now > p.max_clock_skew:
+            return (f"odometry stamped {self.odom_stamp - now:.3f} s in the future (max_clock_skew "
+                    f"{p.max_clock_skew} s): clocks out of sync")
+        age = max(now - self.odom_stamp, now - self.odom_arrival)
+        if age > p.odom_timeout:
+            return f"stale odometry: {age:.3f} s old (odom_timeout {p.odom_timeout} s)"
+        return ""
+
     def odom_fresh(self, now: float) -> bool:
-        return self.pose is not None and (now - self.odom_stamp) <= self.params.odom_timeout
+        return not self.odom_problem(now)
+
+    def on_scan(self, scan, now: float) -> ControlOutput:
+        """Collision monitor: store the scan (``now``: its arrival) and check the rest of the
+        running motion against it; an intrusion aborts the motion with zero velocity."""
+        self.scan, self.scan_arrival = scan, float(now)
+        if self.state != MotionStatus.EXECUTING or self.monitor is None:
+            return ControlOutput(0.0, 0.0) if self.state != MotionStatus.EXECUTING else self.update(now)
+        why = self._scan_problem(now) or self._rest_blocked()
+        if why:
+            return self._finish(MotionStatus.ABORTED, f"collision monitor: {why}")
+        return self.update(now)
+
+    def _scan_problem(self, now: float) -> str:
+        p = self.params
+        if self.scan is None:
+            return "no scan"
+        stamp = float(self.scan.stamp)
+        if stamp - now > p.max_clock_skew:
+            return f"scan stamped {stamp - now:.3f} s in the future (max_clock_skew {p.max_clock_skew} s)"
+        age = max(now - stamp, now - self.scan_arrival)
+        if age > p.scan_timeout:
+            return f"no scan for {age:.3f} s (scan_timeout {p.scan_timeout} s)"
+        return ""
+
+    def travelled(self) -> float:
+        """Distance of the running FORWARD so far: the lesser of odometry and the commanded
+        integral (the larger box still to sweep)."""
+        if self.action != Action.FORWARD or self._start is None:
+            return 0.0
+        odom = self.params.forward_distance - self.remaining()
+        return max(0.0, min(odom if math.isfinite(odom) else 0.0, self._cmd_dist))
+
+    def _rest_blocked(self) -> str:
+        m = self.monitor
+        if self.action == Action.FORWARD:
+            return m.forward_rest_blocked(self.scan, self.travelled())
+        rem = self.remaining() if self._start is not None else self.params.rotation_angle
+        rem = self.params.rotation_angle if not math.isfinite(rem) else max(rem, 0.0)
+        left = max(rem, self.params.rotation_angle - self._cmd_angle)
+        return m.rotation_rest_blocked(self.scan, 1.0 if self.action == Action.ROTATE_LEFT else -1.0, left)
 
     def _finish(self, state: MotionStatus, message: str) -> ControlOutput:
         self.state = state
         self.last_message = message
-        return ControlOutput(0.0, 0.0, [MotionReport(self.sequence, self.action, state, message)])
+        return self._out(0.0, 0.0, [MotionReport(self.sequence, self.action, state, message)])
+
+    def _out(self, v: float, w: float, reports=None, now: float | None = None) -> ControlOutput:
+        """A velocity output; integrates the previous one over the time since it was given."""
+        t0, v0, w0 = self._last_out
+        t = t0 if now is None else now
+        if self.state == MotionStatus.EXECUTING or reports:
+            dt = max(0.0, t - t0)
+            self._cmd_dist += abs(v0) * dt
+            self._cmd_angle += abs(w0) * dt
+        self._last_out = (t, v, w)
+        return ControlOutput(v, w, list(reports or []))
 
     def command(self, action: Action | int, sequence: int, now: float, stamp: float | None = None) -> ControlOutput:
         """A new DiscreteAction. Pre-empts the running motion. Returns the first output."""
         action = Action(int(action))
         pre = None
         if self.state == MotionStatus.EXECUTING:
-            pre = MotionReport(self.sequence, self.action, MotionStatus.ABORTED, "pre-empted by a new command")
+            pre = MotionReport(self.sequence, self.action, MotionStatus.ABORTED, PREEMPTED)
         self.action, self.sequence = action, int(sequence)
+        if pre is not None:  # the velocity given so far counts for the pre-empted motion only
+            self._out(0.0, 0.0, now=now)
+            self.state = MotionStatus.ABORTED
+        odom_why = self.odom_problem(now)
         if stamp is not None and now - stamp > self.params.command_timeout:
             out = self._finish(MotionStatus.ABORTED, f"stale command: {now - stamp:.3f} s old (command_timeout "
                                         f"{self.params.command_timeout} s)")
+        elif stamp is not None and stamp - now > self.params.max_clock_skew:
+            out = self._finish(MotionStatus.ABORTED, f"command stamped {stamp - now:.3f} s in the future (max_clock_skew "
+                                        f"{self.params.max_clock_skew} s)")
         elif action == Action.STOP:
             out = self._finish(MotionStatus.SUCCEEDED, "stopped")
-        elif not self.odom_fresh(now):
-            out = self._finish(MotionStatus.ABORTED, "no odometry" if self.pose is None else
-                               f"stale odometry: {now - self.odom_stamp:.3f} s old")
+        elif odom_why:
+            out = self._finish(MotionStatus.ABORTED, odom_why)
+        elif self.monitor is not None and (self._scan_problem(now) or self._start_blocked(action)):
+            why = self._scan_problem(now) or self._start_blocked(action)
+            out = self._finish(MotionStatus.ABORTED, f"refused by the collision monitor: {why}")
         else:
             self.state = MotionStatus.EXECUTING
             self.last_message = ""
+            self.odom_fault = ""
             self._start = self.pose
             self._t_start = now
+            self._cmd_dist = self._cmd_angle = 0.0
+            self._still_since, self._still_msgs = (0.0, 0.0), 0
+            self._last_out = (now, 0.0, 0.0)
             sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
             self._target_yaw = wrap_angle(self.pose.yaw + sign * self.params.rotation_angle)
             out = self.update(now)
@@ -148,6 +316,14 @@ class BaseController:
         if pre is not None:
             out.reports.insert(0, pre)
         return out
+
+    def _start_blocked(self, action: Action) -> str:
+        """Why the latest scan does not allow starting this motion ("" when it does)."""
+        m = self.monitor
+        if action == Action.FORWARD:
+            return m.forward_rest_blocked(self.scan, 0.0)
+        sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
+        return m.rotation_rest_blocked(self.scan, sign, self.params.rotation_angle)
 
     def remaining(self) -> float:
         """Distance [m] or angle [rad] still to go for the running motion (signed)."""
@@ -165,11 +341,10 @@ class BaseController:
         p = self.params
         if self.state != MotionStatus.EXECUTING:
             return ControlOutput(0.0, 0.0)
-        if not self.odom_fresh(now):
-            return self._finish(MotionStatus.ABORTED, f"stale odometry: {now - self.odom_stamp:.3f} s old "
-                                         f"(odom_timeout {p.odom_timeout} s)")
-        if now - self._t_start > p.timeout_for(self.action):
-            return self._finish(MotionStatus.ABORTED, f"motion not finished after {now - self._t_start:.1f} s (blocked?)")
+        self._out(*self._last_out[1:], now=now)  # bring the commanded integrals up to now
+        why = self._bound_violation(now)
+        if why:
+            return self._finish(MotionStatus.ABORTED, why)
         rem = self.remaining()
         if self.action == Action.FORWARD:
             if rem <= p.distance_tolerance:
@@ -177,11 +352,45 @@ class BaseController:
             v = min(p.max_linear_speed, max(p.min_linear_speed, p.linear_gain * rem))
             yaw_err = wrap_angle(self._start.yaw - self.pose.yaw)
             w = max(-p.max_angular_speed, min(p.max_angular_speed, p.heading_gain * yaw_err))
-            return ControlOutput(v, w)
+            return self._out(v, w, now=now)
         if rem <= p.angle_tolerance:
             return self._finish(MotionStatus.SUCCEEDED, "")
         w = min(p.max_angular_speed, max(p.min_angular_speed, p.angular_gain * rem))
-        return ControlOutput(0.0, w if self.action == Action.ROTATE_LEFT else -w)
+        return self._out(0.0, w if self.action == Action.ROTATE_LEFT else -w, now=now)
+
+    def _bound_violation(self, now: float) -> str:
+        """Why the running motion must end now ("" when it may go on)."""
+        p = self.params
+        why = self.odom_problem(now)
+        if why:
+            return why
+        if self.odom_fault:
+            return self.odom_fault
+        if self.monitor is not None:
+            why = self._scan_problem(now)
+            if why:
+                return f"collision monitor: {why}"
+        if now - self._t_start > p.timeout_for(self.action):
+            return (f"motion not finished after {now - self._t_start:.1f} s (action timeout "
+                    f"{p.timeout_for(self.action):.1f} s; blocked?)")
+        moved, turned = self._cmd_dist - self._still_since[0], self._cmd_angle - self._still_since[1]
+        if self._still_msgs < 2:  # frozen = messages keep coming with the same pose (no messages: stale)
+            moved = turned = 0.0
+        if self.action == Action.FORWARD:
+            if self._cmd_dist >= p.forward_distance + p.distance_cap_margin:
+                return (f"distance cap: {self._cmd_dist:.3f} m commanded, odometry says "
+                        f"{p.forward_distance - self.remaining():.3f} m of {p.forward_distance} m travelled")
+            if moved >= p.frozen_odom_distance:
+                return f"odometry frozen: pose unchanged while {moved:.3f} m were commanded (or the base is stuck)"
+        else:
+            if self._cmd_angle >= p.rotation_angle + p.angle_cap_margin:
+                return (f"angle cap: {math.degrees(self._cmd_angle):.1f} deg commanded, odometry says "
+                        f"{math.degrees(p.rotation_angle - self.remaining()):.1f} of "
+                        f"{math.degrees(p.rotation_angle):.1f} deg turned")
+            if turned >= p.frozen_odom_angle:
+                return (f"odometry frozen: heading unchanged while {math.degrees(turned):.1f} deg were "
+                        f"commanded (or the base is stuck)")
+        return ""
 
     def stop(self, message: str) -> ControlOutput:
         """Abort whatever runs (zero velocity)."""

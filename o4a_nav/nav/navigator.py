@@ -376,3 +376,21 @@ class O4ANavigator:
         att_l, rep_l, pot_l = att.tolist(), rep.tolist(), pot.tolist()
         candidates = [Candidate(a, pot_l[k], att_l[k], rep_l[k]) for k, a in enumerate(cands)]
         return Decision(chosen, d_h, candidates, time.perf_counter() - t0, self.steps)
+
+    # ------------------------------------------------------------------ undo (runtime)
+    _NOT_DECISION_STATE = ("model", "params", "world", "_torch", "_x_g")
+
+    def snapshot(self) -> dict:
+        """The decision state before a step (memory, counters, last motion and whatever
+        else a step changes: every attribute but the model, parameters, world and goal),
+        copied. The runtime restores it when the base aborts the motion of that step, so
+        that a motion that did not happen is neither counted nor remembered."""
+        import copy
+
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in self._NOT_DECISION_STATE})
+
+    def restore(self, snap: dict) -> None:
+        """Undo every step taken since ``snap`` (from :meth:`snapshot` for the same goal)."""
+        import copy
+
+        self.__dict__.update(copy.deepcopy(snap))

@@ -125,7 +125,7 @@ class SimNodeParams(Params):
 NODE_PARAMS: dict[str, tuple] = {
     "collision_checker": (CollisionCheckerNodeParams, FootprintParams, LifecycleNodeParams),
     "navigator": (NavigatorNodeParams, NavigatorParams, RuntimeParams, FootprintParams, LifecycleNodeParams),
-    "base_controller": (BaseControllerNodeParams, BaseControllerParams, LifecycleNodeParams),
+    "base_controller": (BaseControllerNodeParams, BaseControllerParams, FootprintParams, LifecycleNodeParams),
     "lifecycle_manager": (LifecycleManagerParams,),
     "explorer": (ExplorerNodeParams, ExplorerParams, FootprintParams),
     "sim": (SimNodeParams,),

@@ -4,8 +4,9 @@ decides what the robot does is in this module (and in O4ANavigator / CollisionCh
 
 Timing: every time is in seconds of the node clock (ROS time, or /clock with
 use_sim_time); input times are the header stamps (their arrival time when a stamp is
-zero). ``arrival`` times are time.perf_counter() values used only to measure the decision
-latency (newest image arrival -> action published).
+zero) and the node-clock time they arrived (``received``). ``arrival`` times are
+time.perf_counter() values used only to measure the decision latency (newest image
+arrival -> action published).
 
 Rules:
 - Stop-and-go: after an action is published, no new decision until the base controller
@@ -14,8 +15,18 @@ Rules:
   used for at most one decision. A motion with no final report after ``motion_timeout``
   is stopped (STOP published) and treated as finished.
 - Stale inputs: with a goal, any of front_camera, rear_camera, scan, free_actions older
-  than ``stale_timeout`` (or missing) -> STOP is published once, state STALE_INPUT with
-  the names; navigation resumes by itself when the data is fresh again.
+  than ``stale_timeout`` by stamp or by arrival, stamped more than ``max_clock_skew`` in
+  the future (a clock fault), or missing (a scan the checker finds inconsistent counts as
+  missing) -> STOP is published once, state STALE_INPUT with the names and reasons;
+  navigation resumes by itself when the data is fresh again. For the stop-and-go rule an
+  input must be stamped after the motion ended and have arrived after this node learned
+  it (a future stamp cannot make an old image look new).
+- Aborted motions: a motion that the base reports ABORTED (or that is stopped here) did
+  not happen: the navigator's memory and counters are restored to before that decision.
+  ``max_consecutive_aborts`` aborts in a row by the base (pre-emptions by a new command
+  not counted) end the goal (FAILED) with the base's reason.
+- Model outputs: a decision with a non-finite d_h or potential ends the goal (FAILED,
+  STOP) with the reason.
 - Safety gate: A_free = (FreeActions topic) & (CollisionChecker on the latest scan seen
   here). FORWARD is therefore never published while the latest scan has a return in the
   swept box, even if the collision checker node lags or is misconfigured.
@@ -32,6 +43,7 @@ import numpy as np
 
 from o4a_nav.errors import UserError
 from o4a_nav.params import Params, param
+from o4a_nav.nav.base_controller import PREEMPTED
 from o4a_nav.nav.collision import CollisionChecker
 from o4a_nav.nav.navigator import Decision, O4ANavigator
 from o4a_nav.types import Action, MotionStatus, NavState, ScanData
@@ -49,6 +61,9 @@ class RuntimeParams(Params):
     use_free_actions: bool = param(True, "use A_free from o4a/free_actions (collision_checker node)")
     use_scan_gate: bool = param(True, "also check the latest scan in this node (same CollisionChecker, "
                                       "footprint params)")
+    max_clock_skew: float = param(0.2, "inputs stamped further ahead of this node's clock are clock faults "
+                                       "(stale) [s]", (0.0, 10.0))
+    max_consecutive_aborts: int = param(5, "motions aborted by the base in a row that fail the goal", (1, 1000))
 
     def _check(self):
         if not (self.use_free_actions or self.use_scan_gate):
@@ -70,7 +85,8 @@ class GoalResult:
 class _Input:
     value: object = None
     stamp: float = -math.inf
-    arrival: float = 0.0
+    arrival: float = 0.0          # perf_counter (latency only)
+    received: float = -math.inf   # node clock at arrival
 
 
 @dataclass
@@ -119,9 +135,12 @@ class NavigatorRuntime:
         self.pending_seq: int | None = None
         self.pending_since = 0.0
         self.motion_done = -math.inf      # node-clock time the last motion finished
+        self.motion_done_received = -math.inf  # node-clock time this node learned it
         self.last_obs_stamp = -math.inf   # newest image stamp already used for a decision
         self.stopped_for_stale = False
         self.last_published: Action | None = None
+        self._undo = None                 # navigator snapshot before the pending motion's decision
+        self.consecutive_aborts = 0
         self.status = Status(state=NavState.NO_MODEL if navigator is None else NavState.IDLE, message=self.model_error)
         if navigator is not None:
             self.status.stop_threshold = navigator.params.stop_threshold
@@ -141,13 +160,23 @@ class NavigatorRuntime:
         if changed:
             self._pub_status(self.status)
 
+    def input_problem(self, name: str, now: float) -> str:
+        """Why an input is not usable now ("" when it is)."""
+        p, inp = self.params, self.inputs[name]
+        if inp.stamp - inp.received > p.max_clock_skew:
+            return f"stamped {inp.stamp - inp.received:.2f} s in the future: clock skew"
+        age = max(now - inp.stamp, now - inp.received)
+        if age > p.stale_timeout:
+            return "missing" if not math.isfinite(age) else f"{age:.2f} s old"
+        return ""
+
     def stale_inputs(self, now: float) -> list[str]:
         names = ["front_camera", "rear_camera"]
         if self.params.use_scan_gate:
             names.append("scan")
         if self.params.use_free_actions:
             names.append("free_actions")
-        return [n for n in names if now - self.inputs[n].stamp > self.params.stale_timeout]
+        return [n for n in names if self.input_problem(n, now)]
 
     def free_set(self) -> set:
         free = set(Action.motions())
@@ -160,7 +189,7 @@ class NavigatorRuntime:
     # ------------------------------------------------------------------ inputs
     def on_image(self, which: str, img96: np.ndarray, stamp: float, now: float, arrival: float | None = None) -> None:
         key = "front_camera" if which == "front" else "rear_camera"
-        self.inputs[key] = _Input(img96, stamp, time.perf_counter() if arrival is None else arrival)
+        self.inputs[key] = _Input(img96, stamp, time.perf_counter() if arrival is None else arrival, now)
         self.input_errors.pop(key, None)
         self.tick(now)
 
@@ -172,20 +201,44 @@ class NavigatorRuntime:
     def on_scan(self, scan: ScanData, now: float) -> None:
         res = self.checker.free_actions(scan)
         self.scan_free = res.free
-        self.inputs["scan"] = _Input(res, scan.stamp, time.perf_counter())
+        if res.fault:  # an inconsistent scan (geometry, frame) counts as a missing one
+            self.input_errors["scan"] = res.fault
+        else:
+            self.input_errors.pop("scan", None)
+            self.inputs["scan"] = _Input(res, scan.stamp, time.perf_counter(), now)
         self.tick(now)
 
     def on_free_actions(self, free: set, stamp: float, now: float) -> None:
         self.topic_free = frozenset(a for a in free if a != Action.STOP)
-        self.inputs["free_actions"] = _Input(self.topic_free, stamp, time.perf_counter())
+        self.inputs["free_actions"] = _Input(self.topic_free, stamp, time.perf_counter(), now)
         self.tick(now)
+
+    def _motion_ended(self, ok: bool, why: str = "", count: bool = True) -> None:
+        """The pending motion is over: an aborted one is undone in the navigator (not
+        counted, its waypoint forgotten); with ``count``, aborts in a row fail the goal."""
+        self.pending_seq = None
+        undo, self._undo = self._undo, None
+        if ok:
+            self.consecutive_aborts = 0
+            return
+        if undo is not None and self.nav is not None and self.nav.has_goal:
+            self.nav.restore(undo)
+        if count:
+            self.consecutive_aborts += 1
+            if self.consecutive_aborts >= self.params.max_consecutive_aborts and self.active:
+                n, self.consecutive_aborts = self.consecutive_aborts, 0
+                self._publish(Action.STOP)
+                self._finish(GoalResult(False, f"{n} motions in a row aborted by the base, last: {why}",
+                                        *self._counts()), state=NavState.FAILED)
 
     def on_motion_state(self, seq: int, state: int, stamp: float, message: str, now: float) -> None:
         if self.pending_seq is not None and seq == self.pending_seq and state in (MotionStatus.SUCCEEDED, MotionStatus.ABORTED):
-            self.pending_seq = None
             self.motion_done = max(stamp, self.pending_since)
+            self.motion_done_received = now
             if state == MotionStatus.ABORTED:
                 self._log("warn", f"motion {seq} aborted by the base: {message}")
+            # a pre-emption (a STOP or another command) is not a failure of the base
+            self._motion_ended(state == MotionStatus.SUCCEEDED, message, count=not message.startswith(PREEMPTED))
             self.tick(now)
 
     # ------------------------------------------------------------------ goals
@@ -207,6 +260,7 @@ class NavigatorRuntime:
         self.nav.params.max_steps = int(max_steps) if max_steps and max_steps > 0 else self.default_max_steps
         self.last_obs_stamp = -math.inf
         self.stopped_for_stale = False
+        self._undo, self.consecutive_aborts = None, 0
         self.status.candidates = []
         self.status.step = self.status.forwards = self.status.rotations = 0
         self.status.goal_distance = math.nan
@@ -254,17 +308,19 @@ class NavigatorRuntime:
         if self.pending_seq is not None and now - self.pending_since > p.motion_timeout:
             self._log("warn", f"motion {self.pending_seq} not reported finished after {p.motion_timeout} s: STOP")
             self._publish(Action.STOP)
-            self.pending_seq = None
-            self.motion_done = now
+            self.motion_done = self.motion_done_received = now
+            self._motion_ended(False, f"no report from the base after {p.motion_timeout} s")
+            if not self.active:
+                return
         if stale:
             self.status.stale_inputs = stale
             if not self.stopped_for_stale:
                 self._publish(Action.STOP)
                 self.stopped_for_stale = True
                 if self.pending_seq is not None:
-                    self.pending_seq = None
-                    self.motion_done = now
-            why = [f"{n} ({self.input_errors[n]})" if n in self.input_errors else n for n in stale]
+                    self.motion_done = self.motion_done_received = now
+                    self._motion_ended(False, count=False)
+            why = [f"{n} ({self.input_errors.get(n) or self.input_problem(n, now)})" for n in stale]
             self._set_state(NavState.STALE_INPUT, "stale or missing input: " + ", ".join(why))
             return
         if self.stopped_for_stale:
@@ -277,12 +333,14 @@ class NavigatorRuntime:
             return
         front, rear = self.inputs["front_camera"], self.inputs["rear_camera"]
         obs_stamp = min(front.stamp, rear.stamp)
-        if obs_stamp <= self.motion_done or obs_stamp <= self.last_obs_stamp:
+        if (obs_stamp <= self.motion_done or obs_stamp <= self.last_obs_stamp
+                or min(front.received, rear.received) < self.motion_done_received):
             self._set_state(NavState.NAVIGATING)
             return
         for name in ("scan", "free_actions"):
             enabled = p.use_scan_gate if name == "scan" else p.use_free_actions
-            if enabled and self.inputs[name].stamp <= self.motion_done:
+            inp = self.inputs[name]
+            if enabled and (inp.stamp <= self.motion_done or inp.received < self.motion_done_received):
                 self._set_state(NavState.NAVIGATING)
                 return
         self._decide(front, rear, obs_stamp, now)
@@ -290,12 +348,23 @@ class NavigatorRuntime:
     def _decide(self, front: _Input, rear: _Input, obs_stamp: float, now: float) -> None:
         free = self.free_set()
         self.last_obs_stamp = obs_stamp
+        undo = self.nav.snapshot()
         try:
             d: Decision = self.nav.step(front.value, rear.value, free)
         except Exception as exc:  # a failing model must not take the node down: STOP, retry on new data
+            self.nav.restore(undo)
             self._publish(Action.STOP)
             self._log("error", f"decision failed: {type(exc).__name__}: {exc}")
             self._set_state(NavState.NAVIGATING, f"decision failed ({type(exc).__name__}: {exc}); STOP")
+            return
+        bad = not math.isfinite(d.goal_distance) or any(not math.isfinite(c.potential) for c in d.candidates)
+        if bad:  # NaN/inf from the model: no decision can be trusted
+            self.nav.restore(undo)
+            self._publish(Action.STOP)
+            why = (f"model output is not finite (d_h {d.goal_distance}, potentials "
+                   f"{[c.potential for c in d.candidates]}): corrupt weights? STOP")
+            self._log("error", why)
+            self._finish(GoalResult(False, why, *self._counts()), state=NavState.FAILED)
             return
         st = self.status
         st.goal_distance = d.goal_distance
@@ -308,6 +377,7 @@ class NavigatorRuntime:
         if action != Action.STOP:
             self.pending_seq = self.seq
             self.pending_since = now
+            self._undo = undo
             self._set_state(NavState.WAITING_MOTION, f"{action.name} (step {st.step})")
             self._pub_status(st)
             self._on_feedback(self.goal_id, st)

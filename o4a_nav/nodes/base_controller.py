@@ -1,7 +1,9 @@
 """`base_controller` node: executes o4a_msgs/DiscreteAction on a differential-drive base.
 
-Subscribes o4a/action (reliable) and odom (nav_msgs/Odometry, best effort: accepts
-sensor-data and reliable publishers); publishes cmd_vel (geometry_msgs/Twist, or
+Subscribes o4a/action (reliable), odom (nav_msgs/Odometry, best effort: accepts
+sensor-data and reliable publishers) and scan (the collision monitor: every scan is checked
+against the rest of the running motion with the footprint parameters shared with the
+collision_checker, and a motion starts only when the latest scan allows it); publishes cmd_vel (geometry_msgs/Twist, or
 TwistStamped with use_stamped) and o4a/motion_state (o4a_msgs/MotionState) on every state
 change. Closed loop on odometry; zero velocity on STOP, on stale odometry or commands and
 when a motion does not finish in time. Logic in o4a_nav/nav/base_controller.py.
@@ -13,6 +15,7 @@ import math
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav import diagnostics as diag
 from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
+from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import BaseControllerNodeParams
 from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes, read_params,
                                    reliable, stamp_or)
@@ -26,21 +29,34 @@ class BaseControllerNode(ManagedNode):
     def __init__(self, node_name: str = "base_controller", **kwargs):
         super().__init__(node_name, **kwargs)
         self.ctl = BaseController(declare_params(self, BaseControllerParams))
+        self._checker = CollisionChecker(declare_params(self, FootprintParams))  # the collision monitor's
         declare_params(self, BaseControllerNodeParams)
         self._was_moving = False
 
         def set_params(params, _changes):
             self.ctl.params = params  # applies from the next control tick
+            self.ctl.monitor = self._checker if params.collision_monitor else None
+            if not params.collision_monitor:
+                self.get_logger().warning("collision monitor switched off: motions no longer check the scan")
 
-        on_parameter_changes(self, [(lambda: self.ctl.params, set_params)])
+        def set_footprint(params, _changes):
+            self._checker = CollisionChecker(params)
+            if self.ctl.monitor is not None:
+                self.ctl.monitor = self._checker
+
+        on_parameter_changes(self, [(lambda: self.ctl.params, set_params),
+                                    (lambda: self._checker.params, set_footprint)])
         self.start()
 
     def configure(self):
         from geometry_msgs.msg import Twist, TwistStamped
         from nav_msgs.msg import Odometry
         from o4a_msgs.msg import DiscreteAction, MotionState
+        from sensor_msgs.msg import LaserScan
 
-        self.ctl = BaseController(read_params(self, BaseControllerParams))
+        params = read_params(self, BaseControllerParams)
+        self._checker = CollisionChecker(read_params(self, FootprintParams))
+        self.ctl = BaseController(params, self._checker if params.collision_monitor else None)
         setup = read_params(self, BaseControllerNodeParams)
         rate = setup.control_rate
         self.use_stamped, self.base_frame = setup.use_stamped, setup.base_frame
@@ -49,6 +65,7 @@ class BaseControllerNode(ManagedNode):
         self.pub_state = self.pub(MotionState, topics.MOTION_STATE, reliable(10))
         self.sub(Odometry, topics.ODOM, self._on_odom, SENSOR_QOS)
         self.sub(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
+        self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)
         self.timer(1.0 / rate, self._tick)
         self.faults, self.last_fault, self.last_failed = 0, "", False
         self.diagnostics(self._diagnostics)
@@ -73,8 +90,17 @@ class BaseControllerNode(ManagedNode):
     def _on_odom(self, msg):
         now = now_sec(self)
         stamp = stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now)
-        if not self.ctl.on_odom(ros_conv.pose_msg_to_pose2d(msg.pose.pose), stamp):
+        if not self.ctl.on_odom(ros_conv.pose_msg_to_pose2d(msg.pose.pose), stamp, now):
             self.get_logger().error(f"{topics.ODOM}: non-finite pose ignored", throttle_duration_sec=5.0)
+
+    def _on_scan(self, msg):
+        """Collision monitor: an intrusion stops the robot from here, not at the next tick."""
+        if not self.active:
+            return
+        now = now_sec(self)
+        scan = ros_conv.scan_msg_to_data(msg)
+        scan.stamp = stamp_or(scan.stamp, now)
+        self._emit(self.ctl.on_scan(scan, now), now)
 
     def _on_action(self, msg):
         now = now_sec(self)

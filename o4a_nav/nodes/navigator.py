@@ -168,6 +168,8 @@ class NavigatorNode(ManagedNode):
 
             torch.set_num_threads(int(threads))
             model = load_model(self.model_path)
+            if model.integrity_warning:
+                self.get_logger().warning(model.integrity_warning)
             nav = O4ANavigator(model, self.world or None, params)
             z = np.zeros((96, 96, 3), np.uint8)
             model.embed(z, z)  # warm-up: the first call allocates

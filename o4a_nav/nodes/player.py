@@ -298,7 +298,7 @@ class StepDriver(Node):
 
         replayed: list = []
         prev_action = None          # DiscreteAction the navigator published last step
-        prev_state = MotionStatus.SUCCEEDED
+        prev_state, prev_message = MotionStatus.SUCCEEDED, ""
         goal_index = -1
         goal_over = False
         t = self.t0
@@ -320,8 +320,8 @@ class StepDriver(Node):
                 ack = self._MotionState()
                 ack.header.stamp = self._stamp(t)
                 ack.sequence, ack.action, ack.state = prev_action.sequence, prev_action.action, prev_state
-                if prev_state != MotionStatus.SUCCEEDED:
-                    ack.message = "replay-check: the recorded motion ended this way"
+                if prev_state != MotionStatus.SUCCEEDED:  # the recorded reason (a pre-emption is not a failure)
+                    ack.message = prev_message or "replay-check: the recorded motion ended this way"
                 self._motion_pub.publish(ack)
             with self._cond:
                 n_actions, n_states = len(self._actions), len(self._states)
@@ -344,7 +344,7 @@ class StepDriver(Node):
                 msg = self._actions[n_actions]
             action = Action(int(msg.action))
             replayed.append(action)
-            prev_action, prev_state = msg, step.motion_state
+            prev_action, prev_state, prev_message = msg, step.motion_state, step.motion_message
             if action == Action.STOP and self._goal_over(n_states):
                 goal_over = True
             if progress is not None:

@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+"""Safety figures of docs/RUNTIME.md (issue 14), measured with the nodes as separate
+processes (their console scripts, as deployed) around a probe in this process that plays
+the base (a unicycle integrating cmd_vel in real time, 50 Hz odometry) and the laser (10 Hz
+scans of a wall across the path). A measurement, not a test.
+
+  intrusion   a wall appears 0.30 m ahead while a FORWARD runs: time from the first scan
+              that shows it to cmd_vel = 0 at the probe, travel after the wall appeared
+  odometry    frozen pose with fresh stamps, reset to zero, stamped 3 s ahead then lost,
+              frozen during a rotation: distance and angle moved, the base's reason
+  skew        navigator with max_clock_skew 5 s, all inputs stamped 3 s ahead at 10 Hz, then
+              the scan dies: time from the last scan to STOP on o4a/action; and with the
+              default max_clock_skew 0.2 s: time from the first skewed input to STOP
+  nan         collision_checker + navigator + base_controller on all-NaN scans for --nan-s
+              seconds: FORWARDs published, forward velocity
+
+Usage:
+  .venv/bin/python scripts/measure_safety.py [--trials 10] [--nan-s 20] [--json runs/safety.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+NS = f"/o4a_safety_{os.getpid()}"
+
+
+def start(script: str, *params: str) -> subprocess.Popen:
+    args = [str(ROOT / ".venv/bin" / script), "--ros-args", "-r", f"__ns:={NS}",
+            "--params-file", str(ROOT / "config/navigation.yaml")]
+    for p in params:
+        args += ["-p", p]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.005)
+    return pred()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--nan-s", type=float, default=20.0)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    import rclpy
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
+    from o4a_msgs.srv import SetGoal
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image, LaserScan
+
+    from o4a_nav import ros_conv, topics
+    from o4a_nav.nav.base_controller import wrap_angle
+    from o4a_nav.nodes._common import SENSOR_QOS, reliable
+    from o4a_nav.sim.robot import cast_rays
+    from o4a_nav.types import Pose2D, ScanData
+
+    rclpy.init()
+
+    class Probe(Node):
+        def __init__(self):
+            super().__init__("safety_probe", namespace=NS)
+            self.pose, self.wall_x, self.scan_fn, self.odom_fn = Pose2D(0, 0, 0), None, None, None
+            self.cmd = (0.0, 0.0)
+            self.cmd_log, self.scan_log, self.motion, self.actions, self.status = [], [], [], [], []
+            self.pub_odom = self.create_publisher(Odometry, topics.ODOM, SENSOR_QOS)
+            self.pub_scan = self.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
+            self.pub_front = self.create_publisher(Image, topics.FRONT_IMAGE, SENSOR_QOS)
+            self.pub_rear = self.create_publisher(Image, topics.REAR_IMAGE, SENSOR_QOS)
+            self.pub_free = self.create_publisher(FreeActions, topics.FREE_ACTIONS, reliable(1))
+            self.pub_action = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
+            self.pub_motion = self.create_publisher(MotionState, topics.MOTION_STATE, reliable(10))
+            self.create_subscription(Twist, topics.CMD_VEL, self._on_cmd, reliable(10))
+            self.create_subscription(MotionState, topics.MOTION_STATE, self.motion.append, reliable(10))
+            self.create_subscription(DiscreteAction, topics.ACTION,
+                                     lambda m: self.actions.append((time.monotonic(), m)), reliable(10))
+            self.create_subscription(NavigatorStatus, topics.STATUS, self.status.append, reliable(10))
+
+        def now(self):
+            return self.get_clock().now().nanoseconds * 1e-9
+
+        def _on_cmd(self, m):
+            self.cmd = (m.linear.x, m.angular.z)
+            self.cmd_log.append((time.monotonic(), m.linear.x, m.angular.z))
+
+        def ranges(self):
+            if self.scan_fn is not None:
+                return self.scan_fn()
+            r = np.full(181, np.inf, np.float32)
+            if self.wall_x is not None:
+                wall = np.array([[[self.wall_x, -5.0], [self.wall_x, 5.0]]])  # the simulator's ray caster
+                r = cast_rays(wall, self.pose.x, self.pose.y, self.pose.yaw + np.linspace(-math.pi / 2, math.pi / 2, 181))
+                r = np.where(r <= 10.0, r, np.inf).astype(np.float32)
+            return r
+
+        def scan(self, ranges=None, stamp=None):
+            s = ScanData(self.ranges() if ranges is None else ranges, -math.pi / 2, math.pi / 180, 0.05, 10.0,
+                         stamp=self.now() if stamp is None else stamp)
+            self.scan_log.append((time.monotonic(), self.wall_x))
+            self.pub_scan.publish(ros_conv.scan_data_to_msg(s, topics.LASER_FRAME))
+
+        def action(self, a, seq):
+            m = DiscreteAction()
+            ros_conv.fill_header(m.header, self.now(), "base_link")
+            m.action, m.sequence = int(a), seq
+            self.pub_action.publish(m)
+
+        def final(self, seq):
+            done = [m for m in self.motion if m.sequence == seq and m.state in (2, 3)]
+            return done[-1] if done else None
+
+    probe = Probe()
+    ex = SingleThreadedExecutor()
+    ex.add_node(probe)
+    threading.Thread(target=ex.spin, daemon=True).start()
+    running = {"base": True, "scan": True}
+
+    def drive():
+        last = time.monotonic()
+        while running["base"]:
+            now = time.monotonic()
+            h, last = now - last, now
+            v, w = probe.cmd
+            p = probe.pose
+            probe.pose = Pose2D(p.x + v * h * math.cos(p.yaw), p.y + v * h * math.sin(p.yaw), wrap_angle(p.yaw + w * h))
+            o = (probe.pose, probe.now()) if probe.odom_fn is None else probe.odom_fn(probe.pose, probe.now())
+            if o is not None:
+                m = Odometry()
+                ros_conv.fill_header(m.header, o[1], topics.ODOM_FRAME)
+                ros_conv.set_pose_msg(m.pose.pose, o[0])
+                probe.pub_odom.publish(m)
+            time.sleep(0.02)
+
+    def scans():
+        while running["base"]:
+            if running["scan"]:
+                probe.scan()
+            time.sleep(0.1)
+
+    threading.Thread(target=drive, daemon=True).start()
+    threading.Thread(target=scans, daemon=True).start()
+    out: dict = {"trials": args.trials}
+    procs = []
+    try:
+        # ------------------------------------------------------------ intrusion
+        base = start("base_controller")
+        procs.append(base)
+        assert wait(lambda: probe.count_subscribers(probe.resolve_topic_name(topics.ACTION)) > 0
+                    and probe.count_subscribers(probe.resolve_topic_name(topics.SCAN)) > 0, 60)
+        time.sleep(1.5)
+        lat, after, seq = [], [], 0
+        for k in range(args.trials):
+            probe.wall_x = None
+            time.sleep(0.5)
+            x_start = probe.pose.x
+            for _ in range(5):  # the first command can come before the base has its first scan
+                seq += 1
+                probe.action(1, seq)
+                if wait(lambda: probe.pose.x > x_start + 0.03 or probe.final(seq) is not None, 10) \
+                        and probe.final(seq) is None:
+                    break
+                time.sleep(0.5)
+            x0 = probe.pose.x
+            n_scan, n_cmd = len(probe.scan_log), len(probe.cmd_log)
+            probe.wall_x = x0 + 0.30
+            wait(lambda: probe.final(seq) is not None, 10)
+            time.sleep(0.3)
+            t_seen = next(t for t, w in probe.scan_log[n_scan:] if w is not None)
+            t_zero = next((t for t, v, w in probe.cmd_log[n_cmd:] if v == 0.0 and t >= t_seen), math.nan)
+            lat.append((t_zero - t_seen) * 1e3)
+            after.append(probe.pose.x - x0)
+            print(f"intrusion {k}: {probe.final(seq).message!r}: cmd_vel 0 {lat[-1]:.1f} ms after the scan, "
+                  f"{after[-1] * 100:.1f} cm after the wall appeared")
+            probe.pose = Pose2D(0.0, 0.0, 0.0)
+        out["intrusion_ms"] = lat
+        out["intrusion_travel_m"] = after
+        # ------------------------------------------------------------ odometry faults
+        res = {}
+        for fault in ("frozen", "reset", "future_then_lost", "frozen_rotation"):
+            rows = []
+            for k in range(max(1, args.trials // 2)):
+                probe.wall_x = None
+                probe.pose = Pose2D(2.0, 1.0, 0.4)
+                probe.odom_fn = None
+                time.sleep(0.5)
+                start_pose = probe.pose
+                state: dict = {}
+
+                def odom(pose, t, state=state, fault=fault):
+                    tf = state.get("t")
+                    if tf is None or t < tf:
+                        return pose, t
+                    if fault.startswith("frozen"):
+                        return state.setdefault("p", pose), t
+                    if fault == "reset":
+                        return Pose2D(0.0, 0.0, 0.0), t
+                    return (pose, t + 3.0) if t < tf + 0.3 else None
+
+                probe.odom_fn = odom
+                seq += 1
+                probe.action(2 if fault == "frozen_rotation" else 1, seq)
+                wait(lambda: any(m.sequence == seq and m.state == 1 for m in probe.motion), 10)
+                state["t"] = probe.now() + 0.1
+                wait(lambda: probe.final(seq) is not None, 15)
+                time.sleep(0.5)
+                d = math.hypot(probe.pose.x - start_pose.x, probe.pose.y - start_pose.y)
+                a = math.degrees(abs(wrap_angle(probe.pose.yaw - start_pose.yaw)))
+                rep = probe.final(seq)
+                rows.append((d, a, rep.message if rep else "no report"))
+                probe.odom_fn = None
+            res[fault] = rows
+            print(f"{fault}: max {max(r[0] for r in rows):.3f} m, {max(r[1] for r in rows):.1f} deg; {rows[0][2]!r}")
+        out["odometry"] = res
+        base.terminate()
+        base.wait(10)
+        procs.remove(base)
+        # ------------------------------------------------------------ skew
+        import torch
+
+        from o4a_nav.learning.config import ModelConfig
+        from o4a_nav.learning.model_io import O4AModel, save_model
+
+        torch.manual_seed(0)
+        model = save_model(O4AModel(ModelConfig(), ["w"]), Path(tempfile.mkdtemp()) / "m")
+        rng = np.random.default_rng(0)
+        img = [rng.integers(0, 255, (96, 96, 3), dtype=np.uint8) for _ in range(8)]
+        running["scan"] = False
+        skew_res = {}
+        for max_skew in (5.0, 0.2):
+            nav = start("navigator", f"model_path:={model}", "stop_threshold:=0.0", f"max_clock_skew:={max_skew}")
+            procs.append(nav)
+            cli = probe.create_client(SetGoal, topics.SET_GOAL)
+            assert cli.wait_for_service(timeout_sec=60)
+            stop_stream = threading.Event()
+            scan_alive = threading.Event()
+            scan_alive.set()
+            last_scan = [0.0]
+            first_pub = [None]
+
+            def stream():
+                k = 0
+                while not stop_stream.is_set():
+                    t = probe.now() + 3.0
+                    probe.pub_front.publish(ros_conv.rgb_to_image_msg(img[k % 8], t, "front"))
+                    probe.pub_rear.publish(ros_conv.rgb_to_image_msg(img[(k + 3) % 8], t, "rear"))
+                    m = FreeActions()
+                    ros_conv.fill_header(m.header, t, "laser")
+                    m.forward = m.rotate_left = m.rotate_right = True
+                    probe.pub_free.publish(m)
+                    if scan_alive.is_set():
+                        probe.scan(np.full(181, np.inf, np.float32), stamp=t)
+                        last_scan[0] = time.monotonic()
+                    if first_pub[0] is None:
+                        first_pub[0] = time.monotonic()
+                    # the base: every motion ends at once
+                    for _, a in list(probe.actions):
+                        if a.action != 0 and not any(mm.sequence == a.sequence for mm in probe.motion):
+                            ms = MotionState()
+                            ros_conv.fill_header(ms.header, probe.now(), "base_link")
+                            ms.sequence, ms.action, ms.state = a.sequence, a.action, 2
+                            probe.pub_motion.publish(ms)
+                    k += 1
+                    time.sleep(0.1)
+
+            req = SetGoal.Request()
+            req.front = ros_conv.rgb_to_image_msg(img[1], probe.now(), "f")
+            req.rear = ros_conv.rgb_to_image_msg(img[2], probe.now(), "r")
+            fut = cli.call_async(req)
+            wait(fut.done, 30)
+            n_act = len(probe.actions)
+            th = threading.Thread(target=stream, daemon=True)
+            th.start()
+            rows = []
+            if max_skew > 1.0:
+                for k in range(max(1, args.trials // 2)):
+                    scan_alive.set()
+                    if not wait(lambda: len([a for t, a in probe.actions[n_act:] if a.action != 0]) >= 2, 30):
+                        print("skew: the navigator did not move on the skewed inputs; trial skipped")
+                        n_act = len(probe.actions)
+                        continue
+                    time.sleep(0.3)
+                    scan_alive.clear()
+                    t_dead = last_scan[0]
+                    wait(lambda: any(t > t_dead and a.action == 0 for t, a in probe.actions), 10)
+                    t_stop = next((t for t, a in probe.actions if t > t_dead and a.action == 0), math.nan)
+                    rows.append((t_stop - t_dead) * 1e3)
+                    print(f"skew 3 s accepted (max_clock_skew {max_skew}): STOP {rows[-1]:.0f} ms after the last scan")
+                    n_act = len(probe.actions)
+            else:  # STOP was published at the goal (no inputs yet); the skewed inputs must not move it
+                time.sleep(3.0)
+                motions = [a for t, a in probe.actions[n_act:] if a.action != 0]
+                reason = probe.status[-1].message if probe.status else ""
+                rows.append(len(motions))
+                print(f"skew 3 s refused (max_clock_skew {max_skew}): {len(motions)} motions in 3 s; "
+                      f"status {probe.status[-1].state_text if probe.status else ''} {reason!r}")
+            skew_res[str(max_skew)] = rows
+            stop_stream.set()
+            th.join(2)
+            probe.destroy_client(cli)
+            nav.terminate()
+            nav.wait(10)
+            procs.remove(nav)
+        out["skew_ms"] = skew_res
+        # ------------------------------------------------------------ all-NaN scans through the three nodes
+        running["scan"] = True
+        probe.scan_fn = lambda: np.full(181, np.nan, np.float32)
+        probe.pose = Pose2D(0.0, 0.0, 0.0)
+        for script, params in (("collision_checker", ()), ("base_controller", ()),
+                               ("navigator", (f"model_path:={model}", "stop_threshold:=0.0"))):
+            procs.append(start(script, *params))
+        cli = probe.create_client(SetGoal, topics.SET_GOAL)
+        assert cli.wait_for_service(timeout_sec=60)
+        stop_stream = threading.Event()
+
+        def images():
+            k = 0
+            while not stop_stream.is_set():
+                t = probe.now()
+                probe.pub_front.publish(ros_conv.rgb_to_image_msg(img[k % 8], t, "front"))
+                probe.pub_rear.publish(ros_conv.rgb_to_image_msg(img[(k + 5) % 8], t, "rear"))
+                k += 1
+                time.sleep(0.1)
+
+        th = threading.Thread(target=images, daemon=True)
+        th.start()
+        req = SetGoal.Request()
+        req.front = ros_conv.rgb_to_image_msg(img[1], probe.now(), "f")
+        req.rear = ros_conv.rgb_to_image_msg(img[2], probe.now(), "r")
+        t0 = time.monotonic()
+        n_act = len(probe.actions)
+        fut = cli.call_async(req)
+        wait(fut.done, 30)
+        time.sleep(args.nan_s)
+        acts = [a.action for t, a in probe.actions[n_act:]]
+        fwd_v = max([v for t, v, w in probe.cmd_log if t > t0] or [0.0])
+        out["nan"] = {"seconds": args.nan_s, "forward": acts.count(1), "rotations": acts.count(2) + acts.count(3),
+                      "max_linear_cmd": fwd_v}
+        print(f"all-NaN scans for {args.nan_s:.0f} s: {acts.count(1)} FORWARD, {acts.count(2) + acts.count(3)} "
+              f"rotations published, max forward cmd_vel {fwd_v:.3f} m/s")
+        stop_stream.set()
+        th.join(2)
+    finally:
+        running["base"] = False
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        ex.shutdown()
+        probe.destroy_node()
+        rclpy.shutdown()
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    lat = [x for x in out.get("intrusion_ms", []) if math.isfinite(x)]
+    if lat:
+        print(f"\nintrusion: scan -> cmd_vel 0 median {np.median(lat):.1f} ms, max {max(lat):.1f} ms; travel after "
+              f"the wall appeared max {max(out['intrusion_travel_m']) * 100:.1f} cm")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
