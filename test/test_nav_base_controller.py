@@ -112,7 +112,7 @@ def test_blocked_base_times_out():
     ctl.on_odom(Pose2D(0, 0, 0), 0.0)
     ctl.command(Action.FORWARD, 1, now=0.0)
     _, t, reports, _ = drive(ctl, Pose2D(0, 0, 0), 0.0, blocked=True)
-    assert reports[-1].state == ABORTED and "frozen" in reports[-1].message and t < 0.6
+    assert reports[-1].state == MotionStatus.ABORTED and "frozen" in reports[-1].message and t < 0.6
 
 
 def test_new_motion_preempts_running_one():
