@@ -21,7 +21,8 @@ def _state(node) -> str:
 
 
 class Robot:
-    """Publishes odometry that follows cmd_vel (a unicycle), records cmd_vel and MotionState."""
+    """Publishes odometry that follows cmd_vel (a unicycle) and a clear 10 Hz scan (the base
+    controller's collision monitor needs one), records cmd_vel and MotionState."""
 
     def __init__(self, ctx, add, name):
         from geometry_msgs.msg import Twist
@@ -40,6 +41,10 @@ class Robot:
         self.node.create_subscription(MotionState, topics.MOTION_STATE, self.states.append, reliable(10))
         self.pub_odom = self.node.create_publisher(Odometry, topics.ODOM, SENSOR_QOS)
         self.pub_action = self.node.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
+        from sensor_msgs.msg import LaserScan
+
+        self.pub_scan = self.node.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
+        self.ticks = 0
         self._Odometry, self._DiscreteAction = Odometry, DiscreteAction
         self.node.create_timer(0.02, self._tick)
 
@@ -55,6 +60,16 @@ class Robot:
         m.pose.pose.position.x = self.x
         m.pose.pose.orientation.z, m.pose.pose.orientation.w = math.sin(self.yaw / 2), math.cos(self.yaw / 2)
         self.pub_odom.publish(m)
+        self.ticks += 1
+        if self.ticks % 5 == 0:
+            import numpy as np
+
+            from o4a_nav import ros_conv, topics
+            from o4a_nav.types import ScanData
+
+            t = self.node.get_clock().now().nanoseconds * 1e-9
+            scan = ScanData(np.full(181, np.inf, np.float32), -math.pi / 2, math.pi / 180, 0.05, 10.0, stamp=t)
+            self.pub_scan.publish(ros_conv.scan_data_to_msg(scan, topics.LASER_FRAME))
 
     def send(self, action, seq):
         m = self._DiscreteAction()
