@@ -3,7 +3,9 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+LINT_PATHS := o4a_nav test scripts launch setup.py
+
+.PHONY: setup demo test test-fast lint bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -11,8 +13,15 @@ setup:
 demo: setup
 	$(PY) -m o4a_nav.cli demo
 
-test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: setup lint
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+
+# The ROS-free core suite (no rclpy nodes, no launch files, nothing marked slow): a few minutes.
+test-fast: setup lint
+	$(PY) -m pytest -q -m "not ros and not slow" --durations=10 $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check --no-cache $(LINT_PATHS)
 
 bench: setup
 	bash scripts/run_benchmark.sh

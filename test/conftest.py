@@ -72,3 +72,25 @@ def ros(request):
     for n in nodes:
         n.destroy_node()
     rclpy.shutdown(context=ctx)
+
+
+def _starts_ros(item) -> bool:
+    """A test that runs ROS: uses the `ros` fixture, or its module imports rclpy or starts
+    the o4a command-line tools, the launch files or the node executables."""
+    if "ros" in getattr(item, "fixturenames", ()):
+        return True
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    names = vars(module)
+    return "rclpy" in names or any(str(getattr(v, "__module__", "") or "").startswith("rclpy")
+                                   for v in names.values())
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that runs ROS with `ros`, so that `make test-fast` (-m "not ros and
+    not slow") is the ROS-free core suite whatever each file remembered to mark."""
+    for item in items:
+        if _starts_ros(item) and "ros" not in item.keywords:
+            item.add_marker(pytest.mark.ros)

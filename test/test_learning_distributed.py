@@ -56,6 +56,7 @@ def bag(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_and_resume(bag, tmp_path):
     common = ["--bags", str(bag)] + TINY
     one_w, two_w = tmp_path / "w1", tmp_path / "w2"

@@ -87,7 +87,6 @@ def test_bench_and_replay_check_fail_on_a_nan_model(tmp_path, capsys):
 
 @pytest.mark.ros
 def test_navigator_node_on_a_nan_model_stays_in_no_model(ros, tmp_path):
-    from o4a_nav.nav import runtime as rt
     from o4a_nav.types import NavState
     from test_runtime_nodes import nav_node
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from o4a_nav.nav.base_controller import BaseController, BaseControllerParams, wrap_angle
-from o4a_nav.nav.collision import CollisionChecker, FootprintParams
+from o4a_nav.nav.collision import CollisionChecker
 from o4a_nav.sim.robot import cast_rays
 from o4a_nav.types import Action, MotionStatus, NavState, Pose2D, ScanData
 
@@ -344,7 +344,6 @@ def test_future_stamped_command_is_refused():
 
 
 # ---------------------------------------------------------------- the navigator runtime
-from o4a_nav.nav import runtime as rt  # noqa: E402
 from test_nav_runtime import ALL, Harness, clear_scan  # noqa: E402
 from test_nav_doubles import grid_obs  # noqa: E402
 

@@ -8,14 +8,11 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from o4a_nav import ros_conv, topics
-from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.collision import FootprintParams
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
 from o4a_nav.types import Action, MotionStatus, NavState, Pose2D, ScanData

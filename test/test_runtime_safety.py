@@ -11,9 +11,8 @@ from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 
 from o4a_nav import ros_conv, topics
-from o4a_nav.nav import runtime as rt
 from o4a_nav.nav.base_controller import wrap_angle
-from o4a_nav.types import Action, MotionStatus, NavState, Pose2D, ScanData
+from o4a_nav.types import Action, NavState, Pose2D, ScanData
 
 from conftest import wait_until  # noqa: E402
 from test_nav_safety import wall_scan  # noqa: E402
@@ -288,7 +287,7 @@ def test_navigator_clock_skew_and_wrong_laser_frame_are_faults(ros, model_dir): 
     STOP, no motion (on main they count as fresh). A scan from another frame: the same,
     with the frame named."""
     ctx, add = ros
-    nav = add(nav_node(ctx, model_dir, stop_threshold=0.0))
+    add(nav_node(ctx, model_dir, stop_threshold=0.0))
     probe = add(Probe(ctx))
     from test_runtime_nodes import call_set_goal
 

@@ -28,6 +28,7 @@ def worlds():
     return out
 
 
+@pytest.mark.slow
 def test_every_generated_world_loads_and_is_connected(worlds):
     for (seed, i), (spec, w) in worlds.items():
         where = f"seed {seed} world {i}"
@@ -40,6 +41,7 @@ def test_every_generated_world_loads_and_is_connected(worlds):
             assert w.free[row[0]:row[1] + 1, col[0]:col[1] + 1].any(), (where, r.name)
 
 
+@pytest.mark.slow
 def test_doors_are_wide_enough_and_passable(worlds):
     for (seed, i), (_, w) in worlds.items():
         for o in w.openings:
@@ -54,6 +56,7 @@ def test_doors_are_wide_enough_and_passable(worlds):
             assert w.geodesic(p, q) == pytest.approx(1.0, abs=0.1), (i, o)
 
 
+@pytest.mark.slow
 def test_generated_worlds_vary(worlds):
     specs = [s for s, _ in worlds.values()]
     areas = [w.free_area for _, w in worlds.values()]
@@ -72,6 +75,7 @@ def test_generated_worlds_vary(worlds):
     assert any(fill(w) < 0.95 for _, w in worlds.values())
 
 
+@pytest.mark.slow
 def test_same_seed_same_files_across_processes(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     paths = [p for p, _ in write_worlds(3, seed=11, out=a)]

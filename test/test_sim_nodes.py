@@ -1,11 +1,8 @@
 """The sim and explorer nodes under real rclpy (in-process executor, own context)."""
-import math
 import threading
 import time
 
 import pytest
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 

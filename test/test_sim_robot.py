@@ -1,6 +1,5 @@
 """The simulated robot: laser geometry, cameras, discrete and continuous motion,
 determinism across processes. Uses the real MiniWorld renderer (headless)."""
-import hashlib
 import math
 import subprocess
 import sys

@@ -8,7 +8,7 @@ network). Select with `o4a train --preset paper` or override single fields with
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from o4a_nav.errors import UserError
 

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from o4a_nav.learning.config import NOT_CONNECTED
-from o4a_nav.types import Action
 
 
 @torch.no_grad()

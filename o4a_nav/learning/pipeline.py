@@ -26,8 +26,8 @@ import torch
 from o4a_nav.errors import UserError
 from o4a_nav.learning import graph as G
 from o4a_nav.learning import report as R
-from o4a_nav.learning.config import TrainConfig, graph_logit_offset, make_configs, to_dict, train_config_from_dict
-from o4a_nav.learning.dataset import TopicNames, WorldData, load_worlds
+from o4a_nav.learning.config import TrainConfig, graph_logit_offset, make_configs, to_dict
+from o4a_nav.learning.dataset import TopicNames, load_worlds
 from o4a_nav.learning.model_io import (WEIGHTS_FILE, O4AModel, begin_model_dir, check_model_out, commit_model_dir,
                                        load_model, save_model)
 from o4a_nav.learning.odometry import SegmentParams

@@ -9,8 +9,6 @@ Stage 4: p+ per world: regress d_G on sampled (source, target) pairs, h frozen, 
 """
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -415,7 +413,6 @@ def train_geodesic(head, codes: torch.Tensor, dist_rows: np.ndarray, sources: np
     """
     tqdm = _tqdm(progress)
     gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     rows = torch.as_tensor(dist_rows[:, targets])                    # (K, T)
     finite = torch.isfinite(rows)
     if not bool(finite.any()):

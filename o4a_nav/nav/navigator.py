@@ -29,7 +29,6 @@ rotations, LEFT before RIGHT.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import ClassVar

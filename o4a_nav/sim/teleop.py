@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from o4a_nav.sim.robot import SimRobot
-from o4a_nav.types import Action, Pose2D, ScanData
+from o4a_nav.types import Action, Pose2D
 
 STRAIGHT, ROTATE, ARC, PAUSE = "straight", "rotate", "arc", "pause"
 
