@@ -115,6 +115,14 @@ def test_scan_never_drives_a_refused_forward_and_gives_back_to_the_plain_rule():
     assert decisions[-1].failed   # max_steps, never a FORWARD into a wall
 
 
+def test_scan_turns_only_where_a_free_allows():
+    # only RIGHT turns are free: the scan cannot look around LEFT and leaves it to the rule
+    nav = O4ANavigator(Grid24(), "grid", NavigatorParams(stuck_scan=2, max_steps=40))
+    nav.set_goal(*obs(0, 6, 6))
+    actions, decisions, _ = drive(nav, (0, 0, 18), lambda *_: {Action.ROTATE_RIGHT}, max_steps=50)
+    assert set(actions[:-1]) == {Action.ROTATE_RIGHT} and decisions[-1].failed
+
+
 def test_new_goal_ends_a_scan():
     nav = O4ANavigator(Grid24(), "grid", NavigatorParams(stuck_scan=1))
     nav.set_goal(*obs(0, 6, 6))

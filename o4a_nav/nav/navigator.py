@@ -213,9 +213,10 @@ class O4ANavigator:
         turned by 180 deg, so h(rear, front) is the code of the opposite heading), then
         score FORWARD from each of the 24 real headings with the same potential
         p+(f(x_k, FORWARD)) + repulsion, turn the shorter way to the best heading whose
-        FORWARD was not refused, and drive. A FORWARD ends the scan. The scan's rotations
-        do not enter the waypoint memory (they would repel the headings seen with the
-        front camera and not those seen with the rear one); its FORWARD does. Returns None (not
+        FORWARD was not refused, and drive. A FORWARD ends the scan; so does a turn that
+        A_free (`cands`, before anti-oscillation) does not allow. The scan's rotations do
+        not enter the waypoint memory (they would repel the headings seen with the front
+        camera and not those seen with the rear one); its FORWARD does. Returns None (not
         scanning: the normal rule decides) or (action, waypoint to remember, attraction,
         repulsion) for the decision report; (STOP, None, None, d_h of the rear view) when
         the rear view is within stop_threshold of the goal (the goal place, seen facing
@@ -237,13 +238,13 @@ class O4ANavigator:
             if Action.FORWARD not in cands:
                 sc.blocked.add(k)
             if sc.k < HEADINGS // 2:
+                if Action.ROTATE_LEFT not in cands:   # cannot look around here: the normal rule decides
+                    return self._end_scan()
                 sc.k += 1
                 return self._scan_report(x, Action.ROTATE_LEFT)
             keys = [h for h in sorted(sc.codes) if h not in sc.blocked]
             if not keys:
-                self._scan = None
-                self._rot_run = 0
-                return None
+                return self._end_scan()
             fwd = self.model.forward_kinematics(torch.cat([sc.codes[h] for h in keys], 0),
                                                 torch.tensor([int(Action.FORWARD)])).float()
             att, rep = self._potential(fwd)
@@ -252,12 +253,18 @@ class O4ANavigator:
         if delta == 0:
             if Action.FORWARD in cands:
                 return self._scan_report(x, Action.FORWARD)
-            self._scan = None      # refused after all: back to the normal rule
-            self._rot_run = 0
-            return None
-        left = delta <= HEADINGS // 2
-        sc.k += 1 if left else -1
-        return self._scan_report(x, Action.ROTATE_LEFT if left else Action.ROTATE_RIGHT)
+            return self._end_scan()      # refused after all: back to the normal rule
+        turn = Action.ROTATE_LEFT if delta <= HEADINGS // 2 else Action.ROTATE_RIGHT
+        if turn not in cands:
+            return self._end_scan()
+        sc.k += 1 if turn == Action.ROTATE_LEFT else -1
+        return self._scan_report(x, turn)
+
+    def _end_scan(self):
+        """Back to the normal rule (which decides this step), with a fresh rotation count."""
+        self._scan = None
+        self._rot_run = 0
+        return None
 
     def _scan_report(self, x, action):
         torch = self._torch
@@ -323,6 +330,7 @@ class O4ANavigator:
                 return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, failed=True,
                                 reason=f"max_steps {p.max_steps} exhausted")
             cands = [a for a in Action.motions() if a in set(free)]
+            free_motions = list(cands)
             if p.anti_oscillation and self._last_motion in _OPPOSITE:
                 undo = _OPPOSITE[self._last_motion]
                 if undo in cands and len(cands) > 1:
@@ -331,7 +339,7 @@ class O4ANavigator:
                 self.steps -= 1  # no decision taken
                 return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps,
                                 reason="no collision-free motion")
-            scanned = self._scan_action(x, f, r, cands) if p.stuck_scan > 0 else None
+            scanned = self._scan_action(x, f, r, free_motions) if p.stuck_scan > 0 else None
             if scanned is not None:
                 chosen, w_first_i, att, rep = scanned
                 if chosen == Action.STOP:
