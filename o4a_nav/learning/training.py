@@ -349,10 +349,9 @@ def inverse_accuracy(model, world: WorldData, codes: torch.Tensor, n_negative: i
     for s in range(0, len(src), 4096):
         pred.append(model.inverse(codes[src[s:s + 4096]], codes[dst[s:s + 4096]]).argmax(1).numpy())
     pred = np.concatenate(pred)
-    out = {"per_class": {}, "confusion": np.zeros((len(CLASSES), len(CLASSES)), int).tolist()}
     conf = np.zeros((len(CLASSES), len(CLASSES)), int)
     np.add.at(conf, (lab, pred), 1)
-    out["confusion"] = conf.tolist()
+    out = {"per_class": {}, "confusion": conf.tolist()}
     for c, name in enumerate(CLASSES):
         n = int((lab == c).sum())
         if n:

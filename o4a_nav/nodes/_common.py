@@ -2,7 +2,6 @@
 specs (o4a_nav/params.py), clock, parameter overrides from YAML files."""
 from __future__ import annotations
 
-import math
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -212,13 +211,6 @@ def node_overrides(files: list, node_name: str, extra: dict | None = None, names
     """rclpy Parameter overrides for one node from YAML files (o4a_nav.params.node_parameters)."""
     return [Parameter(k, value=v) for k, v in node_parameters(files, node_name, extra, namespace).items()]
 
-
-def finite_or_nan(x) -> float:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return x
 
 
 def spin_node(node_cls, args=None, **kwargs) -> int:
