@@ -10,6 +10,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
+from o4a_nav import ros_conv
 from o4a_nav.errors import UserError
 from o4a_nav.params import Spec, node_parameters, specs
 
@@ -205,6 +206,14 @@ def now_sec(node) -> float:
 def stamp_or(stamp_sec: float, fallback: float) -> float:
     """Header stamp, or the arrival time when the publisher left the stamp at zero."""
     return stamp_sec if stamp_sec > 0.0 else fallback
+
+
+def scan_at(msg, now: float):
+    """LaserScan -> ScanData, stamped with the arrival time `now` when the driver left the
+    header stamp at zero."""
+    scan = ros_conv.scan_msg_to_data(msg)
+    scan.stamp = stamp_or(scan.stamp, now)
+    return scan
 
 
 def node_overrides(files: list, node_name: str, extra: dict | None = None, namespace: str = "") -> list[Parameter]:

@@ -18,7 +18,7 @@ from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import BaseControllerNodeParams
 from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes, read_params,
-                                   reliable, stamp_or)
+                                   reliable, scan_at, stamp_or)
 from o4a_nav.types import Action, MotionStatus
 
 
@@ -98,8 +98,7 @@ class BaseControllerNode(ManagedNode):
         if not self.active:
             return
         now = now_sec(self)
-        scan = ros_conv.scan_msg_to_data(msg)
-        scan.stamp = stamp_or(scan.stamp, now)
+        scan = scan_at(msg, now)
         self._emit(self.ctl.on_scan(scan, now), now)
 
     def _on_action(self, msg):

@@ -32,7 +32,7 @@ from o4a_nav.nav.navigator import NavigatorParams, O4ANavigator
 from o4a_nav.nav.node_params import NavigatorNodeParams
 from o4a_nav.package_data import resolve_model_path
 from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes,
-                                   read_params, reliable, stamp_or)
+                                   read_params, reliable, scan_at, stamp_or)
 from o4a_nav.types import Action
 
 
@@ -253,8 +253,7 @@ class NavigatorNode(ManagedNode):
         if not self.active:
             return
         now = now_sec(self)
-        scan = ros_conv.scan_msg_to_data(msg)
-        scan.stamp = stamp_or(scan.stamp, now)
+        scan = scan_at(msg, now)
         with self.lock:
             self.runtime.on_scan(scan, now)
 
