@@ -83,6 +83,14 @@ class TrainConfig:
     val_fraction: float = 0.3             # share of trajectories held out (paper 30 %)
     seed: int = 0
     threads: int = 2                      # torch CPU threads
+    # stage-1 arithmetic: "fp32" or "bf16" (torch.autocast: convolutions and matrix products
+    # in bfloat16, losses in float32; fast on CPUs with AMX/AVX-512-BF16 and on GPUs).
+    # Measured by scripts/measure_stage1_throughput.py (docs/LEARNING.md).
+    precision: str = "fp32"
+
+    def __post_init__(self):
+        if self.precision not in ("fp32", "bf16"):
+            raise UserError(f"train.precision must be 'fp32' or 'bf16', not {self.precision!r}")
 
 
 PRESETS = {

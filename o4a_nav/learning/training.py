@@ -9,6 +9,7 @@ Stage 4: p+ per world: regress d_G on sampled (source, target) pairs, h frozen, 
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -74,34 +75,29 @@ class Stage1Data:
         the whole batch's."""
         if shard is not None:
             return self._shard_batch(sel, augment, rng, shard)
-        fronts, rears = [], []
-        for shift in (0, 1):
-            f = np.empty((len(sel), 96, 96, 3), np.uint8)
-            r = np.empty_like(f)
-            for k, s in enumerate(sel):
-                w = self.worlds[self.world[s]]
-                f[k] = w.front[self.index[s] + shift]
-                r[k] = w.rear[self.index[s] + shift]
-            fronts.append(f)
-            rears.append(r)
-        front = images_to_tensor(np.concatenate(fronts))
-        rear = images_to_tensor(np.concatenate(rears))
+        front = images_to_tensor(np.concatenate([self._images("front", sel, 0), self._images("front", sel, 1)]))
+        rear = images_to_tensor(np.concatenate([self._images("rear", sel, 0), self._images("rear", sel, 1)]))
         if augment:
             front, rear = _jitter(front, rng), _jitter(rear, rng)
         return (front, rear, torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
                 torch.as_tensor(self.action[sel]))
 
+    def _images(self, cam: str, sel: np.ndarray, shift: int) -> np.ndarray:
+        """uint8 (len(sel), 96, 96, 3): camera `cam` at frame t + shift of transitions sel
+        (one fancy-indexed copy per world)."""
+        out = np.empty((len(sel), 96, 96, 3), np.uint8)
+        wid = self.world[sel]
+        for k in np.unique(wid):
+            m = wid == k
+            out[m] = getattr(self.worlds[k], cam)[self.index[sel[m]] + shift]
+        return out
+
     def _shard_batch(self, sel, augment, rng, shard):
         b = len(sel)
         local = sel[shard]
         rows = np.concatenate([np.arange(b)[shard], b + np.arange(b)[shard]])   # of the 2B images
-        imgs = {}
-        for cam in ("front", "rear"):
-            out = np.empty((2 * len(local), 96, 96, 3), np.uint8)
-            for shift in (0, 1):
-                for k, s in enumerate(local):
-                    out[shift * len(local) + k] = getattr(self.worlds[self.world[s]], cam)[self.index[s] + shift]
-            imgs[cam] = images_to_tensor(out)
+        imgs = {cam: images_to_tensor(np.concatenate([self._images(cam, local, 0), self._images(cam, local, 1)]))
+                for cam in ("front", "rear")}
         if augment:
             for cam in ("front", "rear"):   # same draws, same order as _jitter on the whole batch
                 gain, contrast = _jitter_draws(rng, 2 * b)
@@ -126,16 +122,26 @@ def _apply_jitter(img: torch.Tensor, gain: np.ndarray, contrast: np.ndarray) -> 
     return ((img - mean) * contrast + mean * gain).clamp_(0.0, 1.0)
 
 
+def autocast(cfg: TrainConfig, device: torch.device | str = "cpu"):
+    """The context stage-1 forward passes run in: bf16 autocast when cfg.precision is
+    "bf16", else nothing (fp32)."""
+    if cfg.precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def stage1_step(model, batch, cfg: TrainConfig, freeze_h: bool = False):
-    """Loss of one batch -> (total, ce, contrastive) tensors."""
+    """Loss of one batch -> (total, ce, contrastive) tensors (float32; the forward passes in
+    cfg.precision)."""
     front, rear, frames, trajs, actions = batch
     b = frames.shape[0]
-    if freeze_h:
-        with torch.no_grad():
+    with autocast(cfg, front.device):
+        if freeze_h:
+            with torch.no_grad():
+                codes = model.backbone(front, rear)
+        else:
             codes = model.backbone(front, rear)
-    else:
-        codes = model.backbone(front, rear)
-    return _pair_losses(model.inverse, codes[:b], codes[b:], frames, trajs, actions, cfg, freeze_h)
+        return _pair_losses(model.inverse, codes[:b], codes[b:], frames, trajs, actions, cfg, freeze_h)
 
 
 def _pair_losses(inverse, x, x_next, frames, trajs, actions, cfg: TrainConfig, freeze_h: bool):
@@ -145,11 +151,12 @@ def _pair_losses(inverse, x, x_next, frames, trajs, actions, cfg: TrainConfig, f
     if x.device.type != "cpu":
         labels, neg_mask, weights = labels.to(x.device), neg_mask.to(x.device), weights.to(x.device)
     logits = inverse.pairwise(x, torch.cat([x, x_next], 0))
-    ce = weighted_ce(logits, labels, weights)
-    if freeze_h:
-        con = torch.zeros(())
-    else:
-        con = contrastive_loss(x, x_next, neg_mask, cfg.margin_pos, cfg.margin_neg)
+    with torch.autocast(device_type=x.device.type, enabled=False):   # losses in float32
+        ce = weighted_ce(logits.float(), labels, weights)
+        if freeze_h:
+            con = torch.zeros(())
+        else:
+            con = contrastive_loss(x.float(), x_next.float(), neg_mask, cfg.margin_pos, cfg.margin_neg)
     total = cfg.ce_weight * ce + cfg.contrastive_weight * con
     return total, ce, con
 
@@ -172,14 +179,17 @@ class _ShardedStage1(torch.nn.Module):
     def forward(self, front, rear, frames, trajs, actions):
         from o4a_nav.learning.distributed import gather_codes
 
-        if self.freeze_h:
-            with torch.no_grad():
-                local = self._frozen[0](front, rear)
-        else:
-            local = self.backbone(front, rear)
+        with autocast(self.cfg, front.device):
+            if self.freeze_h:
+                with torch.no_grad():
+                    local = self._frozen[0](front, rear)
+            else:
+                local = self.backbone(front, rear)
+        local = local.float()                            # codes cross ranks in float32
         half = local.shape[0] // 2                       # rows: this rank's o_t, then its o_t+1
         x, x_next = gather_codes(local[:half], self.ctx), gather_codes(local[half:], self.ctx)
-        return _pair_losses(self.inverse, x, x_next, frames, trajs, actions, self.cfg, self.freeze_h)
+        with autocast(self.cfg, front.device):
+            return _pair_losses(self.inverse, x, x_next, frames, trajs, actions, self.cfg, self.freeze_h)
 
 
 def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: Path | None = None,
