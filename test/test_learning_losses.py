@@ -151,3 +151,45 @@ def test_precision_is_validated_and_bf16_trains_close_to_fp32(world):
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
     assert losses["bf16"][1] < 0.8 * losses["bf16"][0]
     assert losses["bf16"][1] == pytest.approx(losses["fp32"][1], rel=0.3)
+
+
+def test_chain_predictions_are_f_of_the_recorded_predecessor(world):
+    from o4a_nav.learning.training import chain_predictions
+
+    torch.manual_seed(0)
+    model = O4AModel(SMALL, ["ring"])
+    codes = torch.randn(len(world), SMALL.embed_dim)
+    pred = chain_predictions(model.forward_model, codes, world)
+    has = torch.isfinite(pred[:, 0]).numpy()
+    for t in range(1, len(world)):
+        moved = bool(world.next_ok[t - 1]) and 1 <= int(world.actions[t - 1]) <= 3
+        assert has[t] == moved
+        if moved:
+            with torch.no_grad():
+                expect = model.forward_model(codes[t - 1:t], int(world.actions[t - 1]))
+            assert torch.allclose(pred[t], expect[0], atol=1e-6)
+    assert not has[0] and has.sum() > len(world) // 2
+
+
+def test_geodesic_head_learns_distances_from_predicted_sources():
+    """With geodesic_predicted_share = 1, p+ is fitted where it is queried (f's predictions,
+    here the codes shifted by a fixed offset), not on h's codes."""
+    from scipy.stats import spearmanr
+
+    torch.manual_seed(0)
+    n = 40
+    codes = torch.randn(n, SMALL.embed_dim)
+    predicted = codes + 2.0 * torch.randn(n, SMALL.embed_dim)
+    predicted[0] = float("nan")                    # a trajectory start: keeps h's code
+    i = np.arange(n)
+    dist = np.abs(i[:, None] - i[None, :]).astype(np.float32)
+    cfg = TrainConfig(geodesic_steps=1500, geodesic_batch=256, geodesic_noise=0.0, geodesic_predicted_share=1.0)
+    head = O4AModel(SMALL, ["line"]).geodesic_head("line")
+    hist = train_geodesic(head, codes, dist, i, i, cfg, log=lambda *_: None, predicted=predicted)
+    assert hist["predicted_sources"] == pytest.approx((n - 1) / n)
+    with torch.no_grad():
+        src = predicted[1:, None].expand(n - 1, n, -1).reshape(-1, SMALL.embed_dim)
+        pred = head(src, codes[None].expand(n - 1, n, -1).reshape(-1, SMALL.embed_dim)).numpy()
+    assert spearmanr(pred, dist[1:].reshape(-1)).statistic > 0.95
+    with pytest.raises(Exception, match="geodesic_predicted_share"):
+        TrainConfig(geodesic_predicted_share=1.5)

@@ -79,6 +79,10 @@ class TrainConfig:
     geodesic_noise: float = 0.1           # Gaussian noise on codes (paper sigma 0.1)
     geodesic_sources: int = 2000          # Dijkstra sources kept per world (rows of d_G)
     geodesic_lr: float = 1e-3
+    # Share of stage-4 sources given as f's prediction f(x_{s-1}, a_{s-1}) from the recorded
+    # predecessor instead of h's code x_s (same target d_G(s, t)): at run time p+ is only
+    # ever queried on f's predictions, which lie off the codes p+ was fitted on. 0 = paper.
+    geodesic_predicted_share: float = 0.0
     # data
     val_fraction: float = 0.3             # share of trajectories held out (paper 30 %)
     seed: int = 0
@@ -89,6 +93,8 @@ class TrainConfig:
     precision: str = "fp32"
 
     def __post_init__(self):
+        if not 0.0 <= self.geodesic_predicted_share <= 1.0:
+            raise UserError(f"train.geodesic_predicted_share must be in [0, 1], not {self.geodesic_predicted_share}")
         if self.precision not in ("fp32", "bf16"):
             raise UserError(f"train.precision must be 'fp32' or 'bf16', not {self.precision!r}")
 

@@ -31,7 +31,8 @@ from o4a_nav.learning.dataset import TopicNames, load_worlds
 from o4a_nav.learning.model_io import (WEIGHTS_FILE, O4AModel, begin_model_dir, check_model_out, commit_model_dir,
                                        load_model, save_model)
 from o4a_nav.learning.odometry import SegmentParams
-from o4a_nav.learning.training import embed_frames, inverse_accuracy, train_forward, train_geodesic, train_stage1
+from o4a_nav.learning.training import (chain_predictions, embed_frames, inverse_accuracy, train_forward, train_geodesic,
+                                      train_stage1)
 
 
 STAGE1_KEYS = ("batch_size", "lr", "margin_pos", "margin_neg", "ce_weight", "not_connected_share",
@@ -260,7 +261,9 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
         history["stage4"][w.name] = _checkpointed(
             work / f"stage4_{key}_{_settings_key(tcfg, 'p+')}.pt", head,
             lambda: train_geodesic(head, wg.codes, wg.dist_rows, wg.sources, w.frames(val=False), tcfg,
-                                   progress=progress, log=log, desc=f"stage 4 p+ {w.name}"))
+                                   progress=progress, log=log, desc=f"stage 4 p+ {w.name}",
+                                   predicted=(chain_predictions(model.forward_model, wg.codes, w)
+                                              if tcfg.geodesic_predicted_share > 0 else None)))
     timings["stage4_pplus"] = time.perf_counter() - t0
     timings["total_training"] = time.perf_counter() - t_start
 

@@ -413,12 +413,29 @@ def train_forward(model, codes_list: list[torch.Tensor], edges_list: list[dict],
     return history
 
 
+@torch.no_grad()
+def chain_predictions(forward_model, codes: torch.Tensor, world: WorldData) -> torch.Tensor:
+    """(N, n): f(x_{t-1}, a_{t-1}) for every frame t reached from t-1 by a recorded motion;
+    NaN rows for the others (trajectory starts, STOP, gaps)."""
+    pred = torch.full_like(codes, float("nan"))
+    t = np.flatnonzero(world.next_ok)
+    acts = world.actions[t].astype(np.int64)
+    motion = (acts >= Action.FORWARD) & (acts <= Action.ROTATE_RIGHT)
+    t, acts = t[motion], acts[motion]
+    if len(t):
+        forward_model.eval()
+        pred[torch.as_tensor(t + 1)] = forward_model(codes[torch.as_tensor(t)], torch.as_tensor(acts))
+    return pred
+
+
 def train_geodesic(head, codes: torch.Tensor, dist_rows: np.ndarray, sources: np.ndarray, targets: np.ndarray,
-                   cfg: TrainConfig, progress=None, log=print, desc="stage 4 p+") -> dict:
+                   cfg: TrainConfig, progress=None, log=print, desc="stage 4 p+", predicted: torch.Tensor | None = None) -> dict:
     """Stage 4: regress d_G(source, target) for sampled pairs; unreachable pairs masked.
 
     dist_rows: (K, N) float32 d_G from each of `sources` (K) to every node; `targets`:
-    node indices a pair may end at.
+    node indices a pair may end at. predicted: chain_predictions(...) (N, n); with
+    cfg.geodesic_predicted_share > 0 that share of the sources (those that have a
+    prediction) is given as f's prediction instead of h's code.
     """
     tqdm = _tqdm(progress)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -435,6 +452,9 @@ def train_geodesic(head, codes: torch.Tensor, dist_rows: np.ndarray, sources: np
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.geodesic_steps)
     history = {"step": [], "loss": [], "n_pairs": int(len(pairs)), "distance_scale": scale,
                "loss_units": "MSE of d_G / distance_scale"}
+    use_pred = predicted is not None and cfg.geodesic_predicted_share > 0
+    if use_pred:
+        history["predicted_sources"] = float(torch.isfinite(predicted[src_nodes][:, 0]).float().mean())
     head.train()
     bar = tqdm(range(cfg.geodesic_steps), desc=desc, unit="step", leave=False)
     running = None
@@ -443,6 +463,10 @@ def train_geodesic(head, codes: torch.Tensor, dist_rows: np.ndarray, sources: np
         target = rows[sel[:, 0], sel[:, 1]]
         xs = codes[src_nodes[sel[:, 0]]]
         xg = codes[tgt_nodes[sel[:, 1]]]
+        if use_pred:
+            alt = predicted[src_nodes[sel[:, 0]]]
+            swap = (torch.rand(len(sel), generator=gen) < cfg.geodesic_predicted_share) & torch.isfinite(alt[:, 0])
+            xs = torch.where(swap[:, None], alt, xs)
         if cfg.geodesic_noise > 0:
             xs = xs + cfg.geodesic_noise * torch.randn(xs.shape, generator=gen)
             xg = xg + cfg.geodesic_noise * torch.randn(xg.shape, generator=gen)
