@@ -41,3 +41,23 @@ def test_cli_lists_every_command_module():
     for info in pkgutil.iter_modules(o4a_nav.commands.__path__):
         if not info.name.startswith("_"):
             assert info.name.replace("_", "-") in text
+
+
+def test_commands_do_not_use_each_other_as_a_library():
+    """What two commands share lives in a core module or in o4a_nav/nodes (the stack plan,
+    the goal client); only the private helper commands/_lockstep.py is shared."""
+    import ast
+    from pathlib import Path
+
+    bad = []
+    for path in sorted(Path(o4a_nav.commands.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                if name.startswith("o4a_nav.commands.") and not name.startswith("o4a_nav.commands._lockstep"):
+                    bad.append(f"{path.name}: {name}")
+    assert not bad, bad

@@ -338,7 +338,7 @@ def test_every_yaml_parameter_is_declared_by_its_node():
 
     import rclpy
 
-    from o4a_nav.commands import bringup
+    from o4a_nav.nodes import stack
     from o4a_nav.package_data import data_path
     from o4a_nav.params import load_param_file
 
@@ -349,7 +349,7 @@ def test_every_yaml_parameter_is_declared_by_its_node():
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     try:
-        for name, module, cls, overrides in bringup.plan(A()):
+        for name, module, cls, overrides in stack.plan(**vars_of(A)):
             node = getattr(importlib.import_module(module), cls)(node_name=name, parameter_overrides=overrides,
                                                                  context=ctx)
             try:
@@ -369,6 +369,11 @@ def test_every_yaml_parameter_is_declared_by_its_node():
         rclpy.shutdown(context=ctx)
 
 
+def vars_of(a) -> dict:
+    """stack.plan's keyword arguments from a class of `o4a bringup`-style attributes."""
+    return {"sim": a.sim, "params": a.params, "model": a.model, "world": a.world, "seed": a.seed, "sets": a.set}
+
+
 def test_param_file_sections_apply_by_node_and_namespace(tmp_path):
     from o4a_nav.params import node_parameters
 
@@ -385,42 +390,42 @@ def test_param_file_sections_apply_by_node_and_namespace(tmp_path):
 
 
 def test_bringup_plan_overrides_and_errors(tmp_path):
-    from o4a_nav.commands import bringup
+    from o4a_nav.nodes import stack
     from o4a_nav.errors import UserError
 
     class A:
         sim, params, model, world, seed = False, None, "/m", None, None
         set = ["navigator.stop_threshold=3.0", "base_controller.use_stamped=true"]
 
-    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in stack.plan(**vars_of(A))}
     assert set(plan) == {"collision_checker", "navigator", "base_controller"}
     assert plan["navigator"]["model_path"] == "/m" and plan["navigator"]["stop_threshold"] == 3.0
     assert plan["base_controller"]["use_stamped"] is True
     assert plan["collision_checker"]["box_half_width"] == 0.22  # from the /** section
     assert plan["base_controller"]["max_linear_speed"] == 0.25  # from the /**/base_controller section
     A.sim, A.set = True, ["sim.publish_clock=true"]
-    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in stack.plan(**vars_of(A))}
     assert plan["navigator"]["world"] == plan["sim"]["world"] == "two_rooms"  # p+ head follows the sim
     A.world = "four_rooms"
-    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in stack.plan(**vars_of(A))}
     assert plan["navigator"]["world"] == plan["sim"]["world"] == "four_rooms"
     A.set = ["sim.publish_clock=true", "navigator.world=two_rooms"]
-    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in stack.plan(**vars_of(A))}
     assert plan["navigator"]["world"] == "two_rooms" and plan["sim"]["world"] == "four_rooms"
     A.world, A.set = None, ["sim.publish_clock=true"]
-    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(A())}
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in stack.plan(**vars_of(A))}
     assert all(plan[n].get("use_sim_time") is True for n in ("collision_checker", "navigator", "base_controller"))
     assert "use_sim_time" not in plan["sim"]
     A.sim = False
     A.set = ["nosuchnode.x=1"]
     with pytest.raises(UserError, match="nosuchnode"):
-        bringup.plan(A())
+        stack.plan(**vars_of(A))
     A.set = []
     bad = tmp_path / "bad.yaml"
     bad.write_text("navigator: [1, 2]\n")
     A.params = [str(bad)]
     with pytest.raises(UserError, match="bad.yaml"):
-        bringup.plan(A())
+        stack.plan(**vars_of(A))
 
 
 def test_bringup_takes_the_same_remaps(ros, tmp_path):

@@ -182,7 +182,7 @@ def test_segment_params_are_checked():
 
 def test_goal_images_from_a_compressed_bag(tmp_path, explore):
     """`o4a goal --bag` with the default topics finds <topic>/compressed and decodes it."""
-    from o4a_nav.commands.goal import images_from_bag
+    from o4a_nav.goal_images import images_from_bag
 
     bag = _write_action_bag(tmp_path / "png", explore, compressed="png")
     front, rear, t = images_from_bag(bag, 0.5, "/front_camera/image_raw", "/rear_camera/image_raw")

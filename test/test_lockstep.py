@@ -171,15 +171,12 @@ def test_bench_through_ros_agrees_with_the_core(tmp_path):
 
 
 def test_bringup_plan_puts_every_node_on_simulated_time_with_lockstep():
-    import argparse
+    from o4a_nav.nodes import stack
 
-    from o4a_nav.commands import bringup
-
-    args = argparse.Namespace(sim=True, params=None, model="/m", world="two_rooms", seed=0,
-                              set=["sim.lockstep=true"])
-    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(args)}
+    args = dict(sim=True, params=None, model="/m", world="two_rooms", seed=0, sets=["sim.lockstep=true"])
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in stack.plan(**args)}
     assert plan["sim"]["lockstep"] is True and "use_sim_time" not in plan["sim"]
     assert all(plan[n].get("use_sim_time") is True for n in ("collision_checker", "navigator", "base_controller"))
-    args.set = []
-    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in bringup.plan(args)}
+    args["sets"] = []
+    plan = {name: {p.name: p.value for p in ov} for name, _, _, ov in stack.plan(**args)}
     assert plan["sim"]["lockstep"] is False and "use_sim_time" not in plan["navigator"]

@@ -88,7 +88,7 @@ def test_goal_images_from_bag(tmp_path):
     """--bag/--time picks the front and rear images nearest to the time (seconds from the
     first message); a bag without the topics is an error naming it."""
     from o4a_nav import bagio
-    from o4a_nav.commands.goal import images_from_bag
+    from o4a_nav.goal_images import images_from_bag
     from o4a_nav.errors import BagError
 
     bag = tmp_path / "bag"

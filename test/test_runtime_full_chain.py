@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
@@ -117,23 +116,15 @@ class Chain:
         return pred()
 
     def navigate(self, front, rear, max_steps, timeout):
-        from o4a_msgs.action import NavigateToImage
+        from o4a_nav.nodes.goal_client import ImageGoalClient
 
-        from o4a_nav import ros_conv
-
-        client = ActionClient(self.client_node, NavigateToImage, topics.NAVIGATE)
+        # the client node is spun by the executor thread; waiting pumps the simulator here
+        client = ImageGoalClient(self.client_node, spin=lambda t: self.sim_ex.spin_once(timeout_sec=min(t, 0.01)))
         self.clients.append(client)  # destroyed in close(), once the executor has stopped
-        assert self.wait(client.server_is_ready, 20.0)
-        goal = NavigateToImage.Goal()
-        t = self.client_node.get_clock().now().nanoseconds * 1e-9
-        goal.front = ros_conv.rgb_to_image_msg(front, t, topics.FRONT_CAMERA_FRAME)
-        goal.rear = ros_conv.rgb_to_image_msg(rear, t, topics.REAR_CAMERA_FRAME)
-        goal.max_steps = max_steps
-        fut = client.send_goal_async(goal)
-        assert self.wait(fut.done, 20.0) and fut.result().accepted
-        rfut = fut.result().get_result_async()
-        assert self.wait(rfut.done, timeout), f"no result after {timeout} s; status {self.nav.runtime.status}"
-        return rfut.result().result
+        assert client.wait_for_server(20.0)
+        assert client.send(front, rear, max_steps, timeout=20.0)
+        assert client.wait(timeout), f"no result after {timeout} s; status {self.nav.runtime.status}"
+        return client.result()
 
     def close(self):
         self.ex.shutdown(timeout_sec=2.0)

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -16,6 +15,7 @@ from o4a_nav import ros_conv, topics
 from o4a_nav.nav.collision import FootprintParams
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
 from o4a_nav.types import Action, MotionStatus, NavState, Pose2D, ScanData
+from o4a_nav.nodes.goal_client import ImageGoalClient
 
 from conftest import wait_until  # noqa: E402
 
@@ -338,14 +338,12 @@ def test_navigator_forward_gate_follows_latest_scan(ros, model_dir):
 
 @pytest.mark.parametrize("ros", ["multi", "single"], indirect=True)
 def test_navigate_action_success_and_cancel(ros, model_dir):
-    from o4a_msgs.action import NavigateToImage
-
     ctx, add = ros
     # a random model puts different images ~0.05 apart: a tiny threshold separates "here" from elsewhere
     add(nav_node(ctx, model_dir, stop_threshold=0.01))
     probe = add(Probe(ctx))
-    client = ActionClient(probe, NavigateToImage, topics.NAVIGATE)
-    assert client.wait_for_server(timeout_sec=10.0)
+    client = ImageGoalClient(probe)   # the fixture's executor spins the probe
+    assert client.wait_for_server(10.0)
     here = rand_img(11)
     stop = threading.Event()
 
@@ -360,39 +358,25 @@ def test_navigate_action_success_and_cancel(ros, model_dir):
     th.start()
     try:
         # goal = the current view: d_h = 0 < threshold -> success at the first decision
-        goal = NavigateToImage.Goal()
-        goal.front = ros_conv.rgb_to_image_msg(here, probe.now(), "f")
-        goal.rear = ros_conv.rgb_to_image_msg(here, probe.now(), "r")
         fb = []
-        fut = client.send_goal_async(goal, feedback_callback=lambda m: fb.append(m.feedback))
-        assert wait_until(fut.done, 10.0) and fut.result().accepted
-        res_fut = fut.result().get_result_async()
-        assert wait_until(res_fut.done, 15.0)
-        res = res_fut.result().result
+        assert client.send(here, here, stamp=probe.now(), feedback_callback=fb.append)
+        assert client.wait(15.0)
+        res = client.result()
         assert res.success and res.steps == 1 and res.final_goal_distance < 1e-3
         assert probe.actions[-1].action == Action.STOP
-        assert wait_until(lambda: fb, 5.0) and fb[-1].step == 1
+        assert wait_until(lambda: fb, 5.0) and fb[-1].step == 1 and client.feedback.step == 1
         # far goal, then cancel: result canceled, STOP published
-        goal.front = ros_conv.rgb_to_image_msg(rand_img(12), probe.now(), "f")
-        goal.rear = ros_conv.rgb_to_image_msg(rand_img(13), probe.now(), "r")
-        fut = client.send_goal_async(goal)
-        assert wait_until(fut.done, 10.0)
-        gh = fut.result()
+        assert client.send(rand_img(12), rand_img(13), stamp=probe.now())
         assert wait_until(lambda: probe.actions[-1].action != Action.STOP, 10.0)
-        cfut = gh.cancel_goal_async()
-        assert wait_until(cfut.done, 10.0)
-        rfut = gh.get_result_async()
-        assert wait_until(rfut.done, 10.0)
-        assert rfut.result().status == 5  # GoalStatus.STATUS_CANCELED
-        assert not rfut.result().result.success and rfut.result().result.reason == "canceled"
+        assert not client.is_complete()
+        assert client.cancel(10.0)
+        assert client.status == 5  # GoalStatus.STATUS_CANCELED
+        assert not client.result().success and client.result().reason == "canceled"
         assert probe.actions[-1].action == Action.STOP
         # bad goal through the action: aborted with the reason
-        goal.rear = ros_conv.rgb_to_image_msg(rand_img(13, 50, 50), probe.now(), "r")
-        fut = client.send_goal_async(goal)
-        assert wait_until(fut.done, 10.0)
-        rfut = fut.result().get_result_async()
-        assert wait_until(rfut.done, 10.0)
-        assert not rfut.result().result.success and "differ in size" in rfut.result().result.reason
+        assert client.send(rand_img(12), rand_img(13, 50, 50), stamp=probe.now())
+        assert client.wait(10.0)
+        assert not client.result().success and "differ in size" in client.result().reason
     finally:
         stop.set()
         th.join(2.0)

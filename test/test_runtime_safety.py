@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.base_controller import wrap_angle
 from o4a_nav.types import Action, NavState, Pose2D, ScanData
+from o4a_nav.nodes.goal_client import ImageGoalClient
 
 from conftest import wait_until  # noqa: E402
 from test_nav_safety import wall_scan  # noqa: E402
@@ -172,15 +172,13 @@ def test_missing_odometry_fails_the_goal_with_the_cause(ros, model_dir):  # noqa
     """No odometry: every motion aborts. The aborted motions are not counted, and the goal
     fails after max_consecutive_aborts with the base's reason (on main: 100 aborts in 10 s,
     counted as taken, until max_steps)."""
-    from o4a_msgs.action import NavigateToImage
-
     from o4a_nav.nodes.base_controller import BaseControllerNode
 
     ctx, add = ros
     nav = add(nav_node(ctx, model_dir, stop_threshold=0.0, max_steps=400))
     add(BaseControllerNode(context=ctx, namespace=NS))
     probe = add(Probe(ctx))
-    client = ActionClient(probe, NavigateToImage, topics.NAVIGATE)
+    client = ImageGoalClient(probe)   # the fixture's executor spins the probe
     stop = threading.Event()
 
     def stream():
@@ -195,15 +193,10 @@ def test_missing_odometry_fails_the_goal_with_the_cause(ros, model_dir):  # noqa
     th = threading.Thread(target=stream, daemon=True)
     th.start()
     try:
-        assert client.wait_for_server(timeout_sec=10.0)
-        goal = NavigateToImage.Goal()
-        goal.front = ros_conv.rgb_to_image_msg(rand_img(1), probe.now(), "f")
-        goal.rear = ros_conv.rgb_to_image_msg(rand_img(2), probe.now(), "r")
-        fut = client.send_goal_async(goal)
-        assert wait_until(fut.done, 10.0) and fut.result().accepted
-        rfut = fut.result().get_result_async()
-        assert wait_until(rfut.done, 30.0), "the goal did not end"
-        res = rfut.result().result
+        assert client.wait_for_server(10.0)
+        assert client.send(rand_img(1), rand_img(2), stamp=probe.now())
+        assert client.wait(30.0), "the goal did not end"
+        res = client.result()
         assert not res.success and "aborted by the base" in res.reason and "no odometry" in res.reason, res.reason
         assert res.forwards == 0 and res.rotations == 0 and res.steps == 0
         aborted = [m for m in probe.motion if m.state == 3]

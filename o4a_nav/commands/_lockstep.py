@@ -64,13 +64,6 @@ class RosEpisode:
         return pts
 
 
-def _wait(future, timeout: float):
-    t_end = time.monotonic() + timeout
-    while not future.done() and time.monotonic() < t_end:
-        time.sleep(0.005)
-    return future.result() if future.done() else None
-
-
 def _wait_for(pred, timeout: float) -> bool:
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
@@ -86,26 +79,24 @@ def run_episode(world: str, start: Pose2D, goal_front, goal_rear, model, max_ste
 
     ``model``: navigator model_path; ``params``: parameter files (default those of
     `o4a bringup --sim`); ``sets``: extra NODE.PARAM=VALUE overrides; ``on_feedback``:
-    called with each NavigateToImage feedback message; ``timeout``: wall seconds after
+    called with each NavigateToImage.Feedback; ``timeout``: wall seconds after
     which the goal is cancelled (``timed_out``)."""
-    import argparse
     import threading
 
     import rclpy
-    from rclpy.action import ActionClient
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.logging import LoggingSeverity, set_logger_level
     from rclpy.parameter import Parameter
 
-    from o4a_msgs.action import NavigateToImage
     from o4a_msgs.msg import DiscreteAction, NavigatorStatus
     from o4a_nav import topics
-    from o4a_nav.commands import bringup
-    from o4a_nav.commands.goal import make_goal
+    from o4a_nav.nodes import stack
     from o4a_nav.nodes._common import reliable
+    from o4a_nav.nodes.goal_client import ImageGoalClient
+    from o4a_nav.types import NavState
 
-    plan = bringup.plan(argparse.Namespace(sim=True, params=params, model=str(model), world=world, seed=seed,
-                                           set=[*LOCKSTEP_SETS, *sets]))
+    plan = stack.plan(sim=True, params=params, model=str(model), world=world, seed=seed,
+                      sets=[*LOCKSTEP_SETS, *sets])
     for name, _, _, overrides in plan:
         if name == "sim":   # exact floats: not through YAML text
             overrides[:] = [p for p in overrides if p.name != "initial_pose"] + [
@@ -118,7 +109,7 @@ def run_episode(world: str, start: Pose2D, goal_front, goal_rear, model, max_ste
     try:
         by_name = {}
         for name, module, cls, overrides in plan:
-            by_name[name] = bringup.make_node(name, module, cls, overrides, context=ctx)
+            by_name[name] = stack.make_node(name, module, cls, overrides, context=ctx)
             nodes.append(by_name[name])
             executor.add_node(nodes[-1])
             level = getattr(LoggingSeverity, log_level.upper())
@@ -135,7 +126,7 @@ def run_episode(world: str, start: Pose2D, goal_front, goal_rear, model, max_ste
         stale: list[str] = []
 
         def on_status(m):
-            if m.state == 3 and (not stale or stale[-1] != m.message):   # STALE_INPUT
+            if m.state == NavState.STALE_INPUT and (not stale or stale[-1] != m.message):
                 stale.append(m.message)
 
         client_node.create_subscription(NavigatorStatus, topics.STATUS, on_status, reliable(100))
@@ -146,8 +137,8 @@ def run_episode(world: str, start: Pose2D, goal_front, goal_rear, model, max_ste
 
         spinner = threading.Thread(target=spin, name="o4a-lockstep", daemon=True)
         spinner.start()
-        client = ActionClient(client_node, NavigateToImage, topics.NAVIGATE)
-        if not client.wait_for_server(timeout_sec=60.0):
+        client = ImageGoalClient(client_node)   # spun by the thread above
+        if not client.wait_for_server(60.0):
             raise UserError("the navigator's action server did not come up")
         # every input the first decision needs has arrived (the first observation may be
         # published before discovery completes; the sim repeats it while nothing happens)
@@ -155,21 +146,19 @@ def run_episode(world: str, start: Pose2D, goal_front, goal_rear, model, max_ste
                          and all(math.isfinite(i.stamp) for i in nav.runtime.inputs.values()))
         if not _wait_for(ready, 60.0):
             raise UserError("the simulator's first observation did not reach the navigator and the base controller")
-        goal = make_goal(goal_front, goal_rear, 0.0, int(max_steps))
         t0 = time.perf_counter()
         sim_t0 = sim.sim_time
-        handle = _wait(client.send_goal_async(goal, feedback_callback=on_feedback), 60.0)
-        if handle is None or not handle.accepted:
+        if not client.send(goal_front, goal_rear, int(max_steps), stamp=0.0, feedback_callback=on_feedback,
+                           timeout=60.0):
             raise UserError("the navigator did not accept the goal (see its log above)")
-        result = _wait(handle.get_result_async(), timeout)
-        timed_out = result is None
+        timed_out = not client.wait(timeout)
         if timed_out:
-            _wait(handle.cancel_goal_async(), 10.0)
+            client.cancel(10.0)
         wall = time.perf_counter() - t0
         # the result is sent after the last decision; let the last messages arrive
         _wait_for(lambda: sim._motion is None, 10.0)
         time.sleep(0.1)
-        res = None if timed_out else result.result
+        res = None if timed_out else client.result()
         return RosEpisode(
             reached=bool(res.success) if res else False,
             reason=res.reason if res else f"no result after {timeout:.0f} s (cancelled)",
@@ -185,7 +174,7 @@ def run_episode(world: str, start: Pose2D, goal_front, goal_rear, model, max_ste
         if spinner is not None:
             spinner.join(timeout=10.0)
         executor.shutdown(timeout_sec=2.0)
-        bringup.stop_nodes(nodes)
+        stack.stop_nodes(nodes)
         rclpy.shutdown(context=ctx)
 
 

@@ -60,6 +60,7 @@ def run(args) -> int:
     from o4a_nav.commands import _lockstep
     from o4a_nav.errors import UserError
     from o4a_nav.learning.model_io import load_model
+    from o4a_nav.nodes.goal_client import feedback_line
     from o4a_nav.sim import SimRobot, load_world
 
     if args.max_steps < 1:
@@ -88,14 +89,7 @@ def run(args) -> int:
     print(f"demo: world {world_name}, {args.difficulty} episode (seed {args.seed}): start ({ep.start.x:.2f}, "
           f"{ep.start.y:.2f}), goal ({ep.goal.x:.2f}, {ep.goal.y:.2f}), geodesic {ep.geodesic_m:.2f} m; "
           f"model {model_dir}; simulator in lockstep", flush=True)
-    names = {0: "STOP", 1: "FORWARD", 2: "ROTATE_LEFT", 3: "ROTATE_RIGHT"}
-
-    def on_feedback(msg):
-        fb = msg.feedback
-        if not args.quiet:
-            print(f"step {fb.step:4d}  d_h {fb.goal_distance:7.2f}  {names.get(fb.last_action, fb.last_action)}",
-                  flush=True)
-
+    on_feedback = None if args.quiet else (lambda fb: print(feedback_line(fb), flush=True))
     res = _lockstep.run_episode(world_name, ep.start, goal_front, goal_rear, model_dir, args.max_steps,
                                 seed=args.seed, timeout=args.timeout, on_feedback=on_feedback)
     final = res.final_pose

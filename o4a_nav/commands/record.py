@@ -59,7 +59,7 @@ def run(args) -> int:
     def _stop(signum, frame):
         stop["flag"] = True
 
-    from o4a_nav.commands.goal import load_image_file   # the one image-file reader
+    from o4a_nav.goal_images import load_image_file   # the one image-file reader
 
     goal = [load_image_file(f) for f in args.goal] if args.goal else None
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
