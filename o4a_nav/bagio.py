@@ -239,11 +239,12 @@ def _types():
 
 
 def _header(t: float, frame_id: str):
+    from o4a_nav.ros_conv import sec_to_stamp_fields
+
     T = _types()
-    sec = int(math.floor(t))
-    return T["std_msgs/msg/Header"](
-        stamp=T["builtin_interfaces/msg/Time"](sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000),
-        frame_id=frame_id)
+    sec, nanosec = sec_to_stamp_fields(t)
+    return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
+                                    frame_id=frame_id)
 
 
 def image_msg(rgb: np.ndarray, t: float, frame_id: str):

@@ -1,4 +1,5 @@
-"""Default topic, service, action and frame names (all remappable in ROS)."""
+"""Default topic, service, action and frame names (all remappable in ROS). Relative, as
+the nodes use them; a bag stores them absolute (`absolute`)."""
 
 FRONT_IMAGE = "front_camera/image_raw"
 REAR_IMAGE = "rear_camera/image_raw"
@@ -18,6 +19,15 @@ NAVIGATE = "o4a/navigate"
 GROUND_TRUTH_POSE = "ground_truth/pose"
 WORLD_NAME = "o4a/world_name"
 WORLD_DEFINITION = "o4a/world_definition"   # the world file's text (simulator bags)
+GOAL_FRONT_IMAGE = "o4a/goal/front_image"   # the goal of a recorded navigation run (`o4a record --goal`)
+GOAL_REAR_IMAGE = "o4a/goal/rear_image"
+
+
+
+def absolute(name: str) -> str:
+    """The fully qualified name, as a bag of a node in the root namespace stores it."""
+    return name if name.startswith("/") else "/" + name
+
 
 MAP_FRAME = "map"
 ODOM_FRAME = "odom"

@@ -1,6 +1,7 @@
 """Plain data types shared by the ROS-free core modules (no rclpy, no message classes)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -74,6 +75,11 @@ class ScanData:
     @property
     def angle_max(self) -> float:
         return self.angle_min + self.angle_increment * (len(self.ranges) - 1)
+
+
+def wrap_angle(a):
+    """Angle (radians; a float or a numpy array) wrapped into [-pi, pi)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 @dataclass

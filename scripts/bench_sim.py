@@ -65,16 +65,19 @@ def parts(world_name: str, n: int) -> dict:
     pose = robot.pose
     tmp = Path(tempfile.mkdtemp(prefix="bench_sim_"))
     try:
+        from o4a_nav import topics as T
+
+        A = T.absolute
         with bagio.BagWriter(tmp / "bag") as w:
             t = [0.0]
 
             def write():
                 t[0] += 0.1
-                w.write("/front_camera/image_raw", "sensor_msgs/msg/Image", t[0], bagio.image_msg(front, t[0], "f"))
-                w.write("/rear_camera/image_raw", "sensor_msgs/msg/Image", t[0], bagio.image_msg(rear, t[0], "r"))
-                w.write("/scan", "sensor_msgs/msg/LaserScan", t[0], bagio.scan_msg(scan, "laser"))
-                w.write("/ground_truth/pose", "geometry_msgs/msg/PoseStamped", t[0], bagio.pose_msg(pose, t[0]))
-                w.write("/o4a/action", "o4a_msgs/msg/DiscreteAction", t[0], bagio.action_msg(1, t[0], 0))
+                w.write(A(T.FRONT_IMAGE), "sensor_msgs/msg/Image", t[0], bagio.image_msg(front, t[0], "f"))
+                w.write(A(T.REAR_IMAGE), "sensor_msgs/msg/Image", t[0], bagio.image_msg(rear, t[0], "r"))
+                w.write(A(T.SCAN), "sensor_msgs/msg/LaserScan", t[0], bagio.scan_msg(scan, "laser"))
+                w.write(A(T.GROUND_TRUTH_POSE), "geometry_msgs/msg/PoseStamped", t[0], bagio.pose_msg(pose, t[0]))
+                w.write(A(T.ACTION), "o4a_msgs/msg/DiscreteAction", t[0], bagio.action_msg(1, t[0], 0))
 
             out["bag: build + serialise + write 5 messages"] = _timeit(write, n)
     finally:

@@ -73,7 +73,7 @@ def main() -> int:
     from sensor_msgs.msg import Image, LaserScan
 
     from o4a_nav import ros_conv, topics
-    from o4a_nav.nav.base_controller import wrap_angle
+    from o4a_nav.types import wrap_angle
     from o4a_nav.nodes._common import SENSOR_QOS, reliable
     from o4a_nav.sim.robot import cast_rays
     from o4a_nav.types import Pose2D, ScanData

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from o4a_nav.errors import UserError
-from o4a_nav.nav.base_controller import BaseController, BaseControllerParams, wrap_angle
+from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
+from o4a_nav.types import wrap_angle
 from o4a_nav.types import Action, MotionStatus, Pose2D
 
 DT = 0.02

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from o4a_nav.nav.base_controller import BaseController, BaseControllerParams, wrap_angle
+from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
+from o4a_nav.types import wrap_angle
 from o4a_nav.nav.collision import CollisionChecker
 from o4a_nav.sim.robot import cast_rays
 from o4a_nav.types import Action, MotionStatus, NavState, Pose2D, ScanData

@@ -103,3 +103,17 @@ def test_goal_images_from_bag(tmp_path):
     assert int(front[0, 0, 0]) == 20 and int(rear[0, 0, 0]) == 21
     with pytest.raises(BagError, match="/nope"):
         images_from_bag(bag, 0.0, "/nope", "/rear_camera/image_raw")
+
+
+def test_stop_on_signals_sets_the_flag_and_restores_the_handlers():
+    import os
+    import signal
+
+    from o4a_nav.nodes._common import stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as stop:
+        assert not stop.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5.0)
+    assert signal.getsignal(signal.SIGTERM) is before

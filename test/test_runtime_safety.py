@@ -10,7 +10,7 @@ import pytest
 from rclpy.parameter import Parameter
 
 from o4a_nav import ros_conv, topics
-from o4a_nav.nav.base_controller import wrap_angle
+from o4a_nav.types import wrap_angle
 from o4a_nav.types import Action, NavState, Pose2D, ScanData
 from o4a_nav.nodes.goal_client import ImageGoalClient
 

@@ -35,17 +35,19 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from o4a_nav import ros_conv, topics
 from o4a_nav.errors import BagError
 from o4a_nav.types import Action, MotionStatus, NavState
 
-FRONT = "/front_camera/image_raw"
-REAR = "/rear_camera/image_raw"
-SCAN = "/scan"
-ACTION = "/o4a/action"
-GOAL_FRONT = "/o4a/goal/front_image"
-GOAL_REAR = "/o4a/goal/rear_image"
-MOTION_STATE = "/o4a/motion_state"
-STATUS = "/o4a/status"
+# the topics of a navigation run as a bag stores them
+FRONT = topics.absolute(topics.FRONT_IMAGE)
+REAR = topics.absolute(topics.REAR_IMAGE)
+SCAN = topics.absolute(topics.SCAN)
+ACTION = topics.absolute(topics.ACTION)
+GOAL_FRONT = topics.absolute(topics.GOAL_FRONT_IMAGE)
+GOAL_REAR = topics.absolute(topics.GOAL_REAR_IMAGE)
+MOTION_STATE = topics.absolute(topics.MOTION_STATE)
+STATUS = topics.absolute(topics.STATUS)
 REQUIRED = (FRONT, REAR, SCAN, ACTION, GOAL_FRONT, GOAL_REAR)
 
 SUCCEEDED = MotionStatus.SUCCEEDED
@@ -55,8 +57,7 @@ KEEP_IMAGES = 200  # images per camera kept for matching an action's stamp
 
 
 def _stamp(msg) -> float:
-    s = msg.header.stamp
-    return float(s.sec) + float(s.nanosec) * 1e-9
+    return ros_conv.stamp_to_sec(msg.header.stamp)
 
 
 @dataclass

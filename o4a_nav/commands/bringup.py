@@ -30,7 +30,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import signal
     import sys
     import threading
     import time
@@ -41,6 +40,7 @@ def run(args) -> int:
         raise UserError(f"--duration must be >= 0 (got {args.duration})")
     if (args.world or args.seed is not None) and not args.sim:
         raise UserError("--world and --seed need --sim")
+    from o4a_nav.nodes._common import stop_on_signals
     from o4a_nav.nodes.stack import SIM_NODES, init_ros, make_node, plan, stop_nodes, with_lifecycle_manager
 
     todo = with_lifecycle_manager(plan(sim=args.sim, params=args.params, model=args.model, world=args.world,
@@ -50,39 +50,33 @@ def run(args) -> int:
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
-    stop = {"flag": False}
-
-    def _stop(signum, frame):
-        stop["flag"] = True
-
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    init_ros(args.ros_args, signal_handler_options=SignalHandlerOptions.NO)
-    nodes = []
-    spinner = None
-    # The navigation nodes share one executor in a background thread (single-threaded by
-    # default: the navigate action is a coroutine); the simulator gets its own, spun here
-    # in the main thread, so its timer never waits behind a decision.
-    executor = (SingleThreadedExecutor() if int(args.threads) <= 1
-                else MultiThreadedExecutor(num_threads=int(args.threads)))
-    main_executor = SingleThreadedExecutor()
-    try:
-        for name, module, cls, overrides in todo:
-            nodes.append(make_node(name, module, cls, overrides, args.namespace))
-            (main_executor if name in SIM_NODES else executor).add_node(nodes[-1])
-        print(f"o4a bringup: running {', '.join(n for n, *_ in todo)}; Ctrl-C to stop", file=sys.stderr, flush=True)
-        spinner = threading.Thread(target=executor.spin, name="o4a-bringup-executor", daemon=True)
-        spinner.start()
-        t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
-        while not stop["flag"] and time.monotonic() < t_end and spinner.is_alive():
-            main_executor.spin_once(timeout_sec=0.05)
-        return 0
-    finally:
-        executor.shutdown(timeout_sec=2.0)
-        main_executor.shutdown(timeout_sec=2.0)
-        if spinner is not None:
-            spinner.join(timeout=5.0)
-        stop_nodes(nodes)
-        if rclpy.ok():
-            rclpy.shutdown()
-        for s, h in old.items():
-            signal.signal(s, h)
+    with stop_on_signals() as stop:
+        init_ros(args.ros_args, signal_handler_options=SignalHandlerOptions.NO)
+        nodes = []
+        spinner = None
+        # The navigation nodes share one executor in a background thread (single-threaded by
+        # default: the navigate action is a coroutine); the simulator gets its own, spun here
+        # in the main thread, so its timer never waits behind a decision.
+        executor = (SingleThreadedExecutor() if int(args.threads) <= 1
+                    else MultiThreadedExecutor(num_threads=int(args.threads)))
+        main_executor = SingleThreadedExecutor()
+        try:
+            for name, module, cls, overrides in todo:
+                nodes.append(make_node(name, module, cls, overrides, args.namespace))
+                (main_executor if name in SIM_NODES else executor).add_node(nodes[-1])
+            print(f"o4a bringup: running {', '.join(n for n, *_ in todo)}; Ctrl-C to stop", file=sys.stderr,
+                  flush=True)
+            spinner = threading.Thread(target=executor.spin, name="o4a-bringup-executor", daemon=True)
+            spinner.start()
+            t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+            while not stop.is_set() and time.monotonic() < t_end and spinner.is_alive():
+                main_executor.spin_once(timeout_sec=0.05)
+            return 0
+        finally:
+            executor.shutdown(timeout_sec=2.0)
+            main_executor.shutdown(timeout_sec=2.0)
+            if spinner is not None:
+                spinner.join(timeout=5.0)
+            stop_nodes(nodes)
+            if rclpy.ok():
+                rclpy.shutdown()

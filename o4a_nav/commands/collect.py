@@ -3,11 +3,12 @@ from __future__ import annotations
 
 HELP = "explore a simulated world with the random-walk policy and record a rosbag2 for `o4a train`"
 
+from o4a_nav import topics as _T
+
 # Topic names in the bag (fully qualified, as `ros2 bag record` writes them).
-FRONT, REAR, SCAN, POSE, ACTION, WORLD = (
-    "/front_camera/image_raw", "/rear_camera/image_raw", "/scan", "/ground_truth/pose", "/o4a/action",
-    "/o4a/world_name")
-WORLD_DEFINITION = "/o4a/world_definition"   # the world file's text: the report's ground truth
+FRONT, REAR, SCAN, POSE, ACTION, WORLD = (_T.absolute(t) for t in (
+    _T.FRONT_IMAGE, _T.REAR_IMAGE, _T.SCAN, _T.GROUND_TRUTH_POSE, _T.ACTION, _T.WORLD_NAME))
+WORLD_DEFINITION = _T.absolute(_T.WORLD_DEFINITION)   # the world file's text: the report's ground truth
 
 
 def add_arguments(p) -> None:

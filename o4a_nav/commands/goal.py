@@ -10,8 +10,10 @@ def add_arguments(p) -> None:
     p.add_argument("--bag", metavar="DIR", help="take the goal images from a rosbag2 folder instead")
     p.add_argument("--time", type=float, default=None, metavar="S",
                    help="with --bag: seconds from the start of the bag (the nearest front and rear images)")
-    p.add_argument("--front-topic", default="/front_camera/image_raw", help="front image topic in the bag")
-    p.add_argument("--rear-topic", default="/rear_camera/image_raw", help="rear image topic in the bag")
+    from o4a_nav import topics
+
+    p.add_argument("--front-topic", default=topics.absolute(topics.FRONT_IMAGE), help="front image topic in the bag")
+    p.add_argument("--rear-topic", default=topics.absolute(topics.REAR_IMAGE), help="rear image topic in the bag")
     p.add_argument("--max-steps", type=int, default=0, help="decision budget (0: the navigator's max_steps)")
     p.add_argument("--timeout", type=float, default=0.0, metavar="S",
                    help="give up (and cancel the goal) after S seconds (default: wait for the result)")

@@ -29,7 +29,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import signal
     import sys
     import time
 
@@ -52,50 +51,43 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from o4a_nav import bagio
+    from o4a_nav.goal_images import load_image_file   # the one image-file reader
+    from o4a_nav.nodes._common import now_sec, stop_on_signals
     from o4a_nav.nodes.recorder import Recorder
 
-    stop = {"flag": False}
-
-    def _stop(signum, frame):
-        stop["flag"] = True
-
-    from o4a_nav.goal_images import load_image_file   # the one image-file reader
-
     goal = [load_image_file(f) for f in args.goal] if args.goal else None
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    writer = bagio.BagWriter(args.out, storage=args.storage, flush_period=args.flush_period)
-    writer.__enter__()
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = Recorder(writer, None if args.all else topics, use_sim_time=args.use_sim_time)
-        if goal is not None:
-            from o4a_nav.bagtools import navrun
+    with stop_on_signals() as stop:
+        writer = bagio.BagWriter(args.out, storage=args.storage, flush_period=args.flush_period)
+        writer.__enter__()
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        node = None
+        try:
+            node = Recorder(writer, None if args.all else topics, use_sim_time=args.use_sim_time)
+            if goal is not None:
+                from o4a_nav.bagtools import navrun
 
-            t0 = node.get_clock().now().nanoseconds * 1e-9
-            for topic, img in zip((ns + navrun.GOAL_FRONT, ns + navrun.GOAL_REAR), goal):
-                writer.connection(topic, "sensor_msgs/msg/Image", latched=True)
-                writer.write(topic, "sensor_msgs/msg/Image", t0, bagio.image_msg(img, t0, "goal"))
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        print(f"recording to {args.out} ({args.storage}); Ctrl-C to stop", file=sys.stderr, flush=True)
-        t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
-        with tqdm(unit="msg", desc="record", disable=args.quiet, file=sys.stderr) as bar:
-            while not stop["flag"] and time.monotonic() < t_end and node.error is None:
-                executor.spin_once(timeout_sec=0.05)
-                writer.maybe_flush()
-                bar.update(sum(node.counts.values()) - bar.n)
-        if node.error is not None:
-            raise UserError(f"recording to {args.out} failed: {node.error}")
-        counts = dict(node.counts)
-        types = dict(node.types)
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        writer.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+                t0 = now_sec(node)
+                for topic, img in zip((ns + navrun.GOAL_FRONT, ns + navrun.GOAL_REAR), goal):
+                    writer.connection(topic, "sensor_msgs/msg/Image", latched=True)
+                    writer.write(topic, "sensor_msgs/msg/Image", t0, bagio.image_msg(img, t0, "goal"))
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            print(f"recording to {args.out} ({args.storage}); Ctrl-C to stop", file=sys.stderr, flush=True)
+            t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+            with tqdm(unit="msg", desc="record", disable=args.quiet, file=sys.stderr) as bar:
+                while not stop.is_set() and time.monotonic() < t_end and node.error is None:
+                    executor.spin_once(timeout_sec=0.05)
+                    writer.maybe_flush()
+                    bar.update(sum(node.counts.values()) - bar.n)
+            if node.error is not None:
+                raise UserError(f"recording to {args.out} failed: {node.error}")
+            counts = dict(node.counts)
+            types = dict(node.types)
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+            writer.close()
     total = sum(counts.values())
     print(f"wrote {total} messages to {args.out}", file=sys.stderr)
     for t in sorted(counts):

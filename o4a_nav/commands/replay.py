@@ -20,7 +20,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import signal
     import sys
     import time
 
@@ -37,30 +36,24 @@ def run(args) -> int:
     from rclpy.signals import SignalHandlerOptions
     from tqdm import tqdm
 
+    from o4a_nav.nodes._common import stop_on_signals
     from o4a_nav.nodes.player import Player, wait_for_subscribers
 
-    stop = {"flag": False}
-
-    def _stop(signum, frame):
-        stop["flag"] = True
-
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = Player(args.bag, topics=args.topics, rate=rate, clock_hz=args.clock, remaps=args.remap)
-        wait_for_subscribers(node, args.delay)
-        with tqdm(total=node.total, unit="msg", desc="replay", disable=args.quiet, file=sys.stderr) as bar:
-            counts = node.play(should_stop=lambda: stop["flag"], progress=bar)
-        time.sleep(0.2)   # let reliable transports deliver the last messages
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for s, h in old.items():
-            signal.signal(s, h)
+    with stop_on_signals() as stop:
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        node = None
+        try:
+            node = Player(args.bag, topics=args.topics, rate=rate, clock_hz=args.clock, remaps=args.remap)
+            wait_for_subscribers(node, args.delay)
+            with tqdm(total=node.total, unit="msg", desc="replay", disable=args.quiet, file=sys.stderr) as bar:
+                counts = node.play(should_stop=stop.is_set, progress=bar)
+            time.sleep(0.2)   # let reliable transports deliver the last messages
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
     print(f"published {sum(counts.values())} messages from {args.bag}"
-          + (" (interrupted)" if stop["flag"] else ""), file=sys.stderr)
+          + (" (interrupted)" if stop.is_set() else ""), file=sys.stderr)
     for t in sorted(counts):
         print(f"  {t}: {counts[t]}", file=sys.stderr)
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from o4a_nav.learning.config import NOT_CONNECTED, NUM_CLASSES
+from o4a_nav.learning.config import NOT_CONNECTED, NUM_CLASSES, action_to_class
+from o4a_nav.types import Action
 
 
 def huber_to(d: torch.Tensor, target: float) -> torch.Tensor:
@@ -45,8 +46,8 @@ def pair_labels(frame_ids: torch.Tensor, traj: torch.Tensor, actions: torch.Tens
     near = (traj[:, None] == z_traj[None, :]) & ((frame_ids[:, None] - z_ids[None, :]).abs() <= ignore_window)
     labels = torch.full((b, 2 * b), NOT_CONNECTED, dtype=torch.long)
     labels[near] = -1
-    labels[same] = 1  # STOP class
-    motion = (actions[:, None] + 1).expand(b, 2 * b)
+    labels[same] = action_to_class(int(Action.STOP))
+    motion = action_to_class(actions[:, None]).expand(b, 2 * b)
     labels = torch.where(nxt, motion, labels)
     neg_mask = labels == NOT_CONNECTED
     return labels, neg_mask

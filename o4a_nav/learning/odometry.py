@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from o4a_nav.errors import UserError
-from o4a_nav.types import Action
+from o4a_nav.types import Action, wrap_angle
 
 
 @dataclass
@@ -48,10 +48,6 @@ class SegmentParams:
             raise UserError(f"odometry segmentation: max_shift_m ({self.max_shift_m}) must be below "
                             f"forward_m ({self.forward_m})")
         return self
-
-
-def wrap(a: float) -> float:
-    return (a + math.pi) % (2 * math.pi) - math.pi
 
 
 def interpolate_poses(times: np.ndarray, odom_t: np.ndarray, odom_xyyaw: np.ndarray, max_gap: float
@@ -86,7 +82,7 @@ def relative(p0, p1) -> tuple[float, float, float]:
     """Motion from pose p0 to p1 in p0's frame: (ahead, left, turn)."""
     dx, dy = p1[0] - p0[0], p1[1] - p0[1]
     c, s = math.cos(p0[2]), math.sin(p0[2])
-    return c * dx + s * dy, -s * dx + c * dy, wrap(p1[2] - p0[2])
+    return c * dx + s * dy, -s * dx + c * dy, wrap_angle(p1[2] - p0[2])
 
 
 def classify(ahead: float, left: float, turn: float, p: SegmentParams):

@@ -12,7 +12,7 @@ import torch
 
 from o4a_nav.learning.config import CLASSES
 from o4a_nav.plotting import pyplot, save_figure
-from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, wrap_angle
 
 # A loop-closure edge i -> j is counted correct when the frames are physically within one
 # action of each other (with tolerance): positions <= 0.5 m apart, headings <= 30 deg apart.
@@ -21,7 +21,7 @@ LC_MAX_YAW_RAD = 2 * ROTATE_STEP_RAD
 
 
 def _yaw_diff(a, b):
-    return np.abs((a - b + np.pi) % (2 * np.pi) - np.pi)
+    return np.abs(wrap_angle(a - b))
 
 
 def loop_closure_metrics(graph: dict, poses: np.ndarray | None, traj: np.ndarray) -> dict:

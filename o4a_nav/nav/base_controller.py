@@ -49,13 +49,9 @@ from typing import ClassVar
 
 from o4a_nav.errors import UserError
 from o4a_nav.params import Params, param
-from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, MotionStatus, Pose2D
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, MotionStatus, Pose2D, wrap_angle
 
 PREEMPTED = "pre-empted by a new command"  # ABORTED by the commander, not by a failure of the base
-
-
-def wrap_angle(a: float) -> float:
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 @dataclass

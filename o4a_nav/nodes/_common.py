@@ -2,6 +2,7 @@
 specs (o4a_nav/params.py), clock, parameter overrides from YAML files."""
 from __future__ import annotations
 
+import contextlib
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -292,3 +293,20 @@ def on_parameter_changes(node, groups: list[tuple]):
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(callback)
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGINT and SIGTERM set the yielded threading.Event instead of interrupting (the
+    commands' way to end a loop cleanly; pair with rclpy.init(signal_handler_options=
+    SignalHandlerOptions.NO)); the previous handlers are restored on exit."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    old = {s: signal.signal(s, lambda signum, frame: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from o4a_nav import topics
+from o4a_nav.nodes._common import now_sec
 
 
 def make_goal(front, rear, stamp: float, max_steps: int = 0):
@@ -86,7 +87,7 @@ class ImageGoalClient:
         ``stamp``: the images' header stamp (default: the node's clock now);
         ``feedback_callback``: called with each NavigateToImage.Feedback."""
         if stamp is None:
-            stamp = self.node.get_clock().now().nanoseconds * 1e-9
+            stamp = now_sec(self.node)
         self._handle, self._result_future, self._feedback = None, None, None
         self._on_feedback = feedback_callback
         send = self._client.send_goal_async(make_goal(front, rear, stamp, max_steps),

@@ -9,14 +9,13 @@ topic instead of reaching subscribers.
 from __future__ import annotations
 
 import importlib
-import math
 import time
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 
-from o4a_nav import bagio
+from o4a_nav import bagio, ros_conv
 from o4a_nav import topics as o4a_topics
 from o4a_nav.bagtools import qos as qosmod
 from o4a_nav.bagtools import topics as topicmod
@@ -55,6 +54,14 @@ def _recorded_qos(profiles) -> list[tuple[bool, bool, int]]:
         except AttributeError:
             continue
     return out
+
+
+def _time_msg(t: float):
+    """builtin_interfaces/Time of `t` seconds."""
+    from builtin_interfaces.msg import Time
+
+    sec, nanosec = ros_conv.sec_to_stamp_fields(t)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 class Player(Node):
@@ -99,11 +106,8 @@ class Player(Node):
     def _publish_clock(self, t_bag: float) -> None:
         if self._clock_pub is None:
             return
-        from builtin_interfaces.msg import Time
-
-        sec = int(math.floor(t_bag))
         msg = self._clock_cls()
-        msg.clock = Time(sec=sec, nanosec=min(999_999_999, int(round((t_bag - sec) * 1e9))))
+        msg.clock = _time_msg(t_bag)
         self._clock_pub.publish(msg)
 
     def _wait_until(self, schedule: Schedule, due: float, should_stop) -> bool:
@@ -241,13 +245,6 @@ class StepDriver(Node):
             self._cond.notify_all()
 
     # helpers
-    @staticmethod
-    def _stamp(t: float):
-        from builtin_interfaces.msg import Time
-
-        sec = int(math.floor(t))
-        return Time(sec=sec, nanosec=min(999_999_999, int(round((t - sec) * 1e9))))
-
     def _wait(self, predicate, what: str, timeout: float | None = None) -> bool:
         with self._cond:
             ok = self._cond.wait_for(predicate, timeout=self.timeout if timeout is None else timeout)
@@ -261,15 +258,15 @@ class StepDriver(Node):
         pubs = (self._front_pub, self._rear_pub, self._scan_pub, self._motion_pub, self._clock_pub)
         while time.monotonic() < deadline:
             if (all(p.get_subscription_count() > 0 for p in pubs) and self._goal_client.service_is_ready()
-                    and self.count_publishers(self.resolve_topic_name("o4a/action"))
-                    and self.count_publishers(self.resolve_topic_name("o4a/free_actions"))):
+                    and self.count_publishers(self.resolve_topic_name(o4a_topics.ACTION))
+                    and self.count_publishers(self.resolve_topic_name(o4a_topics.FREE_ACTIONS))):
                 return
             time.sleep(0.05)
         raise TimeoutError("the navigator / collision checker did not appear (subscriptions, o4a/set_goal)")
 
     def set_clock(self, t: float) -> None:
         msg = self._Clock()
-        msg.clock = self._stamp(t)
+        msg.clock = _time_msg(t)
         self._clock_pub.publish(msg)
 
     def _start_goal(self, goal) -> None:
@@ -318,7 +315,7 @@ class StepDriver(Node):
                 continue
             if prev_action is not None:
                 ack = self._MotionState()
-                ack.header.stamp = self._stamp(t)
+                ack.header.stamp = _time_msg(t)
                 ack.sequence, ack.action, ack.state = prev_action.sequence, prev_action.action, prev_state
                 if prev_state != MotionStatus.SUCCEEDED:  # the recorded reason (a pre-emption is not a failure)
                     ack.message = prev_message or "replay-check: the recorded motion ended this way"
@@ -326,13 +323,13 @@ class StepDriver(Node):
             with self._cond:
                 n_actions, n_states = len(self._actions), len(self._states)
             t_obs = t + 0.001
-            step.scan.header.stamp = self._stamp(t_obs)
+            step.scan.header.stamp = _time_msg(t_obs)
             key = (step.scan.header.stamp.sec, step.scan.header.stamp.nanosec)
             self._scan_pub.publish(step.scan)
             try:
                 self._wait(lambda: key in self._free, f"no o4a/free_actions for the scan of step {k}")
-                step.front.header.stamp = self._stamp(t_obs)
-                step.rear.header.stamp = self._stamp(t_obs)
+                step.front.header.stamp = _time_msg(t_obs)
+                step.rear.header.stamp = _time_msg(t_obs)
                 self._front_pub.publish(step.front)
                 self._rear_pub.publish(step.rear)
                 self._wait(lambda: len(self._actions) > n_actions, f"no o4a/action for step {k}")

@@ -19,6 +19,7 @@ from o4a_nav import bagio
 from o4a_nav.bagtools import qos as qosmod
 from o4a_nav.bagtools import topics as topicmod
 from o4a_nav.errors import BagError
+from o4a_nav.nodes._common import now_sec
 from o4a_nav.nodes.player import msg_class, qos_profile
 
 # Never recorded by --all: ROS internals.
@@ -98,7 +99,7 @@ class Recorder(Node):
         if self.error is not None:
             return
         try:
-            self.writer.write(topic, msgtype, self.get_clock().now().nanoseconds * 1e-9, raw)
+            self.writer.write(topic, msgtype, now_sec(self), raw)
             self.counts[topic] += 1
         except Exception as exc:   # disk full, closed writer: stop recording, report it
             self.error = exc

@@ -44,8 +44,8 @@ from rclpy.node import Node
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
 from o4a_nav.nav.node_params import SimNodeParams
-from o4a_nav.nodes._common import SENSOR_QOS, declare_params, on_parameter_changes, reliable
-from o4a_nav.types import Action, Pose2D
+from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable
+from o4a_nav.types import Action, Pose2D, wrap_angle
 
 MOTION_SUCCEEDED, MOTION_ABORTED = 2, 3   # o4a_msgs/MotionState
 
@@ -184,7 +184,7 @@ class SimNode(Node):
     def now(self) -> float:
         if self.publish_clock:
             return self.sim_time
-        return self.get_clock().now().nanoseconds * 1e-9
+        return now_sec(self)
 
     # ---- callbacks ----------------------------------------------------------------------
     def _on_cmd(self, msg):
@@ -342,7 +342,7 @@ class SimNode(Node):
         p, o = self.robot.pose, self.origin
         dx, dy = p.x - o.x, p.y - o.y
         c, s = math.cos(o.yaw), math.sin(o.yaw)
-        yaw = (p.yaw - o.yaw + math.pi) % (2 * math.pi) - math.pi
+        yaw = wrap_angle(p.yaw - o.yaw)
         return Pose2D(c * dx + s * dy, -s * dx + c * dy, yaw)
 
     def _publish_odom(self, t: float):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from o4a_nav.sim.world import World, load_world
-from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, Pose2D, ScanData
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, Pose2D, ScanData, wrap_angle
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class SimRobot:
         """Teleport. Raises ValueError if the robot would overlap a wall or box."""
         if self.world.collides(pose.x, pose.y):
             raise ValueError(f"pose ({pose.x:.2f}, {pose.y:.2f}) is in collision in world '{self.world.name}'")
-        self._pose = Pose2D(float(pose.x), float(pose.y), _wrap(float(pose.yaw)))
+        self._pose = Pose2D(float(pose.x), float(pose.y), wrap_angle(float(pose.yaw)))
 
     def respawn(self) -> Pose2D:
         """Teleport to a random free pose drawn from the robot's seeded rng."""
@@ -159,7 +159,7 @@ class SimRobot:
                 return p, False
             return Pose2D(nx, ny, p.yaw), True
         sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
-        return Pose2D(p.x, p.y, _wrap(p.yaw + sign * ROTATE_STEP_RAD)), True
+        return Pose2D(p.x, p.y, wrap_angle(p.yaw + sign * ROTATE_STEP_RAD)), True
 
     def snap(self, pose: Pose2D) -> None:
         """Put the robot exactly at ``pose`` (no wrapping, no collision check): a pose
@@ -175,7 +175,7 @@ class SimRobot:
         p = self._pose
         yaw1 = p.yaw + w * dt
         if abs(v * dt) < 1e-12:
-            self._pose = Pose2D(p.x, p.y, _wrap(yaw1))
+            self._pose = Pose2D(p.x, p.y, wrap_angle(yaw1))
             return True
         if abs(w) > 1e-9:
             nx = p.x + v / w * (math.sin(yaw1) - math.sin(p.yaw))
@@ -194,17 +194,13 @@ class SimRobot:
                 qx, qy = p.x + v * dt * k / n * math.cos(p.yaw), p.y + v * dt * k / n * math.sin(p.yaw)
             if self.world.collides(px, py, qx, qy):
                 self.collisions += 1
-                self._pose = Pose2D(p.x, p.y, _wrap(yaw1))
+                self._pose = Pose2D(p.x, p.y, wrap_angle(yaw1))
                 return False
             px, py = qx, qy
-        self._pose = Pose2D(nx, ny, _wrap(yaw1))
+        self._pose = Pose2D(nx, ny, wrap_angle(yaw1))
         return True
 
     def close(self):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-def _wrap(a: float) -> float:
-    return (a + math.pi) % (2 * math.pi) - math.pi

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from o4a_nav.sim.robot import SimRobot
-from o4a_nav.types import Action, Pose2D
+from o4a_nav.types import Action, Pose2D, wrap_angle
 
 STRAIGHT, ROTATE, ARC, PAUSE = "straight", "rotate", "arc", "pause"
 
@@ -97,7 +97,7 @@ class TeleopDriver:
         dx, dy = after.x - before.x, after.y - before.y
         c, s = math.cos(before.yaw), math.sin(before.yaw)
         ahead, left = c * dx + s * dy, -s * dx + c * dy
-        turn = (after.yaw - before.yaw + math.pi) % (2 * math.pi) - math.pi
+        turn = wrap_angle(after.yaw - before.yaw)
         if self.p.odom_noise > 0:
             ahead *= 1.0 + self.rng.normal(0.0, self.p.odom_noise)
             turn *= 1.0 + self.rng.normal(0.0, self.p.odom_noise)
