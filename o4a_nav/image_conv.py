@@ -1,7 +1,9 @@
 """Image conversion to the model input: 96x96 RGB uint8. ROS-free.
 
 The one place where camera images of any size and the common encodings become what the
-networks eat. Used by the dataset, the navigator, the goal service and the benchmark.
+networks eat: to_rgb / compressed_to_rgb decode, to_model_input resizes. Used by the
+dataset (ros_conv.image_msg_to_model_input) and the navigator core (o4a_nav/nav/navigator.py,
+live and goal images, behind the ROS node and in the benchmark alike).
 
 Raw images (sensor_msgs/Image fields): rgb8, bgr8, mono8, rgba8, bgra8, the packed 4:2:2
 YUV layouts (yuv422 = uyvy, as in sensor_msgs/image_encodings; yuv422_yuy2 = yuyv) and
@@ -132,13 +134,11 @@ def resize_rgb(img: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def to_model_input(data, height: int, width: int, encoding: str, step: int | None = None) -> np.ndarray:
-    """Raw image buffer -> (96, 96, 3) uint8 RGB, the model input."""
-    return resize_rgb(to_rgb(data, height, width, encoding, step))
-
-
-def array_to_model_input(img: np.ndarray) -> np.ndarray:
-    """An image already in memory (H, W) grey or (H, W, 3) RGB uint8 -> (96, 96, 3) uint8."""
+def to_model_input(img: np.ndarray) -> np.ndarray:
+    """The model input, (96, 96, 3) uint8 RGB, from a decoded camera image of any size:
+    (H, W) grey or (H, W, 3) RGB uint8 (what to_rgb / compressed_to_rgb return). The one
+    converter: the dataset (through ros_conv.image_msg_to_model_input) and the navigator
+    core (goal and live images) call it."""
     img = np.asarray(img)
     if img.dtype != np.uint8:
         raise ImageFormatError(f"expected uint8 pixels, got {img.dtype}")

@@ -43,7 +43,7 @@ def image_msg_to_rgb(msg) -> np.ndarray:
 
 def image_msg_to_model_input(msg) -> np.ndarray:
     """sensor_msgs/Image or CompressedImage -> (96, 96, 3) uint8 RGB, the model input."""
-    return image_conv.resize_rgb(image_msg_to_rgb(msg))
+    return image_conv.to_model_input(image_msg_to_rgb(msg))
 
 
 def scan_msg_to_data(msg) -> ScanData:

@@ -142,7 +142,7 @@ class O4ANavigator:
             if img.size == 0:
                 raise ImageFormatError(f"{name} image is empty")
         image_conv.check_pair(front.shape, rear.shape)
-        return image_conv.array_to_model_input(front), image_conv.array_to_model_input(rear)
+        return image_conv.to_model_input(front), image_conv.to_model_input(rear)
 
     def set_goal(self, front, rear) -> None:
         """Cache x_g = h(o_g) and clear the repulsive memory and step counters. Raises
