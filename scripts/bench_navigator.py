@@ -4,7 +4,7 @@
 Three figures, all in one run with the same model and threads:
   embed   baseline: model.embed(front, rear) alone (the unavoidable cost of one decision)
   core    O4ANavigator.step on a sensor_msgs/Image pair, conversion included
-          (ros_conv.image_msg_to_model_input x2 + step with |A_free| = 3 and a full memory)
+          (ros_conv.image_msg_to_rgb x2 + step, which resizes, with |A_free| = 3 and a full memory)
   ros     end to end under rclpy: a probe node publishes the front and rear images (after a
           scan and A_free), the `navigator` node (its console script, own process, as
           deployed) decides and publishes o4a/action; latency = DiscreteAction received by
@@ -79,8 +79,8 @@ def bench_core(model, n, rng):
         model.embed(f, r)
         t1 = time.perf_counter()
         fm, rm = msgs[i % 8]
-        a = ros_conv.image_msg_to_model_input(fm)
-        b = ros_conv.image_msg_to_model_input(rm)
+        a = ros_conv.image_msg_to_rgb(fm)
+        b = ros_conv.image_msg_to_rgb(rm)
         nav.step(a, b, free)
         t2 = time.perf_counter()
         if i >= 10:  # warm-up

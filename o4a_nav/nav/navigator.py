@@ -136,18 +136,22 @@ class O4ANavigator:
 
     # ------------------------------------------------------------------ goal
     @staticmethod
-    def _prepare(front, rear) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare(front, rear, goal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The one image contract of the navigator: decoded RGB (or grey) uint8 images of
+        any size, live and goal alike, converted here by image_conv.to_model_input; a goal's
+        front and rear must have the same size (one picture pair), live cameras may differ."""
         front, rear = np.asarray(front), np.asarray(rear)
         for name, img in (("front", front), ("rear", rear)):
             if img.size == 0:
                 raise ImageFormatError(f"{name} image is empty")
-        image_conv.check_pair(front.shape, rear.shape)
+        if goal:
+            image_conv.check_pair(front.shape, rear.shape)
         return image_conv.to_model_input(front), image_conv.to_model_input(rear)
 
     def set_goal(self, front, rear) -> None:
         """Cache x_g = h(o_g) and clear the repulsive memory and step counters. Raises
         ImageFormatError (and keeps the current goal) for bad images."""
-        f, r = self._prepare(front, rear)
+        f, r = self._prepare(front, rear, goal=True)
         x_g = self.model.embed(f, r)
         self._x_g = x_g.reshape(1, -1).float()
         self.reset_memory()

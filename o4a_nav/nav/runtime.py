@@ -1,5 +1,6 @@
 """The navigator node's logic without ROS: inputs, staleness, stop-and-go, safety gate,
-goals. The `navigator` node converts messages and forwards them here; everything that
+goals. The `navigator` node decodes messages (images: ros_conv.image_msg_to_rgb, at the
+camera's size, live and goal images alike) and forwards them here; everything that
 decides what the robot does is in this module (and in O4ANavigator / CollisionChecker).
 
 Timing: every time is in seconds of the node clock (ROS time, or /clock with
@@ -45,7 +46,7 @@ from o4a_nav.errors import UserError
 from o4a_nav.params import Params, param
 from o4a_nav.nav.base_controller import PREEMPTED
 from o4a_nav.nav.collision import CollisionChecker
-from o4a_nav.nav.navigator import Decision, O4ANavigator
+from o4a_nav.nav.navigator import Candidate, Decision, O4ANavigator
 from o4a_nav.types import Action, MotionStatus, NavState, ScanData
 
 
@@ -95,8 +96,8 @@ class Status:
     stale_inputs: list = field(default_factory=list)
     goal_distance: float = math.nan
     stop_threshold: float = math.nan
-    candidates: list = field(default_factory=list)
-    chosen_action: int = 0
+    candidates: list[Candidate] = field(default_factory=list)   # of the last decision, evaluation order
+    chosen_action: Action = Action.STOP
     step: int = 0
     forwards: int = 0
     rotations: int = 0
@@ -187,9 +188,11 @@ class NavigatorRuntime:
         return free
 
     # ------------------------------------------------------------------ inputs
-    def on_image(self, which: str, img96: np.ndarray, stamp: float, now: float, arrival: float | None = None) -> None:
+    def on_image(self, which: str, img: np.ndarray, stamp: float, now: float, arrival: float | None = None) -> None:
+        """A decoded camera image (RGB or grey, any size: the navigator core converts it to
+        the model input when it decides)."""
         key = "front_camera" if which == "front" else "rear_camera"
-        self.inputs[key] = _Input(img96, stamp, time.perf_counter() if arrival is None else arrival, now)
+        self.inputs[key] = _Input(img, stamp, time.perf_counter() if arrival is None else arrival, now)
         self.input_errors.pop(key, None)
         self.tick(now)
 
@@ -368,8 +371,8 @@ class NavigatorRuntime:
             return
         st = self.status
         st.goal_distance = d.goal_distance
-        st.candidates = [(int(c.action), c.potential, c.attraction, c.repulsion) for c in d.candidates]
-        st.chosen_action = int(d.action)
+        st.candidates = list(d.candidates)
+        st.chosen_action = Action(d.action)
         st.step, st.forwards, st.rotations = self.nav.steps, self.nav.forwards, self.nav.rotations
         action = d.action  # a member of `free` (the gate) or STOP
         self._publish(action)

@@ -207,10 +207,10 @@ class NavigatorNode(ManagedNode):
         msg.stale_inputs = list(st.stale_inputs)
         msg.goal_distance = float(st.goal_distance)
         msg.stop_threshold = float(st.stop_threshold)
-        msg.candidate_actions = [int(c[0]) for c in st.candidates]
-        msg.candidate_potentials = [float(c[1]) for c in st.candidates]
-        msg.candidate_attraction = [float(c[2]) for c in st.candidates]
-        msg.candidate_repulsion = [float(c[3]) for c in st.candidates]
+        msg.candidate_actions = [int(c.action) for c in st.candidates]
+        msg.candidate_potentials = [float(c.potential) for c in st.candidates]
+        msg.candidate_attraction = [float(c.attraction) for c in st.candidates]
+        msg.candidate_repulsion = [float(c.repulsion) for c in st.candidates]
         msg.chosen_action = int(st.chosen_action)
         msg.step, msg.forwards, msg.rotations = int(st.step), int(st.forwards), int(st.rotations)
         msg.decision_latency_ms = float(st.decision_latency_ms)
@@ -240,7 +240,7 @@ class NavigatorNode(ManagedNode):
         arrival = time.perf_counter()
         now = now_sec(self)
         try:
-            img = ros_conv.image_msg_to_model_input(msg)
+            img = ros_conv.image_msg_to_rgb(msg)   # the core converts it to the model input
         except UserError as exc:
             self.get_logger().error(f"{which} image ignored: {exc}", throttle_duration_sec=5.0)
             with self.lock:
@@ -281,14 +281,11 @@ class NavigatorNode(ManagedNode):
             self.runtime.tick(now_sec(self))
 
     # ------------------------------------------------------------------ goals
-    def _goal_images(self, front_msg, rear_msg):
-        return ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg)
-
     def _set_goal(self, front_msg, rear_msg, gid=None, max_steps: int = 0) -> tuple[bool, str]:
         if not self.active:
             return False, "navigator inactive (lifecycle): activate it first"
         try:
-            front, rear = self._goal_images(front_msg, rear_msg)
+            front, rear = ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg)
         except UserError as exc:
             return False, f"goal rejected: {exc}"
         with self.lock:
