@@ -12,14 +12,15 @@ without a leading '/'):
 | o4a/motion_state | o4a_msgs/MotionState | optional: how each motion ended (default SUCCEEDED) |
 | o4a/status | o4a_msgs/NavigatorStatus | optional: tells decisions from safety STOPs |
 
-The navigator node publishes the goal images on the two goal topics (transient local)
-whenever it accepts a goal, so `o4a record` captures them; a bag may hold several goals,
-each applies to the actions recorded after it.
+The goal images are written on the two goal topics (transient local) by `o4a record
+--goal FRONT REAR` (the navigator node does not publish them); a bag may hold several
+goals, each applies to the actions recorded after it.
 
-Each recorded DiscreteAction is one step. Its observation is the front / rear image whose
-header stamp equals the action's header stamp when the bag has one (the navigator stamps
-an action with the stamp of the images it decided on), otherwise the latest image
-received before the action; the scan is the latest scan received before the action.
+Each recorded DiscreteAction is one step. The navigator stamps an action with its own
+clock when it publishes it (not with the images' stamp), so the observation is the latest
+front / rear image recorded before the action (an image whose header stamp equals the
+action's, if the bag has one, is taken instead); the scan is the latest scan recorded
+before the action.
 
 Not every recorded STOP is a decision: the navigator also publishes STOP when an input
 goes stale (and on cancel). With o4a/status in the bag, a STOP counts as a decision only
