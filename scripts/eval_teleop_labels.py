@@ -46,10 +46,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     d = read_bag(args.out)
     t_read = time.perf_counter() - t0
-    score = score_labels(drive["ticks"], d["times"], d["actions"], d["traj"])
+    score = score_labels(drive["ticks"], d.times, d.actions, d.traj)
     out = {"world": args.world, "frames": len(drive["cameras"]), "seconds_driven": len(drive["ticks"]) / params.control_hz,
-           "odom_noise": args.odom_noise, "seed": args.seed, "kept_frames": int(len(d["actions"])),
-           "segmentation": d["stats"], "write_s": round(t_write, 1), "read_and_label_s": round(t_read, 1), **score}
+           "odom_noise": args.odom_noise, "seed": args.seed, "kept_frames": int(len(d.actions)),
+           "segmentation": d.stats, "write_s": round(t_write, 1), "read_and_label_s": round(t_read, 1), **score}
     text = json.dumps(out, indent=2)
     print(text)
     if args.json:

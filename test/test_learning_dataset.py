@@ -65,10 +65,10 @@ def test_any_size_and_encoding_images(tmp_path):
             wr.write("/rear_cam", "sensor_msgs/msg/Image", t, m2)
             wr.write(T.ACTION, "o4a_msgs/msg/DiscreteAction", t + 0.2, bagio.action_msg(1 if k < 5 else 0, t + 0.2, k))
     d = read_bag(path, TopicNames(front="front_cam", rear="/rear_cam"))
-    assert d["front"].shape == (6, 96, 96, 3) and d["rear"].shape == (6, 96, 96, 3)
-    assert list(d["actions"]) == [1, 1, 1, 1, 1, 0]
+    assert d.front.shape == (6, 96, 96, 3) and d.rear.shape == (6, 96, 96, 3)
+    assert list(d.actions) == [1, 1, 1, 1, 1, 0]
     # mono8 comes out grey RGB
-    assert (d["rear"][..., 0] == d["rear"][..., 1]).all()
+    assert (d.rear[..., 0] == d.rear[..., 1]).all()
 
 
 def test_missing_topic_is_named(tmp_path, explore):

@@ -44,17 +44,17 @@ def test_compressed_cameras_are_found_and_decoded(tmp_path, explore):
     raw = read_bag(_write_action_bag(tmp_path / "raw", explore))
     png = read_bag(_write_action_bag(tmp_path / "png", explore, compressed="png"))
     jpeg = read_bag(_write_action_bag(tmp_path / "jpeg", explore, compressed="jpeg"))
-    assert np.array_equal(png["front"], raw["front"]) and np.array_equal(png["rear"], raw["rear"])
-    assert np.array_equal(jpeg["actions"], raw["actions"])
-    assert np.abs(jpeg["front"].astype(int) - raw["front"]).mean() < 10      # the ring images are noisy
+    assert np.array_equal(png.front, raw.front) and np.array_equal(png.rear, raw.rear)
+    assert np.array_equal(jpeg.actions, raw.actions)
+    assert np.abs(jpeg.front.astype(int) - raw.front).mean() < 10      # the ring images are noisy
     # colour order kept: per-channel means agree
-    assert np.abs(jpeg["front"].mean(axis=(0, 1, 2)) - raw["front"].mean(axis=(0, 1, 2))).max() < 2
+    assert np.abs(jpeg.front.mean(axis=(0, 1, 2)) - raw.front.mean(axis=(0, 1, 2))).max() < 2
 
 
 def test_motion_not_succeeded_is_never_a_transition(tmp_path, explore):
     aborted = {3, 7}
     d = read_bag(_write_action_bag(tmp_path / "ms", explore, motion_states={3: 3, 7: 3}))
-    assert d["stats"]["not_succeeded"] == 2
+    assert d.stats["not_succeeded"] == 2
     [w] = load_worlds([tmp_path / "ms"], val_fraction=0.0)
     ok = w.next_ok
     for t in aborted:
@@ -147,8 +147,8 @@ def _write_teleop_bag(path, script, odom_topic="/odom", stamp_jitter=0.004, with
 def test_teleop_bag_labels_from_odometry_with_no_option(tmp_path):
     bag = _write_teleop_bag(tmp_path / "joystick", SCRIPT)
     d = read_bag(bag)
-    assert d["labels"] == "odometry"
-    names = [Action(a).name for a in d["actions"]]
+    assert d.labels == "odometry"
+    names = [Action(a).name for a in d.actions]
     # jittered stamps move the arc's breaks by a frame: 1 or 2 right turns fit after it
     assert names.count("FORWARD") == 6 and names.count("ROTATE_LEFT") == 3 and names.count("ROTATE_RIGHT") in (1, 2)
     [w] = load_worlds([bag], val_fraction=0.0)
@@ -158,7 +158,7 @@ def test_teleop_bag_labels_from_odometry_with_no_option(tmp_path):
     bag2 = _write_teleop_bag(tmp_path / "j2", SCRIPT, odom_topic="/wheel/odometry")
     with pytest.raises(BagError, match="no action topic o4a/action and no odometry topic odom"):
         read_bag(bag2)
-    assert read_bag(bag2, TopicNames(odom="wheel/odometry"))["labels"] == "odometry"
+    assert read_bag(bag2, TopicNames(odom="wheel/odometry")).labels == "odometry"
 
 
 def test_cmd_vel_is_not_an_action_topic(tmp_path):

@@ -115,9 +115,28 @@ def _present(bag_topics: dict, topic: str) -> bool:
     return topic in bag_topics and bag_topics[topic][1] > 0
 
 
+@dataclass
+class BagFrames:
+    """What read_bag takes from one bag: the frames kept as transitions, in time order."""
+
+    front: np.ndarray              # (N, 96, 96, 3) uint8, the model input
+    rear: np.ndarray               # (N, 96, 96, 3) uint8
+    actions: np.ndarray            # (N,) int8 Action values (the motion from frame k to k + 1)
+    traj: np.ndarray               # (N,) int32 trajectory ids 0..k-1 (a chain breaks between them)
+    times: np.ndarray              # (N,) float seconds: the stamps of the kept frames
+    poses: np.ndarray | None       # (N, 3) float32 ground-truth x, y, yaw (evaluation only), or None
+    world: str | None              # the bag's o4a/world_name, or None
+    world_text: str | None         # the bag's world definition (simulator bags), or None
+    labels: str                    # "actions" (DiscreteActions) or "odometry"
+    skipped: int                   # actions (or frames) that could not be used
+    stats: dict                    # labelling counts (see _describe_labels)
+    source: str = ""               # the bag, as given
+
+
 def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, max_gap: float = 5.0,
-             progress=None, segment: SegmentParams | None = None) -> dict:
-    """One bag -> dict(front, rear, actions, traj, poses or None, world or None, labels, stats).
+             progress=None, segment: SegmentParams | None = None) -> BagFrames:
+    """One bag -> BagFrames (frames, actions, trajectories, poses or None, world or None,
+    labels, stats).
 
     Labels come from the DiscreteActions on `names.action` when the bag has them, else from
     the odometry on `names.odom` (continuous driving, see learning/odometry.py). Motions
@@ -217,14 +236,12 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
             out_pose.append(pp[k])
     # renumber trajectories 0..k-1
     _, traj_ids = np.unique(np.asarray(picked["traj"]), return_inverse=True)
-    return {
-        "front": np.stack([ff[i] for i in picked["front"]]), "rear": np.stack([rf[j] for j in picked["rear"]]),
-        "actions": np.asarray(picked["actions"], np.int8), "traj": traj_ids.astype(np.int32),
-        "poses": np.asarray(out_pose, np.float32) if has_pose else None,
-        "world": world, "world_text": world_text, "skipped": picked["skipped"],
-        "labels": "actions" if use_actions else "odometry",
-        "stats": picked["stats"], "times": np.asarray(picked["times"], float),
-    }
+    return BagFrames(
+        front=np.stack([ff[i] for i in picked["front"]]), rear=np.stack([rf[j] for j in picked["rear"]]),
+        actions=np.asarray(picked["actions"], np.int8), traj=traj_ids.astype(np.int32),
+        times=np.asarray(picked["times"], float), poses=np.asarray(out_pose, np.float32) if has_pose else None,
+        world=world, world_text=world_text, labels="actions" if use_actions else "odometry",
+        skipped=picked["skipped"], stats=picked["stats"], source=str(path))
 
 
 def _pair_actions(path, names, actions, motion, ft, rt, max_image_age, max_gap) -> dict:
@@ -317,30 +334,30 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
     for bag in bags:
         d = read_bag(bag, names, progress=progress, segment=segment)
         if from_file is not None:      # a world file names the world and describes it
-            name, d["world_text"] = from_file
+            name, d.world_text = from_file
         else:
-            name = world_override or d["world"] or Path(bag).resolve().name
-        d["source"] = str(bag)
+            name = world_override or d.world or Path(bag).resolve().name
+        d.source = str(bag)
         groups.setdefault(name, []).append(d)
     worlds = []
     for name, parts in groups.items():
-        pose_flags = {p["poses"] is not None for p in parts}
+        pose_flags = {p.poses is not None for p in parts}
         offset, trajs = 0, []
         for p in parts:
-            t = p["traj"].astype(np.int64)
+            t = p.traj.astype(np.int64)
             t = _segment(t, max_segment)
             trajs.append(t + offset)
             offset = int(trajs[-1].max()) + 1
         w = WorldData(
             name=name,
-            front=np.concatenate([p["front"] for p in parts]),
-            rear=np.concatenate([p["rear"] for p in parts]),
-            actions=np.concatenate([p["actions"] for p in parts]),
+            front=np.concatenate([p.front for p in parts]),
+            rear=np.concatenate([p.rear for p in parts]),
+            actions=np.concatenate([p.actions for p in parts]),
             traj=np.concatenate(trajs).astype(np.int32),
-            poses=np.concatenate([p["poses"] for p in parts]) if pose_flags == {True} else None,
-            sources=[p["source"] for p in parts],
-            labelling={p["source"]: _describe_labels(p) for p in parts},
-            world_text=next((p["world_text"] for p in parts if p.get("world_text")), None),
+            poses=np.concatenate([p.poses for p in parts]) if pose_flags == {True} else None,
+            sources=[p.source for p in parts],
+            labelling={p.source: _describe_labels(p) for p in parts},
+            world_text=next((p.world_text for p in parts if p.world_text), None),
         )
         w.known_world = w.world_text is not None or _known_world(name)
         w.val_traj = split_trajectories(w.traj, val_fraction, seed)
@@ -348,12 +365,12 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
     return worlds
 
 
-def _describe_labels(d: dict) -> str:
-    st = d["stats"]
-    if d["labels"] == "odometry":
+def _describe_labels(d: BagFrames) -> str:
+    st = d.stats
+    if d.labels == "odometry":
         return (f"odometry: {st['forward']} FORWARD and {st['rotate']} ROTATE transitions from {st['frames']} "
                 f"frames, {st['breaks']} chain breaks (arcs, gaps)")
-    text = f"DiscreteActions ({d['skipped']} without images)"
+    text = f"DiscreteActions ({d.skipped} without images)"
     if st.get("not_succeeded"):
         text += f", {st['not_succeeded']} motions not SUCCEEDED on the motion state topic (not transitions)"
     return text

@@ -10,6 +10,10 @@ rank 0 writes checkpoints, the model and the report (o4a_nav/learning/distribute
 Checkpoints live in a work directory (default runs/train_<name>): stage 1 after every
 epoch, stage 3 and each world's p+ when done. Re-running the same command resumes; a
 different configuration or bag set starts over.
+
+Layout: `_check_mode` / `_configs` (the three modes, `_Mode`), `_initial_model`, then one
+function per stage (`_stage1` h + f-dagger, `_stage2` graphs, `_stage3` f, `_stage4` p+),
+`_save` and `_report`; `_train` runs them in that order and keeps the timings.
 """
 from __future__ import annotations
 
@@ -130,48 +134,54 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         ctx.close()
 
 
-def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world, resume, segment, force, progress,
-           log, ctx) -> dict:
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    out = Path(out)
-    if progress is None:
-        from o4a_nav.learning.training import default_progress
-        progress = default_progress()
-    if not ctx.is_main:   # one voice: rank 0 logs and shows progress
-        import functools
+@dataclass(frozen=True)
+class _Mode:
+    """How a run starts. From scratch: all four stages on new networks. Warm start
+    (``init``): h, f-dagger and f begin from that model's weights, then all four stages
+    train. Fast path (``base``): h, f-dagger and f of that model are kept; only the bags'
+    worlds get a graph and a p+ (stages 1 and 3 skipped)."""
 
-        from tqdm import tqdm
-        progress, log = functools.partial(tqdm, disable=True), (lambda *a, **k: None)
-    elif ctx.enabled:
-        log(f"torch.distributed: {ctx.world_size} processes, backend {torch.distributed.get_backend()}, "
-            f"device {ctx.device}")
+    base: str | None = None
+    init: str | None = None
+
+    @property
+    def start(self):
+        """The model the run begins from (None from scratch)."""
+        return self.base if self.base is not None else self.init
+
+    @property
+    def trains_h(self) -> bool:
+        """Stages 1 (h, f-dagger) and 3 (f) run: from scratch and for a warm start."""
+        return self.base is None
+
+
+def _check_mode(out: Path, base, init, force: bool) -> _Mode:
+    """The flags are consistent and `out` may be written (UserError otherwise)."""
     if base is not None and init is not None:
         raise UserError("--base and --init exclude each other: --base keeps h, f-dagger and f as they are, "
                         "--init trains them further")
     if init is not None and Path(init).resolve() == Path(out).resolve():
         raise UserError(f"--init {init} and --out must differ: the warm start's weights would be overwritten")
     check_model_out(out, force=force, update=base is not None and Path(base).resolve() == out.resolve())
-    start = base if base is not None else init
-    if start is not None:
-        flag = "--base" if base is not None else "--init"
-        model_overrides = [o for o in (overrides or []) if o.startswith("model.")]
-        if model_overrides:
-            raise UserError(f"{flag} keeps the model's architecture; cannot apply {model_overrides[0]}")
-        model = load_model(start)
-        mcfg = model.config
-        _, tcfg = make_configs("compact", overrides)
-    else:
-        mcfg, tcfg = make_configs(preset, overrides)
-    torch.set_num_threads(max(1, tcfg.threads))
-    work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
-    if ctx.is_main:
-        _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init, segment), resume, log)
-    ctx.barrier()
+    return _Mode(base=base, init=init)
 
-    t0 = time.perf_counter()
-    worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress, segment=segment)
-    timings["read_bags"] = time.perf_counter() - t0
+
+def _configs(mode: _Mode, preset: str, overrides):
+    """(the start model or None, ModelConfig, TrainConfig). A base / init model keeps its
+    architecture: model.* overrides are refused."""
+    if mode.start is None:
+        mcfg, tcfg = make_configs(preset, overrides)
+        return None, mcfg, tcfg
+    flag = "--base" if mode.base is not None else "--init"
+    model_overrides = [o for o in (overrides or []) if o.startswith("model.")]
+    if model_overrides:
+        raise UserError(f"{flag} keeps the model's architecture; cannot apply {model_overrides[0]}")
+    model = load_model(mode.start)
+    _, tcfg = make_configs("compact", overrides)
+    return model, model.config, tcfg
+
+
+def _log_worlds(worlds, log) -> None:
     for w in worlds:
         log(f"world {w.name}: {len(w)} frames, {len(np.unique(w.traj))} trajectories "
             f"({len(w.val_traj)} held out), {int(w.next_ok.sum())} transitions, "
@@ -179,16 +189,19 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
         for src, how in w.labelling.items():
             log(f"  {src}: labels from {how}")
 
+
+def _initial_model(mode: _Mode, start_model, mcfg, worlds, tcfg: TrainConfig, log) -> O4AModel:
+    """The networks stage 1 begins with, seeded the same in every run and process."""
     torch.manual_seed(tcfg.seed)   # new networks start from the same weights in every run and process
-    if init is not None:   # h, f-dagger, f from the init model; fresh p+ heads for these worlds
-        warm = model
+    if mode.init is not None:   # h, f-dagger, f from the init model; fresh p+ heads for these worlds
         model = O4AModel(mcfg, [w.name for w in worlds])
         for part in ("backbone", "inverse", "forward_model"):
-            getattr(model, part).load_state_dict(getattr(warm, part).state_dict())
-        log(f"warm start: h, f-dagger and f from {init}; all stages train on {', '.join(w.name for w in worlds)}")
-    elif base is None:
+            getattr(model, part).load_state_dict(getattr(start_model, part).state_dict())
+        log(f"warm start: h, f-dagger and f from {mode.init}; all stages train on {', '.join(w.name for w in worlds)}")
+    elif mode.base is None:
         model = O4AModel(mcfg, [w.name for w in worlds])
     else:
+        model = start_model
         for w in worlds:
             if w.name in model.worlds:
                 log(f"world {w.name}: replacing the base model's p+ head")
@@ -196,23 +209,27 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
             else:
                 model.add_world(w.name)
     torch.manual_seed(tcfg.seed)
-    history: dict = {"stage4": {}}
+    return model
 
-    # ---- stage 1: h + f-dagger ----
-    t0 = time.perf_counter()
-    if base is None:
-        history["stage1"] = train_stage1(model, worlds, tcfg, checkpoint=work / "stage1.pt", progress=progress, log=log,
-                                         dist=ctx if ctx.enabled or ctx.device.type != "cpu" else None)
+
+def _stage1(model, worlds, tcfg: TrainConfig, work: Path, mode: _Mode, ctx, progress, log):
+    """h + f-dagger (checkpointed in work/stage1.pt after every epoch); then frozen."""
+    history = None
+    if mode.trains_h:
+        history = train_stage1(model, worlds, tcfg, checkpoint=work / "stage1.pt", progress=progress, log=log,
+                               dist=ctx if ctx.enabled or ctx.device.type != "cpu" else None)
     else:
-        log(f"stage 1 skipped: h and f-dagger from {base}")
-    timings["stage1_h_fdagger"] = time.perf_counter() - t0
+        log(f"stage 1 skipped: h and f-dagger from {mode.base}")
     for p in list(model.backbone.parameters()) + list(model.inverse.parameters()):
         p.requires_grad_(False)
     model.eval()
+    return history
 
-    # ---- stage 2: graphs (from here on `out` is the staging directory, swapped in at `final_out` at the end) ----
-    final_out, out = out, (begin_model_dir(out) if ctx.is_main else None)   # rank 0 writes the model
-    t0 = time.perf_counter()
+
+def _stage2(model, worlds, tcfg: TrainConfig, out, ctx, progress, log) -> tuple[dict, dict]:
+    """Each world's loop-closure graph (saved in `out` by rank 0) and its Dijkstra rows
+    from sampled sources: ({world: _WorldGraph}, {world: report summary}); empty on ranks
+    other than 0."""
     graphs: dict[str, _WorldGraph] = {}
     summary_worlds: dict[str, dict] = {}
     rng = np.random.default_rng(tcfg.seed)
@@ -237,37 +254,41 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
             "bags": w.sources, "graph_seconds": g["seconds"], "graph_file": G.graph_name(w.name),
             "graph_edges": {"chain": int(g["chain"].sum()), "loop_closure": int((~g["chain"]).sum())},
         }
-    timings["stage2_graph"] = time.perf_counter() - t0
-    if not ctx.is_main:
-        return {}
+    return graphs, summary_worlds
 
-    # ---- stage 3: f ----
-    t0 = time.perf_counter()
-    if base is None:
-        history["stage3"] = _checkpointed(
-            work / f"stage3_{_settings_key(tcfg, 'f')}.pt", model.forward_model,
-            lambda: train_forward(model, [graphs[w.name].codes for w in worlds], [graphs[w.name].graph for w in worlds],
-                                  tcfg, progress=progress, log=log))
-    else:
-        log(f"stage 3 skipped: f from {base}")
-    timings["stage3_f"] = time.perf_counter() - t0
 
-    # ---- stage 4: p+ per world ----
-    t0 = time.perf_counter()
+def _stage3(model, worlds, graphs: dict, tcfg: TrainConfig, work: Path, mode: _Mode, progress, log):
+    """f on the graphs' edges (checkpointed when done), or kept from the base model."""
+    if not mode.trains_h:
+        log(f"stage 3 skipped: f from {mode.base}")
+        return None
+    return _checkpointed(
+        work / f"stage3_{_settings_key(tcfg, 'f')}.pt", model.forward_model,
+        lambda: train_forward(model, [graphs[w.name].codes for w in worlds], [graphs[w.name].graph for w in worlds],
+                              tcfg, progress=progress, log=log))
+
+
+def _stage4(model, worlds, graphs: dict, tcfg: TrainConfig, work: Path, progress, log) -> dict:
+    """p+ of each world (each checkpointed when done): {world: history}."""
+    history = {}
     for w in worlds:
         wg = graphs[w.name]
         head = model.geodesic_head(w.name)
         key = hashlib.sha1(w.name.encode()).hexdigest()[:10]
-        history["stage4"][w.name] = _checkpointed(
+        history[w.name] = _checkpointed(
             work / f"stage4_{key}_{_settings_key(tcfg, 'p+')}.pt", head,
             lambda: train_geodesic(head, wg.codes, wg.dist_rows, wg.sources, w.frames(val=False), tcfg,
                                    progress=progress, log=log, desc=f"stage 4 p+ {w.name}",
                                    predicted=(chain_predictions(model.forward_model, wg.codes, w)
                                               if tcfg.geodesic_predicted_share > 0 else None)))
-    timings["stage4_pplus"] = time.perf_counter() - t0
-    timings["total_training"] = time.perf_counter() - t_start
+    return history
 
-    # ---- save ----
+
+def _save(model, out: Path, final_out: Path, mode: _Mode, bags, worlds, tcfg: TrainConfig, preset: str,
+          timings: dict, log) -> None:
+    """weights.pt and meta.json into the staging directory `out` (a base model's other
+    worlds' graph files copied beside them)."""
+    base = mode.base
     if base is not None and Path(base).resolve() != out.resolve():
         for f in Path(base).glob("graph_*.npz"):
             if not (out / f.name).exists():
@@ -279,7 +300,10 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
     save_model(model, out, {"training": training_meta, "training_runs": prev + [training_meta]})
     log(f"model written to {out} (installed as {final_out} when the report is done)")
 
-    # ---- report (ground-truth poses used only here) ----
+
+def _report(model, out: Path, final_out: Path, mode: _Mode, worlds, graphs: dict, summary_worlds: dict,
+            history: dict, mcfg, tcfg: TrainConfig, timings: dict) -> dict:
+    """The report (ground-truth poses are used only here) written into `out`."""
     t0 = time.perf_counter()
     for w in worlds:
         wg = graphs[w.name]
@@ -292,13 +316,74 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
         m["latent_map"] = fig.name if fig else None
     timings["report"] = time.perf_counter() - t0
     weights_bytes = (out / "weights.pt").stat().st_size
+    base = mode.base
     if base is not None:   # keep the earlier worlds' figures in the merged report
         summary_worlds = {**_previous_report_worlds(final_out, base), **summary_worlds}
-    report = R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
-                                  "model_dir": str(final_out), "base": str(base) if base else None,
-                                  "init": str(init) if init else None,
-                                  "weights_bytes": weights_bytes, "config": to_dict(mcfg),
-                                  "train_config": to_dict(tcfg)})
+    return R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
+                                "model_dir": str(final_out), "base": str(base) if base else None,
+                                "init": str(mode.init) if mode.init else None,
+                                "weights_bytes": weights_bytes, "config": to_dict(mcfg),
+                                "train_config": to_dict(tcfg)})
+
+
+def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world, resume, segment, force, progress,
+           log, ctx) -> dict:
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    out = Path(out)
+    if progress is None:
+        from o4a_nav.learning.training import default_progress
+        progress = default_progress()
+    if not ctx.is_main:   # one voice: rank 0 logs and shows progress
+        import functools
+
+        from tqdm import tqdm
+        progress, log = functools.partial(tqdm, disable=True), (lambda *a, **k: None)
+    elif ctx.enabled:
+        log(f"torch.distributed: {ctx.world_size} processes, backend {torch.distributed.get_backend()}, "
+            f"device {ctx.device}")
+    mode = _check_mode(out, base, init, force)
+    start_model, mcfg, tcfg = _configs(mode, preset, overrides)
+    torch.set_num_threads(max(1, tcfg.threads))
+    work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
+    if ctx.is_main:
+        _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init, segment), resume, log)
+    ctx.barrier()
+
+    t0 = time.perf_counter()
+    worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress, segment=segment)
+    timings["read_bags"] = time.perf_counter() - t0
+    _log_worlds(worlds, log)
+    model = _initial_model(mode, start_model, mcfg, worlds, tcfg, log)
+    history: dict = {"stage4": {}}
+
+    t0 = time.perf_counter()
+    h1 = _stage1(model, worlds, tcfg, work, mode, ctx, progress, log)
+    if mode.trains_h:
+        history["stage1"] = h1
+    timings["stage1_h_fdagger"] = time.perf_counter() - t0
+
+    # from here on `out` is the staging directory, swapped in at `final_out` at the end
+    final_out, out = out, (begin_model_dir(out) if ctx.is_main else None)   # rank 0 writes the model
+    t0 = time.perf_counter()
+    graphs, summary_worlds = _stage2(model, worlds, tcfg, out, ctx, progress, log)
+    timings["stage2_graph"] = time.perf_counter() - t0
+    if not ctx.is_main:
+        return {}
+
+    t0 = time.perf_counter()
+    h3 = _stage3(model, worlds, graphs, tcfg, work, mode, progress, log)
+    if mode.trains_h:
+        history["stage3"] = h3
+    timings["stage3_f"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    history["stage4"] = _stage4(model, worlds, graphs, tcfg, work, progress, log)
+    timings["stage4_pplus"] = time.perf_counter() - t0
+    timings["total_training"] = time.perf_counter() - t_start
+
+    _save(model, out, final_out, mode, bags, worlds, tcfg, preset, timings, log)
+    report = _report(model, out, final_out, mode, worlds, graphs, summary_worlds, history, mcfg, tcfg, timings)
     commit_model_dir(out, final_out)
     log(f"model saved to {final_out}")
     log(f"report: {final_out / 'report.md'}  (Spearman {report.get('geodesic_spearman')}, "

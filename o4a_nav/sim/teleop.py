@@ -204,7 +204,7 @@ def score_labels(ticks: list[Tick], times, actions, traj) -> dict:
     (`true_motion_is`) and, stricter, against the commanded motion (every tick between the
     frames drove that primitive: a FORWARD that began with a 3 deg correction is 'mixed').
 
-    times: the stamps of the frames `o4a train` kept (read_bag's "times"); actions / traj:
+    times: the stamps of the frames `o4a train` kept (read_bag's BagFrames.times); actions / traj:
     their labels and chain ids (a transition is k -> k+1 in the same chain, action != STOP)."""
     from o4a_nav.learning.odometry import relative
 
