@@ -151,6 +151,14 @@ class Unicycle:
         self.th.join(2.0)
 
 
+def base_ready(node, probe, timeout=30.0) -> bool:
+    """The base controller can execute a command from the probe: both ends of o4a/action,
+    o4a/motion_state and cmd_vel matched, and it holds odometry and a scan."""
+    return wait_until(lambda: probe.pub_action.get_subscription_count() >= 1
+                      and node.pub_state.get_subscription_count() >= 1 and node.pub_cmd.get_subscription_count() >= 1
+                      and node.ctl.pose is not None and node.ctl.scan is not None, timeout)
+
+
 def send_action(probe, action, seq, stamp=None):
     m = probe.DiscreteAction()
     ros_conv.fill_header(m.header, probe.now() if stamp is None else stamp, "base_link")
@@ -163,11 +171,11 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
 
     ctx, add = ros
     # 1.5 s: the odometry thread of this test can be late by more than 0.5 s on a busy CPU
-    add(BaseControllerNode(context=ctx, namespace=NS, parameter_overrides=[Parameter("odom_timeout", value=1.5)]))
+    node = add(BaseControllerNode(context=ctx, namespace=NS, parameter_overrides=[Parameter("odom_timeout", value=1.5)]))
     probe = add(Probe(ctx))
     base = Unicycle(probe)
     try:
-        time.sleep(0.3)
+        assert base_ready(node, probe)
         send_action(probe, Action.FORWARD, 1)
         assert wait_until(lambda: any(m.sequence == 1 and m.state in FINAL for m in probe.motion), 10.0)
         assert [m.message for m in probe.motion if m.sequence == 1 and m.state in FINAL] == [""]  # SUCCEEDED
@@ -185,8 +193,9 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
         assert "odometry" in msg
         assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 2.0)
         # stale command refused
+        last_odom = node.ctl.odom_arrival
         base.publish_odom = True
-        time.sleep(0.2)
+        assert wait_until(lambda: node.ctl.odom_arrival > last_odom, 10.0)   # fresh odometry again
         send_action(probe, Action.FORWARD, 4, stamp=probe.now() - 5.0)
         assert wait_until(lambda: any(m.sequence == 4 and m.state == MotionStatus.ABORTED for m in probe.motion), 5.0)
         assert "stale command" in [m for m in probe.motion if m.sequence == 4][-1].message
@@ -323,10 +332,12 @@ def test_navigator_forward_gate_follows_latest_scan(ros, model_dir):
             ros_conv.fill_header(m.header, probe.now(), "base_link")
             m.sequence, m.state, m.action = probe.actions[-1].sequence, 2, probe.actions[-1].action
             probe.pub_motion.publish(m)
-        time.sleep(0.05)
+            assert wait_until(lambda: node.runtime.pending_seq is None, 10.0)   # the node took the report
+        t = probe.now()
         probe.scan(ranges)
         probe.free_all(forward=True)  # a lagging checker says free: the gate must still hold
-        time.sleep(0.05)
+        assert wait_until(lambda: node.runtime.inputs["scan"].stamp >= t
+                          and node.runtime.inputs["free_actions"].stamp >= t, 10.0)
         probe.images(rand_img(10 + k))
         assert wait_until(lambda: len(probe.actions) > n, 5.0)
         a = probe.actions[-1].action

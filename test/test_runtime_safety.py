@@ -16,7 +16,7 @@ from o4a_nav.nodes.goal_client import ImageGoalClient
 
 from conftest import wait_until  # noqa: E402
 from test_nav_safety import wall_scan  # noqa: E402
-from test_runtime_nodes import NS, Probe, model_dir, nav_node, rand_img, send_action  # noqa: F401,E402
+from test_runtime_nodes import NS, Probe, base_ready, model_dir, nav_node, rand_img, send_action  # noqa: F401,E402
 
 pytestmark = pytest.mark.ros
 
@@ -67,6 +67,12 @@ class Base:
             self.probe.scan(self.ranges())
             time.sleep(0.1)
 
+    def settle(self, steps: int = 15) -> bool:
+        """Wait until the base has integrated `steps` more periods of the latest cmd_vel
+        (0.3 s at 50 Hz when the CPU keeps up): whatever motion follows is in the pose."""
+        n = len(self.log)
+        return wait_until(lambda: len(self.log) >= n + steps, 20.0)
+
     def stop(self):
         self.running = False
         for th in self.ths:
@@ -97,7 +103,7 @@ def test_collision_monitor_stops_a_forward_when_an_obstacle_appears(base_node):
     node, probe = base_node
     base = Base(probe)
     try:
-        time.sleep(0.5)
+        assert base_ready(node, probe)
         send_action(probe, Action.FORWARD, 1)
         assert wait_until(lambda: base.pose.x > 0.02, 10.0)
         x0, t0 = base.pose.x, time.monotonic()
@@ -109,7 +115,7 @@ def test_collision_monitor_stops_a_forward_when_an_obstacle_appears(base_node):
         assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0, 2.0)
         zero_at = next((k for k in range(n_cmd, len(probe.cmds)) if probe.cmds[k].linear.x == 0.0), None)
         assert zero_at is not None
-        time.sleep(0.3)
+        assert base.settle()
         travel_after = base.pose.x - x0
         print(f"\nintrusion -> motion aborted: travel after the intrusion {travel_after:.3f} m, "
               f"{time.monotonic() - t0:.2f} s to here")
@@ -119,7 +125,7 @@ def test_collision_monitor_stops_a_forward_when_an_obstacle_appears(base_node):
         send_action(probe, Action.FORWARD, 2)
         assert wait_until(lambda: final(probe, 2) is not None, 10.0)
         assert final(probe, 2).state == 3 and "refused by the collision monitor" in final(probe, 2).message
-        time.sleep(0.3)
+        assert base.settle()
         assert base.pose.x - x1 < 0.01
     finally:
         base.stop()
@@ -150,7 +156,7 @@ def test_odometry_faults_bound_the_motion(base_node, fault):
 
     base.odom_fn = odom
     try:
-        time.sleep(0.5)
+        assert base_ready(node, probe)
         action = Action.ROTATE_LEFT if fault == "frozen_rotation" else Action.FORWARD
         send_action(probe, action, 1)
         assert wait_until(lambda: any(m.sequence == 1 and m.state == 1 for m in probe.motion), 10.0)
@@ -158,7 +164,7 @@ def test_odometry_faults_bound_the_motion(base_node, fault):
         assert wait_until(lambda: final(probe, 1) is not None, 15.0)
         rep = final(probe, 1)
         assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 3.0)
-        time.sleep(0.3)
+        assert base.settle()
         dist = math.hypot(base.pose.x - start.x, base.pose.y - start.y)
         turn = math.degrees(abs(wrap_angle(base.pose.yaw - start.yaw)))
         print(f"\n{fault}: {rep.message!r}; moved {dist:.3f} m, turned {turn:.1f} deg")

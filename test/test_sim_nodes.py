@@ -9,7 +9,7 @@ from rclpy.parameter import Parameter
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
-from o4a_nav.types import Action
+from o4a_nav.types import Action, wrap_angle
 
 from conftest import wait_until  # noqa: E402
 
@@ -100,12 +100,22 @@ def test_sim_node_publishes_sensors_and_answers_cmd_vel(ros):
     finally:
         stop.set()
         t.join(2.0)
-    # commands stop: once the last cmd_vel is older than cmd_vel_timeout the robot stands still
-    time.sleep(sim.cmd_timeout + 0.3)
-    x = sim.robot.pose.x
-    time.sleep(0.3)
-    assert sim.robot.pose.x == x
+    # commands stop: once the last cmd_vel is older than cmd_vel_timeout the robot stands
+    # still. At the wall FORWARD is blocked, so turn in place (free) to see that it stops.
+    yaw0 = sim.robot.pose.yaw
+    stop.clear()
+    t = threading.Thread(target=drive, args=(0.0, 1.0), daemon=True)
+    t.start()
+    try:
+        assert wait_until(lambda: abs(wrap_angle(sim.robot.pose.yaw - yaw0)) > 0.2)   # it was turning
+    finally:
+        stop.set()
+        t.join(2.0)
     assert wait_until(lambda: probe.odom[-1].twist.twist.linear.x == 0.0 and probe.odom[-1].twist.twist.angular.z == 0.0)
+    x, yaw = sim.robot.pose.x, sim.robot.pose.yaw
+    n = len(probe.odom)
+    assert wait_until(lambda: len(probe.odom) >= n + 10)   # ten more physics periods without commands
+    assert (sim.robot.pose.x, sim.robot.pose.yaw) == (x, yaw)
     # ground truth in the map frame follows the robot
     assert wait_until(lambda: abs(probe.gt[-1].pose.position.x - sim.robot.pose.x) < 1e-9)
     # ~/respawn teleports to a free pose and restarts odometry there
@@ -135,18 +145,31 @@ def test_explorer_drives_the_sim_through_the_base_controller(ros):
     from o4a_nav.nodes.sim import SimNode
 
     ctx, add = ros
+    probe = add(Probe(ctx))
     sim = add(SimNode(context=ctx, parameter_overrides=[
         Parameter("world", value="two_rooms"), Parameter("initial_pose", value=[2.0, 2.0, 0.0]),
         Parameter("physics_rate", value=100.0), Parameter("scan_rate", value=20.0)]))
-    add(BaseControllerNode(context=ctx, parameter_overrides=[
-        Parameter("max_linear_speed", value=1.0), Parameter("max_angular_speed", value=3.0)]))
-    explorer = add(ExplorerNode(context=ctx, parameter_overrides=[
-        Parameter("trajectory_length", value=6), Parameter("trajectories", value=2), Parameter("seed", value=1)]))
-    probe = add(Probe(ctx))
+    # generous staleness limits: on a loaded CPU odometry and commands can be late (the
+    # timeouts themselves are tested in test_runtime_nodes / test_runtime_safety)
+    base = add(BaseControllerNode(context=ctx, parameter_overrides=[
+        Parameter("max_linear_speed", value=1.0), Parameter("max_angular_speed", value=3.0),
+        Parameter("odom_timeout", value=2.0), Parameter("command_timeout", value=2.0),
+        Parameter("scan_timeout", value=2.0)]))
+    # the explorer only starts deciding once everyone hears everyone: a first action sent
+    # before the base's subscription is matched would be lost (and re-decided after
+    # motion_timeout, which would make the count below wrong); motion_timeout long for the
+    # same reason
+    explorer = ExplorerNode(context=ctx, parameter_overrides=[
+        Parameter("trajectory_length", value=6), Parameter("trajectories", value=2), Parameter("seed", value=1),
+        Parameter("motion_timeout", value=120.0), Parameter("max_scan_age", value=2.0)])
+    assert wait_until(lambda: explorer.pub.get_subscription_count() >= 2            # base + probe
+                      and base.pub_state.get_subscription_count() >= 2              # explorer + probe
+                      and base.ctl.pose is not None and base.ctl.scan is not None, timeout=60.0)
+    add(explorer)
     start = sim.robot.pose
-    assert wait_until(lambda: explorer.finished and explorer.pending is None, timeout=60.0)
+    assert wait_until(lambda: explorer.finished and explorer.pending is None, timeout=300.0)
     n = explorer.actions_sent
-    assert wait_until(lambda: len(probe.actions) == n)
+    assert wait_until(lambda: len(probe.actions) == n, timeout=60.0)
     acts = [m.action for m in probe.actions]
     # two trajectories of 6 decisions, each ending with STOP (a FORWARD the base aborted
     # is not counted as a decision of the trajectory)
