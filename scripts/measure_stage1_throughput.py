@@ -8,11 +8,12 @@ the figure is the median over rounds and the ratio is against the first variant.
 
 Variants: `base` = the code of a git commit (`--base-commit`, default the commit before the
 stage-1 speed work) exported with `git archive` to a temporary folder; `fp32` and `bf16` =
-this tree with train.precision fp32 / bf16; a `-cl` suffix (`fp32-cl`) also puts the
-backbone's weights in channels_last memory format.  --accuracy also trains the same model from the
+this tree as train_stage1 runs it (backbone weights channels-last) with train.precision
+fp32 / bf16; a `-nchw` suffix (`fp32-nchw`) keeps the weights in the default format.  --accuracy also trains the same model from the
 same start on the same batches in fp32 and in bf16 on a real bag, and reports the losses.
 
-    .venv/bin/python scripts/measure_stage1_throughput.py                     # ~3 min on 2 idle cores
+    .venv/bin/python scripts/measure_stage1_throughput.py --steps 20 --rounds 3   # ~3 min on 2 idle cores
+    .venv/bin/python scripts/measure_stage1_throughput.py --variants fp32,bf16 --steps 6 --rounds 1
     .venv/bin/python scripts/measure_stage1_throughput.py --preset paper      # ResNet-18
     .venv/bin/python scripts/measure_stage1_throughput.py --accuracy data/bags/two_rooms_s0 --accuracy-steps 300
 """
@@ -53,7 +54,7 @@ def _worker(args) -> None:
     precision, _, fmt = (args.precision or "").partition("-")
     tcfg = TrainConfig(batch_size=args.batch) if not precision else TrainConfig(batch_size=args.batch, precision=precision)
     model = O4AModel(ModelConfig(**PRESETS[args.preset]))
-    if fmt == "cl":
+    if precision and fmt != "nchw":   # as train_stage1 does since the channels-last change
         model.backbone.to(memory_format=torch.channels_last)
     model.train()
     opt = torch.optim.Adam(list(model.backbone.parameters()) + list(model.inverse.parameters()), lr=1e-4)
@@ -122,7 +123,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--precision", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--variants", default="base,fp32,bf16")
+    ap.add_argument("--variants", default="base,fp32-nchw,fp32")
     ap.add_argument("--base-commit", default=BASE_COMMIT)
     ap.add_argument("--preset", default="compact", choices=["compact", "paper"])
     ap.add_argument("--batch", type=int, default=64)
