@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, wrap_angle
 
 from .metrics import SUCCESS_RADIUS_M
 
@@ -131,10 +131,6 @@ class RandomPolicy(Policy):
 
 
 # ------------------------------------------------------------------------ oracle
-def _angle_diff(a: float, b: float) -> float:
-    return (a - b + math.pi) % (2 * math.pi) - math.pi
-
-
 class OraclePolicy(Policy):
     """Ground-truth shortest path, the upper bound.
 
@@ -163,7 +159,7 @@ class OraclePolicy(Policy):
         self._blocked, self._blocked_at = [], None
 
     def _is_blocked(self, yaw: float) -> bool:
-        return any(abs(_angle_diff(yaw, b)) < ROTATE_STEP_RAD / 2 for b in self._blocked)
+        return any(abs(wrap_angle(yaw - b)) < ROTATE_STEP_RAD / 2 for b in self._blocked)
 
     def _update_position(self, pose) -> None:
         where = (round(pose.x * 1000), round(pose.y * 1000))
