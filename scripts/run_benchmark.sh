@@ -8,7 +8,8 @@
 #   EPISODES=5 OUT=runs/bench_small scripts/run_benchmark.sh
 #   nohup scripts/run_benchmark.sh > runs/bench_readme.log 2>&1 &
 #
-# Environment: MODEL (models/o4a_default), EPISODES (20), SEED (0), JOBS (2), OUT
+# Environment: MODEL (models/o4a_default), EPISODES (20), SEED (0), JOBS (2), POLICIES
+# (comma separated; default all), SCALING (1: the graph-scaling run first; 0 skips it), OUT
 # (runs/bench_readme), WORLDS (default: the model's worlds), FIGURES (docs/figures:
 # where the figures are copied as bench_*.png; empty to skip).
 set -euo pipefail
@@ -22,19 +23,23 @@ OUT=${OUT:-runs/bench_readme}
 FIGURES=${FIGURES-docs/figures}
 WORLD_ARGS=()
 if [[ -n "${WORLDS:-}" ]]; then WORLD_ARGS=(--worlds $WORLDS); fi
+POLICY_ARGS=()
+if [[ -n "${POLICIES:-}" ]]; then POLICY_ARGS=(--policy "$POLICIES"); fi
 
-start=$(date +%s)
-$PY -m o4a_nav.cli bench --model "$MODEL" "${WORLD_ARGS[@]}" --seed "$SEED" --out "$OUT" \
-    --policy none --graph-scaling
-echo "graph scaling wall time: $(( $(date +%s) - start )) s"
-if [[ -n "$FIGURES" ]]; then
-    mkdir -p "$FIGURES"
-    cp "$OUT/graph_scaling.png" "$FIGURES/bench_graph_scaling.png"
+if [[ "${SCALING:-1}" != 0 ]]; then
+    start=$(date +%s)
+    $PY -m o4a_nav.cli bench --model "$MODEL" "${WORLD_ARGS[@]}" --seed "$SEED" --out "$OUT" \
+        --policy none --graph-scaling
+    echo "graph scaling wall time: $(( $(date +%s) - start )) s"
+    if [[ -n "$FIGURES" ]]; then
+        mkdir -p "$FIGURES"
+        cp "$OUT/graph_scaling.png" "$FIGURES/bench_graph_scaling.png"
+    fi
 fi
 
 start=$(date +%s)
-$PY -m o4a_nav.cli bench --model "$MODEL" "${WORLD_ARGS[@]}" --episodes "$EPISODES" --seed "$SEED" \
-    --jobs "$JOBS" --out "$OUT" --trajectories 1
+$PY -m o4a_nav.cli bench --model "$MODEL" "${WORLD_ARGS[@]}" "${POLICY_ARGS[@]}" --episodes "$EPISODES" \
+    --seed "$SEED" --jobs "$JOBS" --out "$OUT" --trajectories 1
 echo "benchmark wall time: $(( $(date +%s) - start )) s"
 
 if [[ -n "$FIGURES" ]]; then

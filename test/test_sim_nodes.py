@@ -9,6 +9,7 @@ from rclpy.parameter import Parameter
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
+from o4a_nav.sim import load_world
 from o4a_nav.types import Action, wrap_angle
 
 from conftest import wait_until  # noqa: E402
@@ -35,6 +36,7 @@ class Probe(Node):
         self.info = []
         self.create_subscription(CameraInfo, camera_info_topic(topics.FRONT_IMAGE), self.info.append, SENSOR_QOS)
         self.front, self.rear, self.scans, self.odom, self.gt, self.world = [], [], [], [], [], []
+        self.world_def = []
         self.actions, self.motion = [], []
         self.create_subscription(Image, topics.FRONT_IMAGE, self.front.append, SENSOR_QOS)
         self.create_subscription(Image, topics.REAR_IMAGE, self.rear.append, SENSOR_QOS)
@@ -42,6 +44,7 @@ class Probe(Node):
         self.create_subscription(Odometry, topics.ODOM, self.odom.append, SENSOR_QOS)
         self.create_subscription(PoseStamped, topics.GROUND_TRUTH_POSE, self.gt.append, reliable(10))
         self.create_subscription(String, topics.WORLD_NAME, self.world.append, reliable(1, latched=True))
+        self.create_subscription(String, topics.WORLD_DEFINITION, self.world_def.append, reliable(1, latched=True))
         self.create_subscription(DiscreteAction, topics.ACTION, self.actions.append, reliable(10))
         self.create_subscription(MotionState, topics.MOTION_STATE, self.motion.append, reliable(10))
         self.pub_cmd = self.create_publisher(Twist, topics.CMD_VEL, reliable(10))
@@ -68,6 +71,8 @@ def test_sim_node_publishes_sensors_and_answers_cmd_vel(ros):
     img = probe.front[-1]
     assert (img.height, img.width, img.encoding, img.header.frame_id) == (96, 96, "rgb8", topics.FRONT_CAMERA_FRAME)
     assert probe.world[0].data == "two_rooms"
+    assert wait_until(lambda: probe.world_def)
+    assert probe.world_def[0].data == load_world("two_rooms").text   # latched: a late recorder gets it too
     assert wait_until(lambda: probe.info)
     info = probe.info[-1]
     # 90 deg horizontal FOV over 96 px: fx = 48 / tan(45 deg) = 48

@@ -62,6 +62,7 @@ def write_sim_navigation_bag(out, model, world: str, *, max_steps: int = 30, see
             fr, rr = fr + "/compressed", rr + "/compressed"
         with bagio.BagWriter(out, storage=storage, latched_topics=[navrun.GOAL_FRONT, navrun.GOAL_REAR]) as w:
             w.write(topics.WORLD_NAME, "std_msgs/msg/String", t0, bagio.string_msg(robot.world.name))
+            w.write(topics.WORLD_DEFINITION, "std_msgs/msg/String", t0, bagio.string_msg(robot.world.text))
             w.write(navrun.GOAL_FRONT, "sensor_msgs/msg/Image", t0, bagio.image_msg(goal_front, t0, "goal_front"))
             w.write(navrun.GOAL_REAR, "sensor_msgs/msg/Image", t0, bagio.image_msg(goal_rear, t0, "goal_rear"))
             for i in range(max_steps):

@@ -129,6 +129,7 @@ class SimNode(Node):
         self.pub_odom = self.create_publisher(Odometry, topics.ODOM, SENSOR_QOS)
         self.pub_gt = self.create_publisher(PoseStamped, topics.GROUND_TRUTH_POSE, reliable(10))
         self.pub_world = self.create_publisher(String, topics.WORLD_NAME, reliable(1, latched=True))
+        self.pub_world_def = self.create_publisher(String, topics.WORLD_DEFINITION, reliable(1, latched=True))
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, reliable(10)) if self.publish_clock else None
         self.create_subscription(TwistStamped if self.cmd_stamped else Twist, topics.CMD_VEL, self._on_cmd,
                                  reliable(10))
@@ -136,6 +137,7 @@ class SimNode(Node):
 
         self.create_service(Trigger, "~/respawn", self._on_respawn)
         self.pub_world.publish(String(data=world.name))
+        self.pub_world_def.publish(String(data=world.text))   # a recorded bag carries its ground truth
 
         self.motions: list[ExecutedMotion] = []
         self._motion: _Motion | None = None
