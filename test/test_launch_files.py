@@ -81,7 +81,8 @@ class Launched:
             env=launch_env(prefix), stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def text(self) -> str:
-        self.out.flush()
+        if not self.out.closed:   # after stop() the log is complete on disk
+            self.out.flush()
         return self.log.read_text()
 
     def stop(self, timeout: float = 60.0) -> int:

@@ -170,8 +170,9 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
     from o4a_nav.nodes.base_controller import BaseControllerNode
 
     ctx, add = ros
-    # 1.5 s: the odometry thread of this test can be late by more than 0.5 s on a busy CPU
-    node = add(BaseControllerNode(context=ctx, namespace=NS, parameter_overrides=[Parameter("odom_timeout", value=1.5)]))
+    # 1.5 s: the odometry and scan threads of this test can be late by more than 0.5 s on a busy CPU
+    node = add(BaseControllerNode(context=ctx, namespace=NS, parameter_overrides=[
+        Parameter("odom_timeout", value=1.5), Parameter("scan_timeout", value=1.5)]))
     probe = add(Probe(ctx))
     base = Unicycle(probe)
     try:
