@@ -250,6 +250,12 @@ def spin_node(node_cls, args=None, **kwargs) -> int:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            if node.context.ok():
+                raise
+            # a timer callback raced Ctrl-C's shutdown of the context (it published on the
+            # invalidated context): that is the clean stop asked for, not a crash (exit 0,
+            # so that a launch with respawn does not start the node again)
         finally:
             executor.shutdown()
         return 0
@@ -257,7 +263,12 @@ def spin_node(node_cls, args=None, **kwargs) -> int:
         if node is not None:
             shutdown = getattr(node, "shutdown", None)
             if shutdown is not None:
-                shutdown()
+                try:
+                    shutdown()
+                except Exception:
+                    if node.context.ok():
+                        raise
+                    # the context is gone: nothing can be published any more
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
