@@ -76,6 +76,7 @@ def main() -> int:
     from o4a_nav.types import wrap_angle
     from o4a_nav.nodes._common import SENSOR_QOS, reliable
     from o4a_nav.sim.robot import cast_rays
+    from o4a_nav.sim.faults import ODOM_FAULTS, OdometryFault
     from o4a_nav.types import Pose2D, ScanData
 
     rclpy.init()
@@ -199,7 +200,7 @@ def main() -> int:
         out["intrusion_travel_m"] = after
         # ------------------------------------------------------------ odometry faults
         res = {}
-        for fault in ("frozen", "reset", "future_then_lost", "frozen_rotation"):
+        for fault in ODOM_FAULTS:
             rows = []
             for k in range(max(1, args.trials // 2)):
                 probe.wall_x = None
@@ -207,23 +208,13 @@ def main() -> int:
                 probe.odom_fn = None
                 time.sleep(0.5)
                 start_pose = probe.pose
-                state: dict = {}
-
-                def odom(pose, t, state=state, fault=fault):
-                    tf = state.get("t")
-                    if tf is None or t < tf:
-                        return pose, t
-                    if fault.startswith("frozen"):
-                        return state.setdefault("p", pose), t
-                    if fault == "reset":
-                        return Pose2D(0.0, 0.0, 0.0), t
-                    return (pose, t + 3.0) if t < tf + 0.3 else None
+                odom = OdometryFault(fault)
 
                 probe.odom_fn = odom
                 seq += 1
                 probe.action(2 if fault == "frozen_rotation" else 1, seq)
                 wait(lambda: any(m.sequence == seq and m.state == 1 for m in probe.motion), 10)
-                state["t"] = probe.now() + 0.1
+                odom.start = probe.now() + 0.1
                 wait(lambda: probe.final(seq) is not None, 15)
                 time.sleep(0.5)
                 d = math.hypot(probe.pose.x - start_pose.x, probe.pose.y - start_pose.y)

@@ -13,6 +13,7 @@ from o4a_nav import ros_conv, topics
 from o4a_nav.types import wrap_angle
 from o4a_nav.types import Action, NavState, Pose2D, ScanData
 from o4a_nav.nodes.goal_client import ImageGoalClient
+from o4a_nav.sim.faults import ODOM_FAULTS, OdometryFault
 
 from conftest import wait_until  # noqa: E402
 from test_nav_safety import wall_scan  # noqa: E402
@@ -131,7 +132,6 @@ def test_collision_monitor_stops_a_forward_when_an_obstacle_appears(base_node):
         base.stop()
 
 
-ODOM_FAULTS = ["frozen", "reset", "future_then_lost", "frozen_rotation"]
 
 
 @pytest.mark.parametrize("fault", ODOM_FAULTS)
@@ -142,17 +142,7 @@ def test_odometry_faults_bound_the_motion(base_node, fault):
     node, probe = base_node
     start = Pose2D(2.0, 1.0, 0.4)
     base = Base(probe, start)
-    state = {"t_fault": None}
-
-    def odom(pose, t):
-        tf = state["t_fault"]
-        if tf is None or t < tf:
-            return pose, t
-        if fault.startswith("frozen"):
-            return state.setdefault("p", pose), t
-        if fault == "reset":
-            return Pose2D(0.0, 0.0, 0.0), t
-        return (pose, t + 3.0) if t < tf + 0.3 else None  # future_then_lost
+    odom = OdometryFault(fault)
 
     base.odom_fn = odom
     try:
@@ -160,7 +150,7 @@ def test_odometry_faults_bound_the_motion(base_node, fault):
         action = Action.ROTATE_LEFT if fault == "frozen_rotation" else Action.FORWARD
         send_action(probe, action, 1)
         assert wait_until(lambda: any(m.sequence == 1 and m.state == 1 for m in probe.motion), 10.0)
-        state["t_fault"] = probe.now() + 0.1
+        odom.start = probe.now() + 0.1
         assert wait_until(lambda: final(probe, 1) is not None, 15.0)
         rep = final(probe, 1)
         assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 3.0)
