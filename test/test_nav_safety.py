@@ -212,14 +212,21 @@ class Robot:
     def scan(self):
         return scan_with(wall_scan(self.true, self.obstacle_x), stamp=self.t)
 
-    def step(self, with_scan=True):
+    def step(self, with_scan=True, scan_first=False):
+        """One tick: odometry and a scan of the true pose at time t (``scan_first``: the
+        scan is delivered before the odometry of the same instant, as an executor may),
+        then the control update, then the unicycle moves."""
+        if with_scan and scan_first:
+            self._scan()
         o = self.odom(self.true, self.t)
         if o is not None:
             self.ctl.on_odom(o[0], o[1], self.t)
-        if with_scan:
-            out = self.ctl.on_scan(self.scan(), self.t)
-            self.reports += out.reports
-            self.v = (out.linear, out.angular)
+            out = self.ctl.check_pending_scans(self.t)
+            if out is not None:
+                self.reports += out.reports
+                self.v = (out.linear, out.angular)
+        if with_scan and not scan_first:
+            self._scan()
         out = self.ctl.update(self.t)
         self.reports += out.reports
         self.v = (out.linear, out.angular)
@@ -227,6 +234,11 @@ class Robot:
         v, w = self.v
         self.true = Pose2D(p.x + v * DT * math.cos(p.yaw), p.y + v * DT * math.sin(p.yaw), wrap_angle(p.yaw + w * DT))
         self.t += DT
+
+    def _scan(self):
+        out = self.ctl.on_scan(self.scan(), self.t)
+        self.reports += out.reports
+        self.v = (out.linear, out.angular)
 
     def run(self, action, n=1000, **kw):
         self.step(**kw)
@@ -277,6 +289,45 @@ def test_monitor_lets_forward_finish_when_the_obstacle_is_past_the_rest_of_the_b
     rb.obstacle_x = 0.62  # outside the 0.5 m box at the start, inside the box as the robot moves
     rep = rb.run(Action.FORWARD)
     assert rep.state == SUCCEEDED, rep.message
+
+
+@pytest.mark.parametrize("scan_first", [False, True])
+def test_monitor_checks_each_scan_where_the_robot_was_at_its_stamp(scan_first):
+    """A wall 0.06 m beyond the end of the box at the start: A_free allows the FORWARD,
+    and the box shrinks as the robot advances, so no scan of a static world may abort it,
+    even one delivered before the odometry of its own instant (checked against the pose
+    of its stamp, not the older latest odometry: the box would reach past the wall)."""
+    ctl = monitored()
+    rb = Robot(ctl)
+    rb.obstacle_x = 0.56
+    rep = rb.run(Action.FORWARD, scan_first=scan_first)
+    assert rep.state == SUCCEEDED, rep.message
+    assert rb.true.x == pytest.approx(0.25, abs=0.02)
+    assert not ctl._pending_scans
+
+
+def test_monitor_scan_ahead_of_odometry_waits_for_it_and_an_intrusion_still_stops():
+    ctl = monitored()
+    rb = Robot(ctl)
+    rb.step()
+    ctl.command(Action.FORWARD, 1, rb.t, rb.t)
+    for _ in range(5):
+        rb.step(scan_first=True)
+    rb.obstacle_x = rb.true.x + 0.2                  # appears 0.2 m ahead, in a scan newer than odometry
+    out = ctl.on_scan(rb.scan(), rb.t)
+    assert ctl.state == EXECUTING and len(ctl._pending_scans) == 1 and out.linear > 0
+    ctl.on_odom(rb.true, rb.t, rb.t)                 # odometry reaches the scan's stamp
+    out = ctl.check_pending_scans(rb.t)
+    assert out is not None and out.linear == 0.0 and out.angular == 0.0
+    assert ctl.state == ABORTED and "collision monitor" in ctl.last_message
+    # odometry that never reaches a waiting scan's stamp: the odometry timeout ends the motion
+    ctl = monitored()
+    rb = Robot(ctl)
+    rb.step()
+    ctl.command(Action.FORWARD, 1, rb.t, rb.t)
+    rb.odom = lambda true, t: None
+    rep = rb.run(Action.FORWARD, n=200, scan_first=True)
+    assert rep.state == ABORTED and "odometry" in rep.message
 
 
 @pytest.mark.parametrize("fault", ["frozen", "reset", "jump_back", "future_then_lost", "stamp_back"])

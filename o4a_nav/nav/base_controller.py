@@ -30,11 +30,17 @@ Collision monitor (with a :class:`~o4a_nav.nav.collision.CollisionChecker`, as t
 always has unless ``collision_monitor`` is false): a motion starts only on a scan younger
 than ``scan_timeout`` that allows it (FORWARD: the swept box holds no return and the rays
 prove it free, the same rule as A_free; any motion: the scan is consistent); while it runs,
-every scan is checked against what the rest of the motion sweeps (FORWARD: the box
-shortened by the distance already travelled, the lesser of odometry and the commanded
-integral; rotations with a polygon footprint: the rest of the sweep), and a motion without
-a scan for ``scan_timeout`` stops. An intrusion zeroes the velocity at once (the ControlOutput
-of :meth:`on_scan`).
+every scan is checked against what the rest of the motion sweeps from where the robot was
+when the scan was taken (FORWARD: the box shortened by the distance travelled at the scan's
+stamp, the lesser of odometry and the commanded integral; rotations with a polygon
+footprint: the rest of the sweep at that stamp), and a motion without a scan for
+``scan_timeout`` stops. Odometry at the scan's stamp is the latest odometry message stamped
+at or before it; a scan stamped after the latest odometry waits until odometry reaches its
+stamp (:meth:`on_odom` returns then what the check decided; a motion whose odometry stops
+is ended by ``odom_timeout``). Checked against the newest pose instead, a scan taken one
+control period into a FORWARD would see the box reach that much beyond the motion's end
+and abort a FORWARD that A_free allowed. An intrusion zeroes the velocity at once (the
+ControlOutput of :meth:`on_scan` or :meth:`on_odom`).
 
 The node calls :meth:`on_odom` for each odometry message, :meth:`command` for each
 DiscreteAction and :meth:`update` at the control rate; each returns a
@@ -44,6 +50,7 @@ MotionState to report.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -157,6 +164,10 @@ class BaseController:
         self._cmd_dist = 0.0                 # integral of |v| commanded in this motion [m]
         self._cmd_angle = 0.0                # integral of |w| commanded in this motion [rad]
         self._last_out: tuple = (0.0, 0.0, 0.0)  # (time, v, w) of the last velocity output
+        # the running motion's history, for the collision monitor's check of a scan at its stamp
+        self._odom_hist: list[tuple[float, Pose2D]] = []       # (stamp, pose), stamps increasing
+        self._cmd_hist: list[tuple[float, float, float]] = []  # (time, _cmd_dist, _cmd_angle)
+        self._pending_scans: deque = deque(maxlen=32)          # scans newer than the latest odometry
         self._still_since: tuple = (0.0, 0.0)    # (cmd_dist, cmd_angle) when the pose last changed
         self._still_msgs = 0                     # odometry messages with an unchanged pose since then
         self.state = MotionStatus.IDLE
@@ -197,7 +208,23 @@ class BaseController:
         self.pose = pose
         self.odom_stamp = stamp
         self.odom_arrival = stamp if now is None else float(now)
+        if self.state == MotionStatus.EXECUTING and (not self._odom_hist or stamp >= self._odom_hist[-1][0]):
+            self._odom_hist.append((stamp, pose))
         return True
+
+    def check_pending_scans(self, now: float) -> ControlOutput | None:
+        """Collision monitor: check the scans that waited for odometry to reach their
+        stamp and now can be (call after :meth:`on_odom`). Returns the aborting output
+        (zero velocity) on an intrusion, None when there is nothing to publish."""
+        if self.state != MotionStatus.EXECUTING or self.monitor is None:
+            self._pending_scans.clear()
+            return None
+        while self._pending_scans and float(self._pending_scans[0].stamp) <= self.odom_stamp:
+            why = self._rest_blocked(self._pending_scans.popleft())
+            if why:
+                self._pending_scans.clear()
+                return self._finish(MotionStatus.ABORTED, f"collision monitor: {why}")
+        return None
 
     def odom_problem(self, now: float) -> str:
         """Why odometry cannot be used now ("" when it can): missing, older than
@@ -222,7 +249,11 @@ class BaseController:
         self.scan, self.scan_arrival = scan, float(now)
         if self.state != MotionStatus.EXECUTING or self.monitor is None:
             return ControlOutput(0.0, 0.0) if self.state != MotionStatus.EXECUTING else self.update(now)
-        why = self._scan_problem(now) or self._rest_blocked()
+        why = self._scan_problem(now)
+        if not why and float(scan.stamp) > self.odom_stamp and not self.monitor.scan_fault(scan):
+            self._pending_scans.append(scan)   # checked when odometry reaches its stamp
+        elif not why:
+            why = self._rest_blocked(scan)
         if why:
             return self._finish(MotionStatus.ABORTED, f"collision monitor: {why}")
         return self.update(now)
@@ -239,22 +270,47 @@ class BaseController:
             return f"no scan for {age:.3f} s (scan_timeout {p.scan_timeout} s)"
         return ""
 
-    def travelled(self) -> float:
-        """Distance of the running FORWARD so far: the lesser of odometry and the commanded
-        integral (the larger box still to sweep)."""
+    def _at(self, t: float) -> tuple[Pose2D | None, float, float]:
+        """The running motion at time ``t``: (odometry pose stamped at or before t, or None
+        before the first; commanded distance and angle integrated up to t)."""
+        pose = None
+        for stamp, p in reversed(self._odom_hist):
+            if stamp <= t:
+                pose = p
+                break
+        dist, ang = self._cmd_dist, self._cmd_angle
+        t_last, v, w = self._last_out
+        if t >= t_last:   # the last output holds until now
+            dist, ang = dist + abs(v) * (t - t_last), ang + abs(w) * (t - t_last)
+        else:
+            for tc, dc, ac in reversed(self._cmd_hist):
+                if tc <= t:
+                    dist, ang = dc, ac
+                    break
+            else:
+                dist = ang = 0.0
+        return pose, dist, ang
+
+    def travelled(self, t: float | None = None) -> float:
+        """Distance of the running FORWARD at time ``t`` (default: the latest odometry): the
+        lesser of odometry and the commanded integral (the larger box still to sweep)."""
         if self.action != Action.FORWARD or self._start is None:
             return 0.0
-        odom = self.params.forward_distance - self.remaining()
-        return max(0.0, min(odom if math.isfinite(odom) else 0.0, self._cmd_dist))
+        pose, cmd, _ = self._at(self.odom_stamp if t is None else t)
+        odom = self.params.forward_distance - self.remaining(pose) if pose is not None else 0.0
+        return max(0.0, min(odom if math.isfinite(odom) else 0.0, cmd))
 
-    def _rest_blocked(self) -> str:
-        m = self.monitor
+    def _rest_blocked(self, scan) -> str:
+        """Why ``scan`` shows the rest of the running motion, as it was at the scan's stamp,
+        blocked ("" when it is clear)."""
+        m, t = self.monitor, float(scan.stamp)
         if self.action == Action.FORWARD:
-            return m.forward_rest_blocked(self.scan, self.travelled())
-        rem = self.remaining() if self._start is not None else self.params.rotation_angle
+            return m.forward_rest_blocked(scan, self.travelled(t))
+        pose, _, cmd_angle = self._at(t)
+        rem = self.remaining(pose) if self._start is not None and pose is not None else self.params.rotation_angle
         rem = self.params.rotation_angle if not math.isfinite(rem) else max(rem, 0.0)
-        left = max(rem, self.params.rotation_angle - self._cmd_angle)
-        return m.rotation_rest_blocked(self.scan, 1.0 if self.action == Action.ROTATE_LEFT else -1.0, left)
+        left = max(rem, self.params.rotation_angle - cmd_angle)
+        return m.rotation_rest_blocked(scan, 1.0 if self.action == Action.ROTATE_LEFT else -1.0, left)
 
     def _finish(self, state: MotionStatus, message: str) -> ControlOutput:
         self.state = state
@@ -269,6 +325,7 @@ class BaseController:
             dt = max(0.0, t - t0)
             self._cmd_dist += abs(v0) * dt
             self._cmd_angle += abs(w0) * dt
+            self._cmd_hist.append((t, self._cmd_dist, self._cmd_angle))
         self._last_out = (t, v, w)
         return ControlOutput(v, w, list(reports or []))
 
@@ -305,6 +362,9 @@ class BaseController:
             self._cmd_dist = self._cmd_angle = 0.0
             self._still_since, self._still_msgs = (0.0, 0.0), 0
             self._last_out = (now, 0.0, 0.0)
+            self._odom_hist = [(self.odom_stamp, self.pose)]
+            self._cmd_hist = [(now, 0.0, 0.0)]
+            self._pending_scans.clear()
             sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
             self._target_yaw = wrap_angle(self.pose.yaw + sign * self.params.rotation_angle)
             out = self.update(now)
@@ -321,15 +381,17 @@ class BaseController:
         sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
         return m.rotation_rest_blocked(self.scan, sign, self.params.rotation_angle)
 
-    def remaining(self) -> float:
-        """Distance [m] or angle [rad] still to go for the running motion (signed)."""
+    def remaining(self, pose: Pose2D | None = None) -> float:
+        """Distance [m] or angle [rad] still to go for the running motion (signed), from
+        ``pose`` (default: the latest odometry)."""
         p, s = self.params, self._start
-        if self.pose is None or s is None:
+        pose = self.pose if pose is None else pose
+        if pose is None or s is None:
             return math.nan
         if self.action == Action.FORWARD:
-            travelled = (self.pose.x - s.x) * math.cos(s.yaw) + (self.pose.y - s.y) * math.sin(s.yaw)
+            travelled = (pose.x - s.x) * math.cos(s.yaw) + (pose.y - s.y) * math.sin(s.yaw)
             return p.forward_distance - travelled
-        err = wrap_angle(self._target_yaw - self.pose.yaw)
+        err = wrap_angle(self._target_yaw - pose.yaw)
         return err if self.action == Action.ROTATE_LEFT else -err
 
     def update(self, now: float) -> ControlOutput:

@@ -92,6 +92,10 @@ class BaseControllerNode(ManagedNode):
         stamp = stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now)
         if not self.ctl.on_odom(ros_conv.pose_msg_to_pose2d(msg.pose.pose), stamp, now):
             self.get_logger().error(f"{topics.ODOM}: non-finite pose ignored", throttle_duration_sec=5.0)
+        elif self.active:   # scans that waited for odometry to reach their stamp (collision monitor)
+            out = self.ctl.check_pending_scans(now)
+            if out is not None:
+                self._emit(out, now)
 
     def _on_scan(self, msg):
         """Collision monitor: an intrusion stops the robot from here, not at the next tick."""
