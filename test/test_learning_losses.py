@@ -193,3 +193,18 @@ def test_geodesic_head_learns_distances_from_predicted_sources():
     assert spearmanr(pred, dist[1:].reshape(-1)).statistic > 0.95
     with pytest.raises(Exception, match="geodesic_predicted_share"):
         TrainConfig(geodesic_predicted_share=1.5)
+
+
+def test_stage1_cosine_schedule_runs_from_lr_to_lr_min_and_constant_stays():
+    from o4a_nav.learning.training import stage1_lr
+
+    cfg = TrainConfig(lr=3e-4, lr_schedule="cosine", lr_min=1e-5)
+    lrs = [stage1_lr(cfg, s, 101) for s in range(101)]
+    assert lrs[0] == pytest.approx(3e-4) and lrs[-1] == pytest.approx(1e-5)
+    assert lrs[50] == pytest.approx((3e-4 + 1e-5) / 2)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))          # never rises
+    assert {stage1_lr(TrainConfig(lr=3e-4), s, 101) for s in range(101)} == {3e-4}
+    with pytest.raises(Exception, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(Exception, match="lr_min"):
+        TrainConfig(lr=1e-4, lr_min=1e-3)

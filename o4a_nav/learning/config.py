@@ -56,6 +56,11 @@ class TrainConfig:
     batch_size: int = 64                  # B consecutive pairs per step (B^2 in-batch pairs)
     local_epochs: int = 8
     lr: float = 3e-4                      # paper: Adam 1e-4; CPU default 3e-4 (far fewer steps, see docs/LEARNING.md)
+    # stage-1 learning rate over the run's epochs: "constant" (lr throughout, as all shipped
+    # models so far) or "cosine" (lr -> lr_min along a half cosine over local_epochs, per step;
+    # a resumed run continues the curve)
+    lr_schedule: str = "constant"
+    lr_min: float = 1e-5
     margin_pos: float = 1.0               # m+ (paper)
     margin_neg: float = 10.0              # m- (paper)
     ce_weight: float = 1.0
@@ -96,6 +101,10 @@ class TrainConfig:
     def __post_init__(self):
         if not 0.0 <= self.geodesic_predicted_share <= 1.0:
             raise UserError(f"train.geodesic_predicted_share must be in [0, 1], not {self.geodesic_predicted_share}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"train.lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_min <= self.lr:
+            raise UserError(f"train.lr_min must be in [0, train.lr], not {self.lr_min}")
         if self.precision not in ("fp32", "bf16"):
             raise UserError(f"train.precision must be 'fp32' or 'bf16', not {self.precision!r}")
 

@@ -52,6 +52,8 @@ def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None, segment: Segmen
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
         items.append([str(p), size])
     train = {k: v for k, v in to_dict(tcfg).items() if k in STAGE1_KEYS}
+    if tcfg.lr_schedule != "constant":   # (constant: the fingerprint of runs made before the option)
+        train.update(lr_schedule=tcfg.lr_schedule, lr_min=tcfg.lr_min)
     ident = {"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}
     if segment is not None and segment != SegmentParams():   # odometry labels with other thresholds
         ident["segment"] = vars(segment)

@@ -10,6 +10,7 @@ Stage 4: p+ per world: regress d_G on sampled (source, target) pairs, h frozen, 
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,14 @@ class _ShardedStage1(torch.nn.Module):
             return _pair_losses(self.inverse, x, x_next, frames, trajs, actions, self.cfg, self.freeze_h)
 
 
+def stage1_lr(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Stage-1 learning rate at optimizer step ``step`` of ``total_steps`` (train.lr_schedule)."""
+    if cfg.lr_schedule == "constant" or total_steps <= 1:
+        return cfg.lr
+    frac = min(1.0, max(0.0, step / (total_steps - 1)))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * frac))
+
+
 def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: Path | None = None,
                  progress=None, log=print, dist=None) -> dict:
     """Train h + f-dagger. Resumes from `checkpoint` (saved after every epoch). Returns history.
@@ -263,6 +272,9 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
                 if device.type != "cpu":
                     batch = tuple(t.to(device) for t in batch)
                 total, ce, con = stage1_step(model, batch, cfg, freeze_h=freeze)
+            lr = stage1_lr(cfg, step, steps_per_epoch * cfg.local_epochs)
+            for group in opt.param_groups:
+                group["lr"] = lr
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
@@ -273,14 +285,15 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
                 history["loss"].append(vals[0])
                 history["ce"].append(vals[1])
                 history["contrastive"].append(vals[2])
-            bar.set_postfix(loss=f"{vals[0]:.3f}", ce=f"{vals[1]:.3f}", con=f"{vals[2]:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{vals[0]:.3f}", ce=f"{vals[1]:.3f}", con=f"{vals[2]:.3f}", lr=f"{lr:.1e}",
+                            refresh=False)
             step += 1
         bar.close()
         val_loss = validation_loss(model, val, cfg) if len(val) >= 2 and main else None
         history["epoch_val"].append({"epoch": epoch + 1, "train_loss": float(sums[0] / steps_per_epoch),
                                      "train_ce": float(sums[1] / steps_per_epoch),
                                      "train_contrastive": float(sums[2] / steps_per_epoch),
-                                     "val_loss": val_loss, "h_frozen": bool(freeze)})
+                                     "val_loss": val_loss, "h_frozen": bool(freeze), "lr_end": lr})
         log(f"stage 1 epoch {epoch + 1}/{cfg.local_epochs}: train loss {sums[0] / steps_per_epoch:.4f} "
             f"(ce {sums[1] / steps_per_epoch:.4f}, contrastive {sums[2] / steps_per_epoch:.4f})"
             + (f", val loss {val_loss:.4f}" if val_loss is not None else ""))
