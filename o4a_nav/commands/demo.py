@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
     p.add_argument("--difficulty", default="easy", choices=["easy", "medium", "hard", "very_hard"],
                    help="start-goal geodesic distance bin (default easy: 1.5-3 m)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
-    p.add_argument("--max-steps", type=int, default=150, help="decision budget (default 150)")
+    p.add_argument("--max-steps", type=int, default=500, help="decision budget (default 500: the paper's, the benchmark's and the navigator's)")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S",
                    help="give up after S seconds of wall time (default 600)")
     p.add_argument("--out", default="runs/demo", metavar="DIR",
