@@ -42,8 +42,12 @@ NS = f"/o4a_safety_{os.getpid()}"
 def start(script: str, *params: str) -> subprocess.Popen:
     args = [str(ROOT / ".venv/bin" / script), "--ros-args", "-r", f"__ns:={NS}",
             "--params-file", str(ROOT / "config/navigation.yaml")]
-    for p in params:
-        args += ["-p", p]
+    if params:   # a second file under the node's own key: a plain -p loses to that section of the first
+        values = dict(p.split(":=", 1) for p in params)
+        extra = Path(tempfile.mkdtemp()) / f"{script}.yaml"
+        extra.write_text(f"/**/{script}:\n  ros__parameters:\n"
+                         + "".join(f"    {k}: {v}\n" for k, v in values.items()))
+        args += ["--params-file", str(extra)]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
