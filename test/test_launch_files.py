@@ -70,6 +70,15 @@ def launch_env(prefix: Path) -> dict:
     return env
 
 
+def _sigint_default():
+    """In the launch process, before exec: SIGINT back to its default. A suite started in
+    the background (`make test &`, nohup) inherits SIGINT ignored; Python then installs no
+    handler, and launch, which only listens on Python's signal wakeup fd, never sees the
+    Ctrl-C, while the nodes (rclpy installs its own handler) exit and, with use_respawn,
+    are started again: the launch never ends (fresh-clone failures of sessions 6 and 7)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Launched:
     """One ros2-launch process (own process group); stop() sends SIGINT like Ctrl-C."""
 
@@ -78,7 +87,8 @@ class Launched:
         self.out = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, str(ROS_LAUNCH / "ros2-launch"), str(prefix / "share/o4a_nav/launch" / launch_file), *args],
-            env=launch_env(prefix), stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+            env=launch_env(prefix), stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_sigint_default)
 
     def text(self) -> str:
         if not self.out.closed:   # after stop() the log is complete on disk
