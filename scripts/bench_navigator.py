@@ -166,6 +166,14 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
         fa.forward = fa.rotate_left = fa.rotate_right = True
         pa.publish(fa)
 
+    def frame(f, r):   # one camera frame pair, stamped now; returns when the second went out
+        t = now()
+        fm, rm = ros_conv.rgb_to_image_msg(f, t, "f"), ros_conv.rgb_to_image_msg(r, t, "r")
+        pf.publish(fm)
+        t_pub = time.perf_counter()
+        pr.publish(rm)
+        return t_pub
+
     try:
         cli = probe.create_client(SetGoal, topics.SET_GOAL)
         if not cli.wait_for_service(timeout_sec=60.0):
@@ -193,16 +201,7 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
             time.sleep(0.01)
             ev.clear()
             f, r = imgs[(i % 7) + 1]
-
-            def frame():   # one camera frame pair, stamped now
-                t = now()
-                fm, rm = ros_conv.rgb_to_image_msg(f, t, "f"), ros_conv.rgb_to_image_msg(r, t, "r")
-                pf.publish(fm)
-                t_pub = time.perf_counter()
-                pr.publish(rm)
-                return t_pub
-
-            t_pub = frame()
+            t_pub = frame(f, r)
             deadline = time.monotonic() + 5.0
             while True:
                 if ev.wait(0.5):
@@ -216,7 +215,7 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
                 # navigator decides on a frame taken after it). A camera streams: send the
                 # next frame, and time the decision from it.
                 inputs()
-                t_pub = frame()
+                t_pub = frame(f, r)
                 resent[0] += 1
             last = got["msg"]
             if i >= 10:

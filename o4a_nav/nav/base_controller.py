@@ -36,11 +36,11 @@ stamp, the lesser of odometry and the commanded integral; rotations with a polyg
 footprint: the rest of the sweep at that stamp), and a motion without a scan for
 ``scan_timeout`` stops. Odometry at the scan's stamp is the latest odometry message stamped
 at or before it; a scan stamped after the latest odometry waits until odometry reaches its
-stamp (:meth:`on_odom` returns then what the check decided; a motion whose odometry stops
-is ended by ``odom_timeout``). Checked against the newest pose instead, a scan taken one
+stamp (:meth:`check_pending_scans`, called after :meth:`on_odom`, checks it then; a motion
+whose odometry stops is ended by ``odom_timeout``). Checked against the newest pose instead, a scan taken one
 control period into a FORWARD would see the box reach that much beyond the motion's end
 and abort a FORWARD that A_free allowed. An intrusion zeroes the velocity at once (the
-ControlOutput of :meth:`on_scan` or :meth:`on_odom`).
+ControlOutput of :meth:`on_scan` or :meth:`check_pending_scans`).
 
 The node calls :meth:`on_odom` for each odometry message, :meth:`command` for each
 DiscreteAction and :meth:`update` at the control rate; each returns a
@@ -166,7 +166,7 @@ class BaseController:
         self._last_out: tuple = (0.0, 0.0, 0.0)  # (time, v, w) of the last velocity output
         # the running motion's history, for the collision monitor's check of a scan at its stamp
         self._odom_hist: list[tuple[float, Pose2D]] = []       # (stamp, pose), stamps increasing
-        self._cmd_hist: list[tuple[float, float, float]] = []  # (time, _cmd_dist, _cmd_angle)
+        self._cmd_hist: list[tuple] = []   # (time, _cmd_dist, _cmd_angle, v, w): each output as given
         self._pending_scans: deque = deque(maxlen=32)          # scans newer than the latest odometry
         self._still_since: tuple = (0.0, 0.0)    # (cmd_dist, cmd_angle) when the pose last changed
         self._still_msgs = 0                     # odometry messages with an unchanged pose since then
@@ -273,23 +273,11 @@ class BaseController:
     def _at(self, t: float) -> tuple[Pose2D | None, float, float]:
         """The running motion at time ``t``: (odometry pose stamped at or before t, or None
         before the first; commanded distance and angle integrated up to t)."""
-        pose = None
-        for stamp, p in reversed(self._odom_hist):
-            if stamp <= t:
-                pose = p
-                break
-        dist, ang = self._cmd_dist, self._cmd_angle
-        t_last, v, w = self._last_out
-        if t >= t_last:   # the last output holds until now
-            dist, ang = dist + abs(v) * (t - t_last), ang + abs(w) * (t - t_last)
-        else:
-            for tc, dc, ac in reversed(self._cmd_hist):
-                if tc <= t:
-                    dist, ang = dc, ac
-                    break
-            else:
-                dist = ang = 0.0
-        return pose, dist, ang
+        pose = next((p for stamp, p in reversed(self._odom_hist) if stamp <= t), None)
+        for tc, dist, ang, v, w in reversed(self._cmd_hist):
+            if tc <= t:   # output (v, w) given at tc holds until the next one
+                return pose, dist + abs(v) * (t - tc), ang + abs(w) * (t - tc)
+        return pose, 0.0, 0.0
 
     def travelled(self, t: float | None = None) -> float:
         """Distance of the running FORWARD at time ``t`` (default: the latest odometry): the
@@ -325,7 +313,7 @@ class BaseController:
             dt = max(0.0, t - t0)
             self._cmd_dist += abs(v0) * dt
             self._cmd_angle += abs(w0) * dt
-            self._cmd_hist.append((t, self._cmd_dist, self._cmd_angle))
+            self._cmd_hist.append((t, self._cmd_dist, self._cmd_angle, v, w))
         self._last_out = (t, v, w)
         return ControlOutput(v, w, list(reports or []))
 
@@ -363,7 +351,7 @@ class BaseController:
             self._still_since, self._still_msgs = (0.0, 0.0), 0
             self._last_out = (now, 0.0, 0.0)
             self._odom_hist = [(self.odom_stamp, self.pose)]
-            self._cmd_hist = [(now, 0.0, 0.0)]
+            self._cmd_hist = [(now, 0.0, 0.0, 0.0, 0.0)]
             self._pending_scans.clear()
             sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
             self._target_yaw = wrap_angle(self.pose.yaw + sign * self.params.rotation_angle)
