@@ -254,8 +254,9 @@ def spin_node(node_cls, args=None, **kwargs) -> int:
             if node.context.ok():
                 raise
             # a timer callback raced Ctrl-C's shutdown of the context (it published on the
-            # invalidated context): that is the clean stop asked for, not a crash (exit 0,
-            # so that a launch with respawn does not start the node again)
+            # invalidated context): that is the clean stop asked for, not a crash (exit 0
+            # and no traceback; launch respawns a node on any exit until launch itself has
+            # seen the Ctrl-C, so this does not decide respawning: see docs/RUNTIME.md)
         finally:
             executor.shutdown()
         return 0
