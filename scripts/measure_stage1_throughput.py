@@ -42,6 +42,14 @@ def _worker(args) -> None:
     from o4a_nav.learning.dataset import from_arrays
     from o4a_nav.learning.model_io import O4AModel
     from o4a_nav.learning.training import Stage1Data, stage1_step
+    try:
+        from o4a_nav.learning.training import jitter_draws
+
+        def make_batch(sel):
+            return data.batch(sel, jitter_draws(rng, len(sel)))
+    except ImportError:   # a --base-commit from before the sharded sampler
+        def make_batch(sel):
+            return data.batch(sel, True, rng)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -66,7 +74,7 @@ def _worker(args) -> None:
         if s == args.warmup:
             t0, build = time.perf_counter(), 0.0
         tb = time.perf_counter()
-        batch = data.batch(perm[s * args.batch:(s + 1) * args.batch], True, rng)
+        batch = make_batch(perm[s * args.batch:(s + 1) * args.batch])
         build += time.perf_counter() - tb
         total, _, _ = stage1_step(model, batch, tcfg)
         opt.zero_grad(set_to_none=True)
@@ -87,7 +95,7 @@ def _accuracy(args) -> dict:
     from o4a_nav.learning.config import PRESETS, ModelConfig, TrainConfig
     from o4a_nav.learning.dataset import load_worlds
     from o4a_nav.learning.model_io import O4AModel
-    from o4a_nav.learning.training import Stage1Data, stage1_step, validation_loss
+    from o4a_nav.learning.training import Stage1Data, jitter_draws, stage1_step, validation_loss
 
     torch.set_num_threads(args.threads)
     worlds = load_worlds([args.accuracy])
@@ -105,7 +113,7 @@ def _accuracy(args) -> dict:
         losses = []
         t0 = time.perf_counter()
         for s in range(args.accuracy_steps):
-            batch = data.batch(perm[s * args.batch:(s + 1) * args.batch], True, rng)
+            batch = data.batch(perm[s * args.batch:(s + 1) * args.batch], jitter_draws(rng, args.batch))
             total, _, _ = stage1_step(model, batch, tcfg)
             opt.zero_grad(set_to_none=True)
             total.backward()

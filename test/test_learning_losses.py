@@ -59,7 +59,7 @@ def test_stage1_losses_decrease_on_fixed_batch(world):
     model = O4AModel(SMALL, ["ring"])
     cfg = TrainConfig(batch_size=16, augment=False)
     data = Stage1Data([world], val=False)
-    batch = data.batch(np.arange(16), False, np.random.default_rng(0))
+    batch = data.batch(np.arange(16))
     opt = torch.optim.Adam(list(model.backbone.parameters()) + list(model.inverse.parameters()), lr=1e-3)
     _, ce0, con0 = stage1_step(model, batch, cfg)
     for _ in range(60):
@@ -111,7 +111,7 @@ def test_stage1_batch_gathers_each_transitions_frames_across_worlds(world):
                         val_fraction=0.0)
     data = Stage1Data([world, other], val=False)
     sel = np.array([0, len(data) - 1, 5, len(data) // 2 + 3])
-    front, rear, frames, _, actions = data.batch(sel, False, np.random.default_rng(0))
+    front, rear, frames, _, actions = data.batch(sel)
     b = len(sel)
     for k, s in enumerate(sel):
         w = (world, other)[data.world[s]]
@@ -131,7 +131,7 @@ def test_precision_is_validated_and_bf16_trains_close_to_fp32(world):
     with pytest.raises(UserError, match="precision"):
         TrainConfig(precision="fp16")
     data = Stage1Data([world], val=False)
-    batch = data.batch(np.arange(16), False, np.random.default_rng(0))
+    batch = data.batch(np.arange(16))
     losses = {}
     for prec in ("fp32", "bf16"):
         torch.manual_seed(0)

@@ -91,6 +91,11 @@ class TrainConfig:
     geodesic_predicted_share: float = 0.5
     # data
     val_fraction: float = 0.3             # share of trajectories held out (paper 30 %)
+    # The frames form this many shards of whole trajectories; a stage-1 batch takes
+    # batch_size / data_shards transitions from each. Under torchrun with m processes
+    # (data_shards a multiple of m) each process holds the images of data_shards / m shards
+    # only, and 1 or m processes give the same batches (docs/LEARNING.md, Scale-out).
+    data_shards: int = 1
     seed: int = 0
     threads: int = 2                      # torch CPU threads
     # stage-1 arithmetic: "fp32" or "bf16" (torch.autocast: convolutions and matrix products
@@ -99,6 +104,11 @@ class TrainConfig:
     precision: str = "fp32"
 
     def __post_init__(self):
+        if self.data_shards < 1:
+            raise UserError(f"train.data_shards must be >= 1, not {self.data_shards}")
+        if self.batch_size % self.data_shards:
+            raise UserError(f"train.batch_size ({self.batch_size}) must be a multiple of train.data_shards "
+                            f"({self.data_shards}): every batch takes as many transitions from each shard")
         if not 0.0 <= self.geodesic_predicted_share <= 1.0:
             raise UserError(f"train.geodesic_predicted_share must be in [0, 1], not {self.geodesic_predicted_share}")
         if self.lr_schedule not in ("constant", "cosine"):

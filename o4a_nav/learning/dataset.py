@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from o4a_nav import bagio, topics as T
-from o4a_nav.errors import BagError, ImageFormatError
+from o4a_nav.errors import BagError, ImageFormatError, UserError
 from o4a_nav.learning.odometry import SegmentParams, interpolate_poses
 from o4a_nav.learning.odometry import segment as segment_odometry
 from o4a_nav.ros_conv import IMAGE_TYPES, image_msg_to_model_input, pose_msg_to_pose2d, stamp_to_sec
@@ -42,7 +42,9 @@ class TopicNames:
 class WorldData:
     """All frames of one world (several bags concatenated).
 
-    front, rear: (N, 96, 96, 3) uint8; actions: (N,) int8 Action taken from frame t;
+    front, rear: (M, 96, 96, 3) uint8, the images of the frames this process holds (all N,
+    or those of its data shards, held_frames: see load_worlds; read them with images());
+    actions: (N,) int8 Action taken from frame t;
     traj: (N,) int32 trajectory id; next_ok: (N,) bool, True when frame t+1 is the
     result of actions[t] (same trajectory, motion action); poses: (N, 3) x, y, yaw or None;
     val_traj: set of trajectory ids held out for validation.
@@ -59,9 +61,28 @@ class WorldData:
     known_world: bool = False    # a simulator world (true geodesics available)
     labelling: dict = field(default_factory=dict)   # bag -> how its transitions were labelled
     world_text: str | None = None   # the world file's text, when the bag (or --world FILE) carries it
+    shard: np.ndarray | None = None        # (N,) data shard of each frame (assign_shards); None: all in shard 0
+    held_frames: np.ndarray | None = None  # the frames whose images front and rear hold, ascending; None: all
 
     def __len__(self):
         return len(self.actions)
+
+    @property
+    def shards(self) -> np.ndarray:
+        """(N,) the data shard of each frame."""
+        return self.shard if self.shard is not None else np.zeros(len(self), np.int32)
+
+    def images(self, cam: str, frames: np.ndarray) -> np.ndarray:
+        """uint8 (len(frames), 96, 96, 3): camera `cam` ("front" or "rear") at these frames,
+        which this process must hold."""
+        frames = np.asarray(frames, np.int64)
+        if self.held_frames is None:
+            return getattr(self, cam)[frames]
+        rows = np.minimum(np.searchsorted(self.held_frames, frames), max(len(self.held_frames) - 1, 0))
+        if len(frames) and (not len(self.held_frames) or np.any(self.held_frames[rows] != frames)):
+            raise IndexError(f"world {self.name}: the images of some of these frames are not held by this process "
+                             f"(it holds {len(self.held_frames)} of {len(self)} frames: its data shards)")
+        return getattr(self, cam)[rows]
 
     @property
     def next_ok(self) -> np.ndarray:
@@ -119,8 +140,8 @@ def _present(bag_topics: dict, topic: str) -> bool:
 class BagFrames:
     """What read_bag takes from one bag: the frames kept as transitions, in time order."""
 
-    front: np.ndarray              # (N, 96, 96, 3) uint8, the model input
-    rear: np.ndarray               # (N, 96, 96, 3) uint8
+    front: np.ndarray | None       # (N, 96, 96, 3) uint8, the model input (None: not read yet, see scan_bag)
+    rear: np.ndarray | None        # (N, 96, 96, 3) uint8
     actions: np.ndarray            # (N,) int8 Action values (the motion from frame k to k + 1)
     traj: np.ndarray               # (N,) int32 trajectory ids 0..k-1 (a chain breaks between them)
     times: np.ndarray              # (N,) float seconds: the stamps of the kept frames
@@ -131,12 +152,51 @@ class BagFrames:
     skipped: int                   # actions (or frames) that could not be used
     stats: dict                    # labelling counts (see _describe_labels)
     source: str = ""               # the bag, as given
+    image_topics: tuple = ()       # (front topic, rear topic) as recorded
+    image_pos: tuple = ()          # (N,) int64 each, per camera: which message of its topic is frame k's image
+
+    def read_images(self, frames: np.ndarray | None = None, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The (front, rear) images of `frames` (indices, default all), decoded from the bag
+        in one sequential pass that converts only those messages; written into `out` (two
+        uint8 arrays of len(frames) rows) when given."""
+        frames = np.arange(len(self.actions)) if frames is None else np.asarray(frames, np.int64)
+        if out is None:
+            out = tuple(np.empty((len(frames), 96, 96, 3), np.uint8) for _ in range(2))
+        wanted = {}
+        for cam, (topic, pos) in enumerate(zip(self.image_topics, self.image_pos)):
+            rows: dict[int, list] = {}
+            for row, p in enumerate(pos[frames]):
+                rows.setdefault(int(p), []).append(row)
+            wanted[topic] = (cam, rows)
+        if not len(frames):
+            return out
+        count = dict.fromkeys(wanted, -1)
+        for topic, _, t_bag, msg in bagio.read(self.source, list(wanted)):
+            count[topic] += 1
+            cam, rows = wanted[topic]
+            if count[topic] not in rows:
+                continue
+            try:
+                img = image_msg_to_model_input(msg)
+            except ImageFormatError as exc:
+                raise BagError(f"bag {self.source}: unusable image on topic {topic} at t={t_bag:.3f}s: {exc}") from None
+            out[cam][rows[count[topic]]] = img
+        return out
 
 
 def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, max_gap: float = 5.0,
              progress=None, segment: SegmentParams | None = None) -> BagFrames:
     """One bag -> BagFrames (frames, actions, trajectories, poses or None, world or None,
-    labels, stats).
+    labels, stats): scan_bag, then all its frames' images."""
+    d = scan_bag(path, names, max_image_age, max_gap, progress, segment)
+    d.front, d.rear = d.read_images()
+    return d
+
+
+def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, max_gap: float = 5.0,
+             progress=None, segment: SegmentParams | None = None) -> BagFrames:
+    """read_bag without the images (front and rear None; BagFrames.read_images reads them):
+    one pass over the bag that keeps only the images' stamps.
 
     Labels come from the DiscreteActions on `names.action` when the bag has them, else from
     the odometry on `names.odom` (continuous driving, see learning/odometry.py). Motions
@@ -186,14 +246,10 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     for topic, msgtype, t_bag, msg in bagio.read(path, wanted):
         if bar is not None:
             bar.update(1)
-        if topic in images:
-            try:
-                img = image_msg_to_model_input(msg)
-            except ImageFormatError as exc:
-                raise BagError(f"bag {path}: unusable image on topic {topic} at t={t_bag:.3f}s: {exc}") from None
-            times, frames = images[topic]
+        if topic in images:     # the stamp and the message's position; decoded later (read_images)
+            times, positions = images[topic]
             times.append(_header_time(msg, t_bag))
-            frames.append(img)
+            positions.append(len(positions))
         elif topic == names.action and use_actions:
             a = int(msg.action)
             if a not in (0, 1, 2, 3):
@@ -237,7 +293,8 @@ def read_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     # renumber trajectories 0..k-1
     _, traj_ids = np.unique(np.asarray(picked["traj"]), return_inverse=True)
     return BagFrames(
-        front=np.stack([ff[i] for i in picked["front"]]), rear=np.stack([rf[j] for j in picked["rear"]]),
+        front=None, rear=None, image_topics=(names.front, names.rear),
+        image_pos=(np.asarray(ff, np.int64)[picked["front"]], np.asarray(rf, np.int64)[picked["rear"]]),
         actions=np.asarray(picked["actions"], np.int8), traj=traj_ids.astype(np.int32),
         times=np.asarray(picked["times"], float), poses=np.asarray(out_pose, np.float32) if has_pose else None,
         world=world, world_text=world_text, labels="actions" if use_actions else "odometry",
@@ -324,15 +381,21 @@ def _known_world(name: str) -> bool:
 
 def load_worlds(bags, names: TopicNames | None = None, world_override: str | None = None,
                 val_fraction: float = 0.3, seed: int = 0, max_segment: int = 1000, progress=None,
-                segment: SegmentParams | None = None) -> list[WorldData]:
+                segment: SegmentParams | None = None, data_shards: int = 1, held: slice | None = None
+                ) -> list[WorldData]:
     """Read bags and group them by world name (o4a/world_name topic, else --world, else the
-    bag folder name). Each world's trajectories are split train/validation."""
+    bag folder name). Each world's trajectories are split train/validation.
+
+    data_shards, held: the frames of all worlds form `data_shards` shards of whole
+    trajectories (assign_shards); only the images of shards `held` (a slice of
+    range(data_shards), default all) are decoded and kept. Actions, trajectories, poses
+    and shards are kept for every frame."""
     if not bags:
         raise BagError("no bags given")
     groups: dict[str, list] = {}
     from_file = _world_file(world_override)
     for bag in bags:
-        d = read_bag(bag, names, progress=progress, segment=segment)
+        d = scan_bag(bag, names, progress=progress, segment=segment)
         if from_file is not None:      # a world file names the world and describes it
             name, d.world_text = from_file
         else:
@@ -349,9 +412,7 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
             trajs.append(t + offset)
             offset = int(trajs[-1].max()) + 1
         w = WorldData(
-            name=name,
-            front=np.concatenate([p.front for p in parts]),
-            rear=np.concatenate([p.rear for p in parts]),
+            name=name, front=None, rear=None,
             actions=np.concatenate([p.actions for p in parts]),
             traj=np.concatenate(trajs).astype(np.int32),
             poses=np.concatenate([p.poses for p in parts]) if pose_flags == {True} else None,
@@ -362,7 +423,48 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
         w.known_world = w.world_text is not None or _known_world(name)
         w.val_traj = split_trajectories(w.traj, val_fraction, seed)
         worlds.append(w)
+    assign_shards(worlds, data_shards)
+    held = np.arange(data_shards)[held if held is not None else slice(None)]
+    for w, parts in zip(worlds, groups.values()):
+        mine = np.isin(w.shard, held)
+        w.held_frames = None if mine.all() else np.flatnonzero(mine)
+        w.front, w.rear = (np.empty((int(mine.sum()), 96, 96, 3), np.uint8) for _ in range(2))
+        start, row = 0, 0                                       # the bag's frame 0 in the world; its first row
+        for p in parts:                                          # each bag's held frames, decoded in place
+            local = np.flatnonzero(mine[start:start + len(p.actions)])
+            p.read_images(local, out=(w.front[row:row + len(local)], w.rear[row:row + len(local)]))
+            start, row = start + len(p.actions), row + len(local)
     return worlds
+
+
+def assign_shards(worlds: list[WorldData], shards: int) -> None:
+    """Set each world's `shard`: the frames of all worlds form `shards` data shards of whole
+    trajectories (a transition never straddles two). Validation and training trajectories
+    are dealt out separately, largest first, each to the shard that has the fewest frames
+    of its kind so far (ties: the lower shard), so that every shard has about the same
+    number of training transitions and, where there are enough, validation trajectories.
+    Deterministic: every process computes the same shards from the bags' metadata.
+    UserError when there are fewer training trajectories than shards."""
+    trajs = []                                   # (is_val, -frames, order, world, traj id)
+    for k, w in enumerate(worlds):
+        ids, sizes = np.unique(w.traj, return_counts=True)
+        for t, n in zip(ids.tolist(), sizes.tolist()):
+            trajs.append((t in w.val_traj, -n, len(trajs), k, t))
+    n_train = sum(1 for t in trajs if not t[0])
+    if shards > 1 and n_train < shards:
+        raise UserError(f"train.data_shards={shards}: the bags hold {n_train} training trajectories; a shard is "
+                        f"made of whole trajectories, so use at most {max(n_train, 1)} shards")
+    owner: dict[tuple, int] = {}
+    for val in (False, True):
+        load = [0] * shards
+        for _, neg, _, k, t in sorted(x for x in trajs if x[0] == val):
+            s = min(range(shards), key=lambda i: (load[i], i))
+            owner[(k, t)] = s
+            load[s] -= neg
+    for k, w in enumerate(worlds):
+        ids, inv = np.unique(w.traj, return_inverse=True)
+        w.shard = np.asarray([owner[(k, int(t))] for t in ids], np.int32)[inv].reshape(-1) if len(w) else \
+            np.zeros(0, np.int32)
 
 
 def _describe_labels(d: BagFrames) -> str:
@@ -405,4 +507,5 @@ def from_arrays(name, front, rear, actions, traj, poses=None, val_fraction=0.3, 
                   actions=np.asarray(actions, np.int8), traj=np.asarray(traj, np.int32),
                   poses=None if poses is None else np.asarray(poses, np.float32), known_world=known_world)
     w.val_traj = split_trajectories(w.traj, val_fraction, seed)
+    assign_shards([w], 1)
     return w

@@ -69,6 +69,15 @@ class DistContext:
         start = self.rank * per + min(self.rank, extra)
         return slice(start, start + per + (self.rank < extra))
 
+    def data_shards(self, shards: int) -> slice:
+        """The data shards (of train.data_shards) this rank holds: a contiguous share, the
+        same number on every rank (UserError unless `shards` is a multiple of world_size)."""
+        if shards % self.world_size:
+            raise UserError(f"train.data_shards ({shards}) must be a multiple of the number of processes "
+                            f"({self.world_size}): every process holds as many shards "
+                            f"(e.g. --set train.data_shards={self.world_size})")
+        return self.shard(shards)
+
     def close(self) -> None:
         if self.enabled and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

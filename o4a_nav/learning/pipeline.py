@@ -54,6 +54,8 @@ def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None, segment: Segmen
     train = {k: v for k, v in to_dict(tcfg).items() if k in STAGE1_KEYS}
     if tcfg.lr_schedule != "constant":   # (constant: the fingerprint of runs made before the option)
         train.update(lr_schedule=tcfg.lr_schedule, lr_min=tcfg.lr_min)
+    if tcfg.data_shards != 1:            # (1: likewise)
+        train.update(data_shards=tcfg.data_shards)
     ident = {"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}
     if segment is not None and segment != SegmentParams():   # odometry labels with other thresholds
         ident["segment"] = vars(segment)
@@ -69,20 +71,26 @@ def _settings_key(tcfg: TrainConfig, stage: str) -> str:
     return hashlib.sha1(json.dumps([stage, d], sort_keys=True).encode()).hexdigest()[:10]
 
 
-def _prepare_work_dir(work: Path, fingerprint: str, resume: bool, log) -> None:
+def _prepare_work_dir(work: Path, fingerprint: str, data_shards: int, resume: bool, log) -> None:
+    """A different fingerprint (or no resume) moves the checkpoints aside: a stage-1
+    checkpoint continues only with the same bags, settings and train.data_shards (its
+    batches are drawn per shard)."""
     work.mkdir(parents=True, exist_ok=True)
     state = work / "state.json"
-    old = json.loads(state.read_text()).get("fingerprint") if state.is_file() else None
-    if old != fingerprint or not resume:
+    old = json.loads(state.read_text()) if state.is_file() else {}
+    if old.get("fingerprint") != fingerprint or not resume:
         stale = list(work.glob("stage*.pt"))
         if stale:
             keep = work / "previous"
             keep.mkdir(exist_ok=True)
             for f in stale:           # moved aside, never deleted
                 f.replace(keep / f.name)
-            log(f"work dir {work}: {'--no-resume' if not resume else 'bags or stage-1 settings changed'}; "
+            why = "bags or stage-1 settings changed"
+            if old.get("data_shards", 1) != data_shards:
+                why = f"train.data_shards changed from {old.get('data_shards', 1)} to {data_shards}"
+            log(f"work dir {work}: {'--no-resume' if not resume else why}; "
                 f"starting over (old checkpoints moved to {keep})")
-    state.write_text(json.dumps({"fingerprint": fingerprint}))
+    state.write_text(json.dumps({"fingerprint": fingerprint, "data_shards": data_shards}))
 
 
 def _checkpointed(path: Path, module, fn):
@@ -190,6 +198,21 @@ def _log_worlds(worlds, log) -> None:
             f"poses {'yes' if w.poses is not None else 'no'}, simulator world {'yes' if w.known_world else 'no'}")
         for src, how in w.labelling.items():
             log(f"  {src}: labels from {how}")
+
+
+def _log_shards(worlds, tcfg: TrainConfig, ctx, log) -> None:
+    """With data shards or several processes: the shards' sizes and, per process, the
+    frames whose images it holds and its peak memory so far (gathered on every rank)."""
+    if tcfg.data_shards == 1 and not ctx.enabled:
+        return
+    import resource
+
+    sizes = np.bincount(np.concatenate([w.shards for w in worlds]), minlength=tcfg.data_shards)
+    mine = (sum(len(w.front) for w in worlds), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    per = ctx.all_gather(mine)
+    log(f"data shards: {tcfg.data_shards} of {', '.join(map(str, sizes))} frames; images held per process: "
+        f"{', '.join(str(p[0]) for p in per)} of {int(sizes.sum())} frames; peak RSS per process after reading: "
+        f"{', '.join(str(p[1]) for p in per)} MiB")
 
 
 def _initial_model(mode: _Mode, start_model, mcfg, worlds, tcfg: TrainConfig, log) -> O4AModel:
@@ -348,14 +371,17 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
     start_model, mcfg, tcfg = _configs(mode, preset, overrides)
     torch.set_num_threads(max(1, tcfg.threads))
     work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
+    held = ctx.data_shards(tcfg.data_shards)   # this process's data shards (UserError on a bad split)
     if ctx.is_main:
-        _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init, segment), resume, log)
+        _prepare_work_dir(work, _fingerprint(bags, tcfg, mcfg, base, init, segment), tcfg.data_shards, resume, log)
     ctx.barrier()
 
     t0 = time.perf_counter()
-    worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress, segment=segment)
+    worlds = load_worlds(bags, topics, world, tcfg.val_fraction, tcfg.seed, progress=progress, segment=segment,
+                         data_shards=tcfg.data_shards, held=held)
     timings["read_bags"] = time.perf_counter() - t0
     _log_worlds(worlds, log)
+    _log_shards(worlds, tcfg, ctx, log)
     model = _initial_model(mode, start_model, mcfg, worlds, tcfg, log)
     history: dict = {"stage4": {}}
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from o4a_nav.errors import UserError
 from o4a_nav.learning.config import CLASSES, NOT_CONNECTED, TrainConfig
-from o4a_nav.learning.dataset import WorldData
+from o4a_nav.learning.dataset import WorldData, assign_shards
 from o4a_nav.learning.losses import batch_class_weights, contrastive_loss, pair_labels, weighted_ce
 from o4a_nav.learning.models import images_to_tensor
 from o4a_nav.types import Action
@@ -47,7 +47,7 @@ class Stage1Data:
 
     def __init__(self, worlds: list[WorldData], val: bool):
         self.worlds = worlds
-        idx, wid, fid, tid, act = [], [], [], [], []
+        idx, wid, fid, tid, act, shard = [], [], [], [], [], []
         frame_off, traj_off = 0, 0
         for k, w in enumerate(worlds):
             t = w.transitions(val)
@@ -56,6 +56,7 @@ class Stage1Data:
             fid.append(t + frame_off)
             tid.append(w.traj[t].astype(np.int64) + traj_off)
             act.append(w.actions[t].astype(np.int64))
+            shard.append(w.shards[t])
             frame_off += len(w)
             traj_off += int(w.traj.max()) + 1 if len(w) else 0
         self.index = np.concatenate(idx) if idx else np.zeros(0, np.int64)
@@ -63,24 +64,29 @@ class Stage1Data:
         self.frame = np.concatenate(fid) if fid else np.zeros(0, np.int64)
         self.trajid = np.concatenate(tid) if tid else np.zeros(0, np.int64)
         self.action = np.concatenate(act) if act else np.zeros(0, np.int64)
+        self.shard = np.concatenate(shard) if shard else np.zeros(0, np.int64)   # data shard of each
 
     def __len__(self):
         return len(self.index)
 
-    def batch(self, sel: np.ndarray, augment: bool, rng: np.random.Generator, shard: slice | None = None):
-        """-> front (2B), rear (2B) float images (o_t first, then o_t+1), frame ids, traj ids, actions.
+    def batch(self, sel: np.ndarray, jitter: tuple | None = None, rows: slice | None = None):
+        """-> front (2b), rear (2b) float images (o_t first, then o_t+1), frame ids, traj ids,
+        actions of the B transitions `sel`.
 
-        shard: a slice of the B transitions (one rank's share under torch.distributed):
-        only their images are built (2 x its length), with the jitter the whole batch would
-        give them (the generator advances as for the whole batch); ids and actions stay
-        the whole batch's."""
-        if shard is not None:
-            return self._shard_batch(sel, augment, rng, shard)
-        front = images_to_tensor(np.concatenate([self._images("front", sel, 0), self._images("front", sel, 1)]))
-        rear = images_to_tensor(np.concatenate([self._images("rear", sel, 0), self._images("rear", sel, 1)]))
-        if augment:
-            front, rear = _jitter(front, rng), _jitter(rear, rng)
-        return (front, rear, torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
+        jitter: brightness/contrast draws of the whole batch (jitter_draws; None: none).
+        rows: the transitions (a slice of the B) whose images are built, b of them (one
+        process's share under torch.distributed; default all); ids and actions stay the
+        whole batch's."""
+        b = len(sel)
+        rows = slice(0, b) if rows is None else rows
+        local = sel[rows]
+        imgs = {cam: images_to_tensor(np.concatenate([self._images(cam, local, 0), self._images(cam, local, 1)]))
+                for cam in ("front", "rear")}
+        if jitter is not None:
+            both = np.concatenate([np.arange(b)[rows], b + np.arange(b)[rows]])   # of the 2B images
+            for k, cam in enumerate(("front", "rear")):
+                imgs[cam] = _apply_jitter(imgs[cam], jitter[2 * k][both], jitter[2 * k + 1][both])
+        return (imgs["front"], imgs["rear"], torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
                 torch.as_tensor(self.action[sel]))
 
     def _images(self, cam: str, sel: np.ndarray, shift: int) -> np.ndarray:
@@ -90,33 +96,65 @@ class Stage1Data:
         wid = self.world[sel]
         for k in np.unique(wid):
             m = wid == k
-            out[m] = getattr(self.worlds[k], cam)[self.index[sel[m]] + shift]
+            out[m] = self.worlds[k].images(cam, self.index[sel[m]] + shift)
         return out
 
-    def _shard_batch(self, sel, augment, rng, shard):
-        b = len(sel)
-        local = sel[shard]
-        rows = np.concatenate([np.arange(b)[shard], b + np.arange(b)[shard]])   # of the 2B images
-        imgs = {cam: images_to_tensor(np.concatenate([self._images(cam, local, 0), self._images(cam, local, 1)]))
-                for cam in ("front", "rear")}
-        if augment:
-            for cam in ("front", "rear"):   # same draws, same order as _jitter on the whole batch
-                gain, contrast = _jitter_draws(rng, 2 * b)
-                imgs[cam] = _apply_jitter(imgs[cam], gain[rows], contrast[rows])
-        return (imgs["front"], imgs["rear"], torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
-                torch.as_tensor(self.action[sel]))
+
+class ShardedSampler:
+    """Stage-1 batches whose content does not depend on the number of processes.
+
+    The transitions fall into `shards` data shards (the worlds' `shard`, assign_shards:
+    whole trajectories, train.data_shards of them). A global batch of B transitions is B / S from each shard,
+    in shard order; shard s draws its permutation (every epoch) and its jitter (every step)
+    from its own generator, seeded train.seed + s. One process holding all shards and m
+    processes holding S / m each therefore build the same batches, row for row. With one
+    shard this is one permutation of all transitions per epoch and the jitter of the whole
+    batch from one generator seeded train.seed."""
+
+    def __init__(self, data: Stage1Data, shards: int, batch_size: int, seed: int, augment: bool):
+        self.members = [np.flatnonzero(data.shard == s) for s in range(shards)]
+        self.sizes = [len(m) for m in self.members]
+        self.per_shard = min(batch_size // shards, min(self.sizes))   # 0: a shard without transitions
+        self.steps = min(self.sizes) // self.per_shard if self.per_shard else 0
+        self.batch_size = self.per_shard * shards
+        self.gens = [np.random.default_rng(seed + s) for s in range(shards)]
+        self.augment = augment
+        self._perms: list = []
+
+    def epoch(self) -> None:
+        """Draw each shard's permutation for the next epoch."""
+        self._perms = [m[g.permutation(len(m))] for m, g in zip(self.members, self.gens)]
+
+    def batch(self, step: int) -> tuple[np.ndarray, tuple | None]:
+        """(sel: the B transitions of step `step` of this epoch, jitter draws or None)."""
+        b = self.per_shard
+        sel = np.concatenate([p[step * b:(step + 1) * b] for p in self._perms])
+        if not self.augment:
+            return sel, None
+        draws = [jitter_draws(g, b) for g in self.gens]   # per shard: 2b images per camera
+        jitter = tuple(np.concatenate([d[k][:b] for d in draws] + [d[k][b:] for d in draws]) for k in range(4))
+        return sel, jitter
+
+    def state(self) -> list:
+        return [g.bit_generator.state for g in self.gens]
+
+    def set_state(self, states: list) -> None:
+        for g, st in zip(self.gens, states):
+            g.bit_generator.state = st
 
 
-def _jitter_draws(rng: np.random.Generator, b: int) -> tuple[np.ndarray, np.ndarray]:
-    return rng.uniform(0.8, 1.2, (b, 1, 1, 1)), rng.uniform(0.8, 1.2, (b, 1, 1, 1))
+def jitter_draws(rng: np.random.Generator, b: int) -> tuple[np.ndarray, ...]:
+    """Brightness gain and contrast of the 2b images of b transitions, front then rear
+    camera: (front gain, front contrast, rear gain, rear contrast), each (2b, 1, 1, 1)."""
+    return _jitter_draws(rng, 2 * b) + _jitter_draws(rng, 2 * b)
 
 
-def _jitter(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Per-image brightness (x0.8..1.2) and contrast jitter."""
-    return _apply_jitter(img, *_jitter_draws(rng, img.shape[0]))
+def _jitter_draws(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return rng.uniform(0.8, 1.2, (n, 1, 1, 1)), rng.uniform(0.8, 1.2, (n, 1, 1, 1))
 
 
 def _apply_jitter(img: torch.Tensor, gain: np.ndarray, contrast: np.ndarray) -> torch.Tensor:
+    """Per-image brightness (x0.8..1.2) and contrast jitter."""
     gain = torch.as_tensor(gain, dtype=img.dtype)
     contrast = torch.as_tensor(contrast, dtype=img.dtype)
     mean = img.mean(dim=(1, 2, 3), keepdim=True)
@@ -205,13 +243,24 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
                  progress=None, log=print, dist=None) -> dict:
     """Train h + f-dagger. Resumes from `checkpoint` (saved after every epoch). Returns history.
 
+    Batches come from ShardedSampler over cfg.data_shards shards of whole trajectories.
     dist: a o4a_nav.learning.distributed.DistContext to train data-parallel (every rank
-    calls this with the same arguments; rank 0 writes the checkpoint); None: one process."""
+    calls this with the same arguments, its worlds holding the images of its data shards,
+    load_worlds; rank 0 writes the checkpoint); None: one process."""
     tqdm = _tqdm(progress)
+    assign_shards(worlds, cfg.data_shards)    # (as load_worlds did when it read only this process's shards)
     data = Stage1Data(worlds, val=False)
-    val = Stage1Data(worlds, val=True)
     if len(data) < 2:
         raise ValueError("stage 1 needs at least 2 training transitions")
+    sampler = ShardedSampler(data, cfg.data_shards, cfg.batch_size, cfg.seed, cfg.augment)
+    if sampler.steps == 0:
+        raise UserError(f"train.data_shards={cfg.data_shards}: a shard has no training transition (transitions per "
+                        f"shard: {', '.join(map(str, sampler.sizes))}); use fewer shards")
+    val = Stage1Data(worlds, val=True)
+    val_sizes = ShardedSampler(val, cfg.data_shards, cfg.batch_size, 0, False).sizes
+    if len(val) >= 2 and min(val_sizes) == 0:
+        log(f"stage 1: no validation loss: a data shard has no validation transition (validation transitions per "
+            f"shard: {', '.join(map(str, val_sizes))}; more trajectories or fewer shards)")
     sharded = dist is not None and dist.enabled
     main = dist is None or dist.is_main
     device = dist.device if dist is not None else torch.device("cpu")
@@ -222,7 +271,6 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
     # here (stage-1 samples/s on the 2 CPU cores: x1.10 against 9be204e where the batch
     # gathering alone gives x1.05; scripts/measure_stage1_throughput.py, docs/LEARNING.md)
     model.backbone.to(memory_format=torch.channels_last)
-    rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(list(model.backbone.parameters()) + list(model.inverse.parameters()), lr=cfg.lr)
     history = {"step": [], "loss": [], "ce": [], "contrastive": [], "epoch_val": []}
@@ -233,16 +281,20 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
     if sharded:   # rank 0's checkpoint (or none) on every rank
         ck = dist.broadcast(ck)
     if ck is not None:
+        if ck.get("data_shards", 1) != cfg.data_shards:
+            raise UserError(f"stage-1 checkpoint {checkpoint} was trained with train.data_shards="
+                            f"{ck.get('data_shards', 1)}, this run has {cfg.data_shards}: its batches continue only "
+                            f"with the same shards (set it back, or start over with --no-resume)")
         model.backbone.load_state_dict(ck["backbone"])
         model.inverse.load_state_dict(ck["inverse"])
         opt.load_state_dict(ck["opt"])
         history, start_epoch = ck["history"], ck["epoch"]
-        rng = np.random.default_rng(ck.get("rng_seed", cfg.seed + start_epoch))
+        if "sampler_state" in ck:    # the generators as they were: the run continues as if never stopped
+            sampler.set_state(ck["sampler_state"])
+        else:                        # a checkpoint written before the sampler's state was kept
+            sampler.gens[0] = np.random.default_rng(ck.get("rng_seed", cfg.seed + start_epoch))
         log(f"stage 1: resumed from {checkpoint} after epoch {start_epoch}")
-    bsz = min(cfg.batch_size, len(data))
-    if sharded and bsz % dist.world_size:
-        raise UserError(f"train.batch_size {bsz} must be a multiple of the number of processes ({dist.world_size})")
-    steps_per_epoch = max(1, len(data) // bsz)
+    steps_per_epoch = sampler.steps
     step = start_epoch * steps_per_epoch   # (a resumed run continues the step count of the history)
     ddp: dict = {}
 
@@ -259,16 +311,16 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
         model.train()
         if freeze:
             model.backbone.eval()
-        perm = rng.permutation(len(data))
+        sampler.epoch()
         sums = np.zeros(3)
         bar = tqdm(range(steps_per_epoch), desc=f"stage 1 h+f-dagger epoch {epoch + 1}/{cfg.local_epochs}"
                    + (" (h frozen)" if freeze else ""), unit="batch", leave=False)
         for s in bar:
-            sel = perm[s * bsz:(s + 1) * bsz]
-            if sharded:
-                total, ce, con = sharded_loss(data.batch(sel, cfg.augment, rng, shard=dist.shard(len(sel))), freeze)
+            sel, jitter = sampler.batch(s)
+            if sharded:   # this rank's rows are its data shards' (shard order = rank order)
+                total, ce, con = sharded_loss(data.batch(sel, jitter, rows=dist.shard(len(sel))), freeze)
             else:
-                batch = data.batch(sel, cfg.augment, rng)
+                batch = data.batch(sel, jitter)
                 if device.type != "cpu":
                     batch = tuple(t.to(device) for t in batch)
                 total, ce, con = stage1_step(model, batch, cfg, freeze_h=freeze)
@@ -289,7 +341,7 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
                             refresh=False)
             step += 1
         bar.close()
-        val_loss = validation_loss(model, val, cfg) if len(val) >= 2 and main else None
+        val_loss = validation_loss(model, val, cfg, dist=dist) if len(val) >= 2 else None
         history["epoch_val"].append({"epoch": epoch + 1, "train_loss": float(sums[0] / steps_per_epoch),
                                      "train_ce": float(sums[1] / steps_per_epoch),
                                      "train_contrastive": float(sums[2] / steps_per_epoch),
@@ -298,12 +350,14 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
             f"(ce {sums[1] / steps_per_epoch:.4f}, contrastive {sums[2] / steps_per_epoch:.4f})"
             + (f", val loss {val_loss:.4f}" if val_loss is not None else ""))
         if checkpoint is not None:
-            rng_seed = int(rng.integers(1 << 31))   # drawn on every rank: their generators stay equal
+            # a draw kept from the checkpoints before the sampler: runs give the batches they gave then
+            rng_seed = int(sampler.gens[0].integers(1 << 31))   # on every rank: the generators stay equal
             if main:
                 tmp = Path(str(checkpoint) + ".tmp")
                 torch.save({"backbone": model.backbone.state_dict(), "inverse": model.inverse.state_dict(),
                             "opt": opt.state_dict(), "history": history, "epoch": epoch + 1,
-                            "rng_seed": rng_seed}, tmp)
+                            "rng_seed": rng_seed, "sampler_state": sampler.state(),
+                            "data_shards": cfg.data_shards}, tmp)
                 tmp.replace(checkpoint)
     model.eval()
     model.backbone.to(memory_format=torch.contiguous_format)
@@ -314,37 +368,58 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
 
 
 @torch.no_grad()
-def validation_loss(model, val: Stage1Data, cfg: TrainConfig, max_batches: int = 8) -> float:
+def validation_loss(model, val: Stage1Data, cfg: TrainConfig, max_batches: int = 8, dist=None) -> float | None:
+    """Mean stage-1 loss of the first `max_batches` batches of validation transitions
+    (ShardedSampler seeded 1234, no jitter); None when a data shard has no validation
+    transition. dist: every rank builds its rows and the loss covers the whole batch."""
     model.eval()
-    rng = np.random.default_rng(1234)
-    bsz = min(cfg.batch_size, len(val))
-    perm = rng.permutation(len(val))
+    sampler = ShardedSampler(val, cfg.data_shards, cfg.batch_size, 1234, augment=False)
+    if sampler.steps == 0:
+        return None
+    sampler.epoch()
+    device = next(model.backbone.parameters()).device
     losses = []
-    for s in range(min(max_batches, len(val) // bsz)):
-        batch = val.batch(perm[s * bsz:(s + 1) * bsz], False, rng)
-        device = next(model.backbone.parameters()).device
-        total, _, _ = stage1_step(model, tuple(t.to(device) for t in batch), cfg)
+    for s in range(min(max_batches, sampler.steps)):
+        sel, _ = sampler.batch(s)
+        if dist is not None and dist.enabled:
+            batch = val.batch(sel, rows=dist.shard(len(sel)))
+            total, _, _ = _ShardedStage1(model.backbone, model.inverse, cfg, dist, False)(
+                *[t.to(device) for t in batch])
+        else:
+            total, _, _ = stage1_step(model, tuple(t.to(device) for t in val.batch(sel)), cfg)
         losses.append(float(total))
-    return float(np.mean(losses)) if losses else float("nan")
+    return float(np.mean(losses))
 
 
 @torch.no_grad()
 def embed_frames(model, world: WorldData, batch: int = 256, progress=None, desc="embedding",
                  dist=None) -> torch.Tensor:
-    """h of every frame of a world -> (N, n) float32. dist (a DistContext): every rank
-    embeds its share of the batches and all ranks get all codes."""
+    """h of every frame of a world -> (N, n) float32. The frames are embedded data shard by
+    data shard (world.shard), in batches of up to `batch` frames of one shard, so that the
+    codes do not depend on which process embeds which shard. dist (a DistContext): every
+    rank embeds the shards it holds and all ranks get all codes; without it this process
+    must hold every frame's images."""
     tqdm = _tqdm(progress)
     model.eval()
-    starts = range(0, len(world), batch)
-    sharded = dist is not None and dist.enabled
-    if sharded:
-        starts = starts[dist.shard(len(starts))]
-    out = []
-    for s in tqdm(starts, desc=f"{desc} {world.name}", unit="batch", leave=False):
-        out.append(model.backbone(images_to_tensor(world.front[s:s + batch]), images_to_tensor(world.rear[s:s + batch])))
-    if sharded:
-        return torch.cat(dist.all_gather(torch.cat(out) if out else torch.zeros(0, model.embed_dim)))
-    return torch.cat(out) if out else torch.zeros(0, model.embed_dim)
+    shard = world.shards
+    mine = np.unique(shard if world.held_frames is None else shard[world.held_frames])
+    chunks = []
+    for s in mine.tolist():
+        frames = np.flatnonzero(shard == s)
+        chunks += [frames[k:k + batch] for k in range(0, len(frames), batch)]
+    out = [torch.zeros(0, model.embed_dim)]
+    for f in tqdm(chunks, desc=f"{desc} {world.name}", unit="batch", leave=False):
+        out.append(model.backbone(images_to_tensor(world.images("front", f)), images_to_tensor(world.images("rear", f))))
+    codes, frames = torch.cat(out), np.concatenate([np.zeros(0, np.int64)] + chunks)
+    if dist is not None and dist.enabled:
+        parts = dist.all_gather((codes, frames))
+        codes, frames = torch.cat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    if len(frames) != len(world):
+        raise ValueError(f"world {world.name}: {len(frames)} of {len(world)} frames embedded; without dist this "
+                         f"process must hold the images of every frame")
+    if np.array_equal(frames, np.arange(len(world))):
+        return codes
+    return codes[torch.as_tensor(np.argsort(frames, kind="stable"))]
 
 
 @torch.no_grad()
