@@ -1,22 +1,31 @@
 """Scale-out of `o4a train` on torch.distributed (DDP). ROS-free.
 
-    torchrun --nproc_per_node 2 -m o4a_nav.cli train --bags ... --out ...            # gloo, CPU
-    torchrun --nproc_per_node 4 -m o4a_nav.cli train --device cuda --bags ... --out ...   # NCCL, one GPU per process
+    torchrun --nproc_per_node 2 -m o4a_nav.cli train --set train.data_shards=2 --bags ... --out ...   # gloo, CPU
+    torchrun --nproc_per_node 4 -m o4a_nav.cli train --device cuda --set train.data_shards=4 --bags ... --out ...   # NCCL
 
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; without them
 (a plain `o4a train`) nothing here is used and training runs exactly as before.
 
 What runs where (docs/LEARNING.md, "Scale-out"):
-- stage 1 (h + f-dagger): every rank draws the same global batch of B transitions (same
-  seed, same permutation and jitter: the DistributedSampler idea with the in-batch pairs
-  kept whole) and encodes only its B / world_size share of the images; the codes are
-  all-gathered with autograd (torch.distributed.nn.functional.all_gather), so every rank
-  computes the loss over the whole batch's B x 2B pairs, exactly as one process would;
-  DistributedDataParallel averages the gradients. Rank 0 writes the checkpoint after each
-  epoch; on resume rank 0 reads it and broadcasts it to the others.
-- stage 2 (graph): embedding and the all-pairs f-dagger tiles are split by row blocks
-  across ranks; the edges are gathered on every rank.
-- stages 3 and 4, the model directory and the report: rank 0 only (seconds to minutes).
+- data: the frames form train.data_shards = S shards of whole trajectories
+  (dataset.assign_shards, the same on every rank); S must be a multiple of the number of
+  processes m, and rank k holds the images of shards k S/m .. (k + 1) S/m - 1 only
+  (DistContext.data_shards; load_worlds decodes nothing else). Actions, trajectories and
+  poses of all frames are on every rank.
+- stage 1 (h + f-dagger): every rank draws the same global batch of B transitions, B / S
+  from each shard in shard order, each shard from its own generator (training.ShardedSampler:
+  the same batches, row for row, in 1 or m processes with the same S); a rank encodes the
+  rows of its shards (B / m of them, contiguous); the codes are all-gathered with autograd
+  (torch.distributed.nn.functional.all_gather), so every rank computes the loss over the
+  whole batch's B x 2B pairs, exactly as one process would; DistributedDataParallel
+  averages the gradients. The validation loss is computed the same way. Rank 0 writes the
+  checkpoint after each epoch (with S and the generators' state); on resume rank 0 reads it
+  and broadcasts it to the others.
+- stage 2 (graph): each rank embeds its shards' frames, the codes (small) are gathered on
+  every rank in frame order; the all-pairs f-dagger tiles are split by row blocks across
+  ranks; the edges are gathered on every rank.
+- stages 3 and 4, the model directory and the report: rank 0 only (seconds to minutes);
+  they need codes, poses and trajectories, never images.
 """
 from __future__ import annotations
 

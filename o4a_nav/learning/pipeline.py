@@ -5,8 +5,9 @@
                                            # new worlds' graphs and train only their p+
     train(bags, out, init="models/x")      # warm start: h, f-dagger, f start from that model's
                                            # weights, then all four stages train on the bags
-Under torchrun (torch.distributed) stages 1 and 2 run data-parallel on every process and
-rank 0 writes checkpoints, the model and the report (o4a_nav/learning/distributed.py).
+Under torchrun (torch.distributed) stages 1 and 2 run data-parallel on every process, each
+holding the images of its data shards only (train.data_shards), and rank 0 writes
+checkpoints, the model and the report (o4a_nav/learning/distributed.py).
 Checkpoints live in a work directory (default runs/train_<name>): stage 1 after every
 epoch, stage 3 and each world's p+ when done. Re-running the same command resumes; a
 different configuration or bag set starts over.

@@ -103,9 +103,9 @@ class Stage1Data:
 class ShardedSampler:
     """Stage-1 batches whose content does not depend on the number of processes.
 
-    The transitions fall into `shards` data shards (the worlds' `shard`, assign_shards:
-    whole trajectories, train.data_shards of them). A global batch of B transitions is B / S from each shard,
-    in shard order; shard s draws its permutation (every epoch) and its jitter (every step)
+    The transitions fall into S = `shards` data shards (the worlds' `shard`, assign_shards:
+    whole trajectories). A global batch of B transitions is B / S from each shard, in
+    shard order; shard s draws its permutation (every epoch) and its jitter (every step)
     from its own generator, seeded train.seed + s. One process holding all shards and m
     processes holding S / m each therefore build the same batches, row for row. With one
     shard this is one permutation of all transitions per epoch and the jitter of the whole
@@ -115,8 +115,7 @@ class ShardedSampler:
         self.members = [np.flatnonzero(data.shard == s) for s in range(shards)]
         self.sizes = [len(m) for m in self.members]
         self.per_shard = min(batch_size // shards, min(self.sizes))   # 0: a shard without transitions
-        self.steps = min(self.sizes) // self.per_shard if self.per_shard else 0
-        self.batch_size = self.per_shard * shards
+        self.steps = min(self.sizes) // self.per_shard if self.per_shard else 0   # steps per epoch
         self.gens = [np.random.default_rng(seed + s) for s in range(shards)]
         self.augment = augment
         self._perms: list = []
