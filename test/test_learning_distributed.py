@@ -29,12 +29,13 @@ TINY = ["--set", "model.compact_channels=8,8,16,16,16", "--set", "model.image_fe
         "--set", "train.batch_size=16", "--set", "train.geodesic_steps=20", "--set", "train.geodesic_batch=32",
         "--set", "train.forward_steps=10", "--set", "train.geodesic_sources=20", "--threads", "1",
         "--set", "train.graph_block=32", "--set", "train.graph_logit_adjust=0"]   # (loop edges from the tiny model)
-# Stated tolerance: the per-epoch mean training loss and the loss every 10 steps of two
-# processes match one process within a relative 1e-4 (float sums in another order; measured
-# 8e-7); the trained h and f-dagger give the same codes and logits within 5e-3 of their
-# largest magnitude (measured 3.6e-4 and 6.6e-4).
+# Stated tolerance: the per-epoch mean training and validation losses and the loss every
+# 10 steps of two processes match one process within a relative 1e-4 (float sums in
+# another order, amplified by Adam; measured 2.1e-6, 9.9e-6 and 1.7e-5); the trained h and
+# f-dagger give the same codes and logits within 1e-2 of their largest magnitude (measured
+# 3.2e-3 and 1.0e-5; the code before data shards, 1 vs 2 processes on this bag: 2.4e-3).
 RTOL = 1e-4
-OUT_TOL = 5e-3
+OUT_TOL = 1e-2
 
 
 def _train(args, nproc, tmp_path, tag):
