@@ -90,6 +90,10 @@ def test_base_adds_a_world_keeping_shared_networks(trained, bags, tmp_path):
     assert rep["worlds"]["lab"]["geodesic"]["available"] is False
     assert "poses" in rep["worlds"]["lab"]["geodesic"]["reason"]
     assert rep["worlds"]["lab"]["loop_closure"]["available"] is False
+    # the kept world's picture comes along: every figure the merged report shows exists
+    assert "latent_map_two_rooms" in rep["figures"]
+    for fig in rep["figures"].values():
+        assert (out / fig).is_file(), fig
     x = new.embed(np.zeros((96, 96, 3), np.uint8), np.zeros((96, 96, 3), np.uint8))
     assert new.geodesic(x, x, "lab").shape == (1,)
 

@@ -344,7 +344,16 @@ def _report(model, out: Path, final_out: Path, mode: _Mode, worlds, graphs: dict
     weights_bytes = (out / "weights.pt").stat().st_size
     base = mode.base
     if base is not None:   # keep the earlier worlds' figures in the merged report
-        summary_worlds = {**_previous_report_worlds(final_out, base), **summary_worlds}
+        kept = _previous_report_worlds(final_out, base)
+        for name, m in kept.items():   # and their pictures, which the merged report shows
+            pic = m.get("latent_map") if name not in summary_worlds else None
+            if pic and not (out / pic).exists():
+                src = next((d / pic for d in (final_out, Path(base)) if (d / pic).is_file()), None)
+                if src is not None:
+                    shutil.copy2(src, out / pic)
+                else:
+                    m["latent_map"] = None   # gone from the base too: the report does not point at it
+        summary_worlds = {**kept, **summary_worlds}
     return R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
                                 "model_dir": str(final_out), "base": str(base) if base else None,
                                 "init": str(mode.init) if mode.init else None,
