@@ -31,10 +31,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import torch
 
 from o4a_nav.errors import UserError
+
+
+# How long a collective may wait for the slowest rank. Longer than torch's defaults (30 min
+# gloo, 10 min NCCL) because the other ranks wait at the end for rank 0's stages 3-4 and
+# report, which take minutes per world on a CPU (docs/LEARNING.md).
+PROCESS_GROUP_TIMEOUT = timedelta(hours=6)
 
 
 @dataclass
@@ -87,8 +94,15 @@ class DistContext:
                             f"(e.g. --set train.data_shards={self.world_size})")
         return self.shard(shards)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Leave the process group. With `wait` (a run that ended normally) every rank first
+        waits for the others: rank 0 runs stages 3-4 and the report alone, and a rank that
+        tore its gloo group down meanwhile could abort the job (3 of 22 runs of the two-process test:
+        "terminate called without an active exception", exit -6, and torchrun then stops
+        rank 0 too). The wait is bounded by the group's timeout (PROCESS_GROUP_TIMEOUT)."""
         if self.enabled and torch.distributed.is_initialized():
+            if wait:
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
 
@@ -109,7 +123,7 @@ def setup(device: str = "cpu") -> DistContext:
     else:
         dev = torch.device("cpu")
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+        torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
     return DistContext(rank, world_size, local_rank, dev)
 
 

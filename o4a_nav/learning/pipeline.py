@@ -137,12 +137,15 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
     from o4a_nav.learning import distributed
 
     ctx = distributed.setup(device)
+    finished = False
     try:
-        return _train(bags, out, work_dir=work_dir, preset=preset, overrides=overrides, base=base, init=init,
-                      topics=topics, world=world, resume=resume, segment=segment, force=force, progress=progress,
-                      log=log, ctx=ctx)
+        report = _train(bags, out, work_dir=work_dir, preset=preset, overrides=overrides, base=base, init=init,
+                        topics=topics, world=world, resume=resume, segment=segment, force=force,
+                        progress=progress, log=log, ctx=ctx)
+        finished = True
+        return report
     finally:
-        ctx.close()
+        ctx.close(wait=finished)   # a failed rank leaves at once (torchrun stops the others)
 
 
 @dataclass(frozen=True)
