@@ -316,12 +316,13 @@ def _stage4(model, worlds, graphs: dict, tcfg: TrainConfig, work: Path, progress
 def _save(model, out: Path, final_out: Path, mode: _Mode, bags, worlds, tcfg: TrainConfig, preset: str,
           timings: dict, log) -> None:
     """weights.pt and meta.json into the staging directory `out` (a base model's other
-    worlds' graph files copied beside them)."""
+    worlds' graph files and latent-map pictures copied beside them)."""
     base = mode.base
     if base is not None and Path(base).resolve() != out.resolve():
-        for f in Path(base).glob("graph_*.npz"):
-            if not (out / f.name).exists():
-                shutil.copy2(f, out / f.name)
+        for pattern in ("graph_*.npz", "report_latent_*.png"):
+            for f in Path(base).glob(pattern):
+                if not (out / f.name).exists():
+                    shutil.copy2(f, out / f.name)
     training_meta = {"bags": [str(b) for b in bags], "base": str(base) if base else None,
                      "train_config": to_dict(tcfg), "preset": preset if base is None else "base",
                      "frames": {w.name: len(w) for w in worlds}, "timings_s": timings}
@@ -348,14 +349,9 @@ def _report(model, out: Path, final_out: Path, mode: _Mode, worlds, graphs: dict
     base = mode.base
     if base is not None:   # keep the earlier worlds' figures in the merged report
         kept = _previous_report_worlds(final_out, base)
-        for name, m in kept.items():   # and their pictures, which the merged report shows
-            pic = m.get("latent_map") if name not in summary_worlds else None
-            if pic and not (out / pic).exists():
-                src = next((d / pic for d in (final_out, Path(base)) if (d / pic).is_file()), None)
-                if src is not None:
-                    shutil.copy2(src, out / pic)
-                else:
-                    m["latent_map"] = None   # gone from the base too: the report does not point at it
+        for m in kept.values():   # (their pictures were copied by _save; one the base lacks is not shown)
+            if m.get("latent_map") and not (out / m["latent_map"]).exists():
+                m["latent_map"] = None
         summary_worlds = {**kept, **summary_worlds}
     return R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
                                 "model_dir": str(final_out), "base": str(base) if base else None,
