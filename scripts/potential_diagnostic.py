@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Diagnostic (session 10, issue 12; not a policy): the paper's rule with the attractor p+
+replaced, to find out which part of the potential keeps the robot from the goal.
+
+  --mode pplus   the model's p+ (control: the benchmark's `o4a` outcomes)
+  --mode graph   the training graph's own distance d_G(node(w), node(x_g)): each waypoint
+                 w = f(x_t, a) is localised at its nearest graph node (L2 on codes), the
+                 goal code too, and the distance is one Dijkstra per goal on the graph that
+                 p+ was fitted to. If this navigates far better than p+, fitting p+ is the
+                 limit; if not, the graph (h's codes, f-dagger's loop closures) is.
+  --mode graph-knn  the same, smoothed: min over the k nearest nodes c of ||w - c|| + d_G(c)
+  --mode graph-pose  d_G with perfect localisation: the node nearest (by the bags' TRUE
+                 poses, 0.25 m per 15 deg of heading) to the true pose where the action
+                 leads; the goal node nearest to the true goal pose
+  --graph-variant  which graph (graph modes): `shipped` (the model's graph_<world>.npz),
+                 or one built here from --bags with the model's h and f-dagger:
+                 `built` (the pipeline's rule), `gt` (loop closures that join places
+                 more than 0.5 m or 30 deg apart by the bag's true poses removed: a graph
+                 with perfect loop-closure precision), `chain` (no loop closures),
+                 `offset=X` (NOT_CONNECTED logit raised by X before the argmax; the
+                 pipeline's default is log(63) = 4.14), `classw` (edge weight 1 per
+                 motion, 0.05 per "same place" edge instead of d_h), `cap=C` (loop closures with
+                 d_h >= C dropped), `loopw=K` (loop-closure weights x K); comma-separated, e.g. `gt,offset=0`
+  --mode truth-pos  4 x the true geodesic from where the action leads (rotations tie)
+  --mode truth-lattice  a heading-aware cost-to-go in action units, as d_G counts: min over
+                 the 24 headings of rot_cost x turns + 1 + 4 x geodesic one FORWARD ahead
+  --mode truth   ground truth: 4 x the true geodesic distance in metres (one FORWARD of
+                 0.25 m is about one unit of code distance, m+ = 1) from the point one
+                 FORWARD ahead of where the action leads (a heading that faces a wall gets
+                 the distance from where it stands, plus one step). This is the ceiling of
+                 the rule itself: repulsor, STOP on d_h, A_free, f's waypoints for the
+                 repulsion.
+
+The episodes, simulator, collision checker and episode loop are those of `o4a bench --seed S
+--episodes N --policy o4a` (o4a_nav.bench.runner.run_episode).
+
+  .venv/bin/python scripts/potential_diagnostic.py --mode graph --episodes 4 --seed 1 --out runs/diag/graph_s1.json
+  .venv/bin/python scripts/potential_diagnostic.py --mode graph-pose --graph-variant gt --episodes 5 --seed 2 --out runs/diag/gp_gt_s2.json
+
+Measured in docs/BENCHMARK.md ("Session 10: which part of the potential loses the episodes").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CODE_UNITS_PER_M = 4.0
+
+
+class _Wrapper:
+    def __init__(self, model):
+        self.m = model
+        self._acts = None
+
+    def __getattr__(self, k):
+        return getattr(self.m, k)
+
+    def forward_kinematics(self, x, a):
+        self._acts = torch.as_tensor(a).reshape(-1).tolist()
+        return self.m.forward_kinematics(x, a)
+
+
+class GraphAttractor(_Wrapper):
+    def __init__(self, model, graph, knn: int = 0):
+        from o4a_nav.bench.graph_baseline import GraphPlanner
+
+        super().__init__(model)
+        self.planner = GraphPlanner(graph)
+        self.codes = torch.from_numpy(self.planner.codes)
+        self.knn = knn
+        self._goal_key = None
+
+    def geodesic(self, w, xg, world):
+        key = xg[0].numpy().tobytes()
+        if key != self._goal_key:
+            self.planner.plan(self.planner.localise(xg[0].numpy()))
+            self._goal_key = key
+            d = self.planner.dist_to_goal
+            self._dist = torch.from_numpy(np.where(np.isfinite(d), d, 1e4).astype(np.float32))
+        dd = torch.cdist(w.float(), self.codes)                   # (len(w), N)
+        if self.knn <= 1:
+            return self._dist[torch.argmin(dd, dim=1)]
+        v, i = torch.topk(dd, self.knn, dim=1, largest=False)
+        return torch.min(v + self._dist[i], dim=1).values
+
+
+class GraphPoseAttractor(GraphAttractor):
+    """d_G of the graph node nearest (by the bag's TRUE poses: position, plus 0.25 m per
+    15 deg of heading difference) to the true pose where each action leads: the graph's
+    distances with perfect localisation."""
+
+    def __init__(self, model, graph, robot):
+        super().__init__(model, graph)
+        self.robot, self.poses = robot, graph.poses
+
+    def geodesic(self, w, xg, world):
+        from o4a_nav.types import Action
+
+        key = xg[0].numpy().tobytes()
+        if key != self._goal_key:                 # the goal node: nearest to the TRUE goal pose
+            self.planner.plan(self._node(self.goal))
+            self._goal_key = key
+            d = self.planner.dist_to_goal
+            self._dist = torch.from_numpy(np.where(np.isfinite(d), d, 1e4).astype(np.float32))
+        out = []
+        for act in self._acts:
+            pose, _ = self.robot.motion_result(Action(int(act)))
+            out.append(float(self._dist[self._node(pose)]))
+        return torch.tensor(out, dtype=torch.float32)
+
+    def _cost(self, pose) -> np.ndarray:
+        from o4a_nav.types import wrap_angle
+
+        dyaw = np.abs(wrap_angle(self.poses[:, 2] - pose.yaw))
+        return CODE_UNITS_PER_M * np.hypot(self.poses[:, 0] - pose.x, self.poses[:, 1] - pose.y) + dyaw / np.radians(15)
+
+    def _node(self, pose) -> int:
+        return int(np.argmin(self._cost(pose)))
+
+
+class TruthAttractor(_Wrapper):
+    def __init__(self, model, robot, world, kind: str = "truth", rot_cost: float = 1.0):
+        super().__init__(model)
+        self.robot, self.world = robot, world
+        self.goal = None
+        self.kind, self.rot_cost = kind, rot_cost
+
+    def _ahead(self, pose) -> float:
+        from o4a_nav.types import Action
+
+        ahead, moved = self.robot.motion_result(Action.FORWARD, pose)
+        d = self.world.geodesic((ahead.x, ahead.y), self.goal)
+        if not moved or not math.isfinite(d):
+            return math.inf
+        return CODE_UNITS_PER_M * d + 1.0
+
+    def _lattice(self, pose) -> float:
+        """min over the 24 headings k of rot_cost x |turns to k| + 1 + 4 x geodesic from one
+        FORWARD along k: a heading-aware cost-to-go in action units (what d_G measures)."""
+        from o4a_nav.types import ROTATE_STEP_RAD, Pose2D
+
+        best = math.inf
+        for k in range(-11, 13):
+            c = self._ahead(Pose2D(pose.x, pose.y, pose.yaw + k * ROTATE_STEP_RAD))
+            best = min(best, self.rot_cost * abs(k) + c)
+        if not math.isfinite(best):
+            best = CODE_UNITS_PER_M * self.world.geodesic((pose.x, pose.y), self.goal) + 12 * self.rot_cost
+        return best
+
+    def geodesic(self, w, xg, world):
+        from o4a_nav.types import FORWARD_STEP_M, Action
+
+        out = []
+        for act in self._acts:
+            pose, _ = self.robot.motion_result(Action(int(act)))
+            if self.kind == "truth-pos":
+                out.append(CODE_UNITS_PER_M * self.world.geodesic((pose.x, pose.y), self.goal))
+                continue
+            if self.kind == "truth-lattice":
+                out.append(self._lattice(pose))
+                continue
+            ahead, moved = self.robot.motion_result(Action.FORWARD, pose)
+            d = self.world.geodesic((ahead.x, ahead.y), self.goal)
+            if not moved or not math.isfinite(d):
+                d = self.world.geodesic((pose.x, pose.y), self.goal) + FORWARD_STEP_M
+            out.append(CODE_UNITS_PER_M * d)
+        return torch.tensor(out, dtype=torch.float32)
+
+
+def build_graph_variant(model, bags: list[str], variant: str, cache_dir: Path):
+    """A TrainingGraph for one world built from `bags` with the model's h and f-dagger."""
+    from o4a_nav.bench.graph_baseline import TrainingGraph
+    from o4a_nav.learning import graph as G
+    from o4a_nav.learning import report as R
+    from o4a_nav.learning.dataset import load_worlds
+    from o4a_nav.learning.training import embed_frames
+
+    key = variant.replace("=", "").replace(",", "_")
+    path = cache_dir / f"graph_{'+'.join(Path(b).name for b in bags)}_{key}.npz"
+    if not path.is_file():
+        (w,) = load_worlds(bags)
+        codes = embed_frames(model, w)
+        opts = dict(t.partition("=")[::2] for t in variant.split(","))
+        offset = float(opts["offset"]) if "offset" in opts else float(np.log(63))
+        g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, 256, nc_offset=offset)
+        keep = np.ones(len(g["src"]), bool)
+        if "chain" in opts:
+            keep = g["chain"].copy()
+        elif "gt" in opts:
+            s, d = g["src"], g["dst"]
+            ok = (np.hypot(*(w.poses[s, :2] - w.poses[d, :2]).T) <= R.LC_MAX_DIST_M) & \
+                 (R._yaw_diff(w.poses[s, 2], w.poses[d, 2]) <= R.LC_MAX_YAW_RAD)
+            keep = g["chain"] | ok
+        if "cap" in opts:        # loop closures whose d_h is at least the cap are dropped
+            keep &= g["chain"] | (g["weight"] < float(opts["cap"]))
+        if "classw" in opts:     # one unit per motion edge, 0.05 per "same place" edge
+            g["weight"] = np.where(g["action"] == 0, 0.05, 1.0).astype(np.float32)
+        if "loopw" in opts:      # loop closures cost this factor more than a recorded transition
+            g["weight"] = np.where(g["chain"], g["weight"], g["weight"] * float(opts["loopw"])).astype(np.float32)
+        lc = R.loop_closure_metrics(g, w.poses, w.traj)
+        print(f"graph {path.name}: {int(g['chain'].sum())} chain + {int((~g['chain'] & keep).sum())} loop edges "
+              f"(built: {int((~g['chain']).sum())}, precision {lc['precision']:.3f})", flush=True)
+        np.savez(path, codes=codes.numpy().astype(np.float32), src=g["src"][keep], dst=g["dst"][keep],
+                 weight=g["weight"][keep], poses=w.poses)
+    graph = TrainingGraph.load(path)
+    with np.load(path) as z:
+        graph.poses = z["poses"]
+    return graph
+
+
+def main(argv=None) -> int:
+    from o4a_nav.bench.cache import EmbedCache, ViewCache
+    from o4a_nav.bench.episodes import sample_episodes
+    from o4a_nav.bench.graph_baseline import TrainingGraph
+    from o4a_nav.bench.policies import O4APolicy
+    from o4a_nav.bench.runner import render_goal, run_episode
+    from o4a_nav.learning.model_io import load_model
+    from o4a_nav.nav.collision import CollisionChecker
+    from o4a_nav.sim import SimRobot, load_world
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="models/o4a_default")
+    ap.add_argument("--worlds", nargs="+", default=["two_rooms", "four_rooms", "apartment"])
+    ap.add_argument("--difficulties", nargs="+", default=["easy", "medium", "hard", "very_hard"])
+    ap.add_argument("--episodes", type=int, default=4, help="per world and difficulty")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mode", choices=["pplus", "graph", "graph-knn", "graph-pose", "truth", "truth-pos", "truth-lattice"], default="graph")
+    ap.add_argument("--rot-cost", type=float, default=1.0, help="truth-lattice: cost of one rotation "
+                    "(one FORWARD = 1)")
+    ap.add_argument("--knn", type=int, default=8, help="graph-knn: neighbours")
+    ap.add_argument("--graph-variant", default="shipped")
+    ap.add_argument("--bags", default="data/bags", help="folder of <world>_s0 bags (built graph variants)")
+    ap.add_argument("--graph-bags", nargs="+", help="bags to build the graph from (one world; default <bags>/<world>_s0)")
+    ap.add_argument("--nav-param", action="append", default=[], metavar="K=V")
+    ap.add_argument("--max-steps", type=int, default=500)
+    ap.add_argument("--out", required=True, help="JSON file of per-episode outcomes")
+    args = ap.parse_args(argv)
+    import yaml
+
+    params = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.nav_param)}
+    torch.set_num_threads(1)
+    raw = EmbedCache(load_model(args.model))
+    records, t0 = [], time.time()
+    for wname in args.worlds:
+        world = load_world(wname)
+        robot = SimRobot(world, seed=args.seed)
+        views, checker = ViewCache(robot), CollisionChecker()
+        if args.mode == "pplus":
+            model = raw
+        elif args.mode.startswith("truth"):
+            model = TruthAttractor(raw, robot, world, args.mode, args.rot_cost)
+        else:
+            if args.graph_variant == "shipped":
+                graph = TrainingGraph.load(Path(args.model) / f"graph_{wname}.npz")
+            else:
+                graph = build_graph_variant(raw._model,
+                                            args.graph_bags or [f"{args.bags}/{wname}_s0"], args.graph_variant,
+                                            Path("runs/diag"))
+            model = (GraphPoseAttractor(raw, graph, robot) if args.mode == "graph-pose" else
+                     GraphAttractor(raw, graph, knn=args.knn if args.mode == "graph-knn" else 0))
+        policy = O4APolicy("o4a", model, wname, max_steps=args.max_steps, **params)
+        for ep in sample_episodes(world, wname, args.episodes, args.seed, tuple(args.difficulties)).episodes:
+            goal = render_goal(robot, ep)
+            if args.mode.startswith("truth"):
+                model.goal = (ep.goal.x, ep.goal.y)
+            if args.mode == "graph-pose":
+                model.goal = ep.goal
+            res = run_episode(world, robot, checker, policy, ep, goal, args.seed, args.max_steps,
+                              record_trajectory=False, views=views)
+            records.append({"world": wname, "difficulty": ep.difficulty, "index": ep.index, "success": res.success,
+                            "stopped": res.stopped, "final_m": res.final_distance_m, "forwards": res.forwards,
+                            "rotations": res.rotations, "spl": getattr(res, "spl", None)})
+            print(f"{wname} {ep.difficulty} {ep.index}: {'OK' if res.success else 'FAIL'} {res.steps} steps "
+                  f"({res.forwards} F, {res.rotations} R), {res.final_distance_m:.2f} m, {time.time() - t0:.0f} s",
+                  flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"args": vars(args), "episodes": records}, indent=1))
+    n_ok = sum(r["success"] for r in records)
+    f = sum(r["forwards"] for r in records)
+    rot = sum(r["rotations"] for r in records)
+    print(f"{args.mode}: {n_ok}/{len(records)} succeed, {rot / max(f, 1):.2f} rotations per forward")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
