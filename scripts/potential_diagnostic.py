@@ -16,7 +16,8 @@ replaced, to find out which part of the potential keeps the robot from the goal.
                  or one built here from --bags with the model's h and f-dagger:
                  `built` (the pipeline's rule), `gt` (loop closures that join places
                  more than 0.5 m or 30 deg apart by the bag's true poses removed: a graph
-                 with perfect loop-closure precision), `chain` (no loop closures),
+                 with perfect loop-closure precision), `exact` (only loop closures whose true
+                 displacement is the action they claim, within 0.1 m and 7.5 deg), `chain` (no loop closures),
                  `offset=X` (NOT_CONNECTED logit raised by X before the argmax; the
                  pipeline's default is log(63) = 4.14), `classw` (edge weight 1 per
                  motion, 0.05 per "same place" edge instead of d_h), `cap=C` (loop closures with
@@ -183,6 +184,7 @@ def build_graph_variant(model, bags: list[str], variant: str, cache_dir: Path):
     from o4a_nav.learning import report as R
     from o4a_nav.learning.dataset import load_worlds
     from o4a_nav.learning.training import embed_frames
+    from o4a_nav.types import wrap_angle
 
     key = variant.replace("=", "").replace(",", "_")
     path = cache_dir / f"graph_{'+'.join(Path(b).name for b in bags)}_{key}.npz"
@@ -199,6 +201,14 @@ def build_graph_variant(model, bags: list[str], variant: str, cache_dir: Path):
             s, d = g["src"], g["dst"]
             ok = (np.hypot(*(w.poses[s, :2] - w.poses[d, :2]).T) <= R.LC_MAX_DIST_M) & \
                  (R._yaw_diff(w.poses[s, 2], w.poses[d, 2]) <= R.LC_MAX_YAW_RAD)
+            keep = g["chain"] | ok
+        elif "exact" in opts:    # only loop closures whose true displacement is the one action they claim
+            s, d, a = g["src"], g["dst"], g["action"]
+            dist = np.hypot(*(w.poses[d, :2] - w.poses[s, :2]).T)
+            dyaw = np.degrees(wrap_angle(w.poses[d, 2] - w.poses[s, 2]))
+            want = np.select([a == 1, a == 2, a == 3], [0.25, 0.0, 0.0], 0.0)
+            turn = np.select([a == 2, a == 3], [15.0, -15.0], 0.0)
+            ok = (np.abs(dist - want) < 0.1) & (np.abs(dyaw - turn) < 7.5)
             keep = g["chain"] | ok
         if "cap" in opts:        # loop closures whose d_h is at least the cap are dropped
             keep &= g["chain"] | (g["weight"] < float(opts["cap"]))
@@ -239,6 +249,7 @@ def main(argv=None) -> int:
     ap.add_argument("--knn", type=int, default=8, help="graph-knn: neighbours")
     ap.add_argument("--graph-variant", default="shipped")
     ap.add_argument("--bags", default="data/bags", help="folder of <world>_s0 bags (built graph variants)")
+    ap.add_argument("--cache-dir", default="runs/diag", help="where built graph variants are cached (one per model)")
     ap.add_argument("--graph-bags", nargs="+", help="bags to build the graph from (one world; default <bags>/<world>_s0)")
     ap.add_argument("--nav-param", action="append", default=[], metavar="K=V")
     ap.add_argument("--max-steps", type=int, default=500)
@@ -264,7 +275,7 @@ def main(argv=None) -> int:
             else:
                 graph = build_graph_variant(raw._model,
                                             args.graph_bags or [f"{args.bags}/{wname}_s0"], args.graph_variant,
-                                            Path("runs/diag"))
+                                            Path(args.cache_dir))
             model = (GraphPoseAttractor(raw, graph, robot) if args.mode == "graph-pose" else
                      GraphAttractor(raw, graph, knn=args.knn if args.mode == "graph-knn" else 0))
         policy = O4APolicy("o4a", model, wname, max_steps=args.max_steps, **params)
