@@ -17,7 +17,9 @@ replaced, to find out which part of the potential keeps the robot from the goal.
                  `built` (the pipeline's rule), `gt` (loop closures that join places
                  more than 0.5 m or 30 deg apart by the bag's true poses removed: a graph
                  with perfect loop-closure precision), `exact` (only loop closures whose true
-                 displacement is the action they claim, within 0.1 m and 7.5 deg), `chain` (no loop closures),
+                 displacement is the action they claim, within 0.1 m and 7.5 deg), `ideal` (every
+                 pair of frames one action apart by the true poses, found by f-dagger or
+                 not, with d_h weights: the graph a perfect f-dagger would build), `chain` (no loop closures),
                  `offset=X` (NOT_CONNECTED logit raised by X before the argmax; the
                  pipeline's default is log(63) = 4.14), `classw` (edge weight 1 per
                  motion, 0.05 per "same place" edge instead of d_h), `cap=C` (loop closures with
@@ -25,6 +27,9 @@ replaced, to find out which part of the potential keeps the robot from the goal.
   --mode truth-pos  4 x the true geodesic from where the action leads (rotations tie)
   --mode truth-lattice  a heading-aware cost-to-go in action units, as d_G counts: min over
                  the 24 headings of rot_cost x turns + 1 + 4 x geodesic one FORWARD ahead
+  --mode truth-snap  truth-lattice evaluated at the pose of the graph node nearest to where
+                 the action leads (as graph-pose localises): the true cost with the
+                 graph's resolution, without its path errors
   --mode truth   ground truth: 4 x the true geodesic distance in metres (one FORWARD of
                  0.25 m is about one unit of code distance, m+ = 1) from the point one
                  FORWARD ahead of where the action leads (a heading that faces a wall gets
@@ -134,6 +139,8 @@ class TruthAttractor(_Wrapper):
         self.robot, self.world = robot, world
         self.goal = None
         self.kind, self.rot_cost = kind, rot_cost
+        self.snap_poses = None
+        self.poses = None
 
     def _ahead(self, pose) -> float:
         from o4a_nav.types import Action
@@ -158,11 +165,16 @@ class TruthAttractor(_Wrapper):
         return best
 
     def geodesic(self, w, xg, world):
-        from o4a_nav.types import FORWARD_STEP_M, Action
+        from o4a_nav.types import FORWARD_STEP_M, Action, Pose2D
 
         out = []
         for act in self._acts:
             pose, _ = self.robot.motion_result(Action(int(act)))
+            if self.snap_poses is not None:     # truth-snap: the lattice cost at the nearest graph node's pose
+                n = int(np.argmin(GraphPoseAttractor._cost(self, pose)))
+                x, y, yaw = (float(v) for v in self.snap_poses[n])
+                out.append(self._lattice(Pose2D(x, y, yaw)))
+                continue
             if self.kind == "truth-pos":
                 out.append(CODE_UNITS_PER_M * self.world.geodesic((pose.x, pose.y), self.goal))
                 continue
@@ -216,6 +228,31 @@ def build_graph_variant(model, bags: list[str], variant: str, cache_dir: Path):
             g["weight"] = np.where(g["action"] == 0, 0.05, 1.0).astype(np.float32)
         if "loopw" in opts:      # loop closures cost this factor more than a recorded transition
             g["weight"] = np.where(g["chain"], g["weight"], g["weight"] * float(opts["loopw"])).astype(np.float32)
+        if "ideal" in opts:      # every pair one action apart by the true poses, found or not
+            from scipy.spatial import cKDTree
+
+            P = w.poses
+            pr = cKDTree(P[:, :2]).query_pairs(0.36, output_type="ndarray")
+            pr = np.concatenate([pr, pr[:, ::-1]])
+            s, d = pr[:, 0], pr[:, 1]
+            dx, dy = P[d, 0] - P[s, 0], P[d, 1] - P[s, 1]
+            ahead = dx * np.cos(P[s, 2]) + dy * np.sin(P[s, 2])
+            side = -dx * np.sin(P[s, 2]) + dy * np.cos(P[s, 2])
+            dyaw = np.degrees(wrap_angle(P[d, 2] - P[s, 2]))
+            here = np.hypot(dx, dy) < 0.1
+            act = np.full(len(s), -1)
+            act[here & (np.abs(dyaw) < 7.5)] = 0
+            act[here & (np.abs(dyaw - 15) < 7.5)] = 2
+            act[here & (np.abs(dyaw + 15) < 7.5)] = 3
+            act[(np.hypot(ahead - 0.25, side) < 0.1) & (np.abs(dyaw) < 7.5)] = 1
+            m = act >= 0
+            s, d = s[m].astype(np.int32), d[m].astype(np.int32)
+            cw = G.edge_weights(codes, s, d)
+            g = {"src": np.concatenate([g["src"][g["chain"]], s]), "dst": np.concatenate([g["dst"][g["chain"]], d]),
+                 "weight": np.concatenate([g["weight"][g["chain"]], cw]),
+                 "chain": np.concatenate([g["chain"][g["chain"]], np.zeros(len(s), bool)]),
+                 "action": np.concatenate([g["action"][g["chain"]], act[m].astype(np.int8)])}
+            keep = np.ones(len(g["src"]), bool)
         lc = R.loop_closure_metrics(g, w.poses, w.traj)
         print(f"graph {path.name}: {int(g['chain'].sum())} chain + {int((~g['chain'] & keep).sum())} loop edges "
               f"(built: {int((~g['chain']).sum())}, precision {lc['precision']:.3f})", flush=True)
@@ -243,7 +280,7 @@ def main(argv=None) -> int:
     ap.add_argument("--difficulties", nargs="+", default=["easy", "medium", "hard", "very_hard"])
     ap.add_argument("--episodes", type=int, default=4, help="per world and difficulty")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--mode", choices=["pplus", "graph", "graph-knn", "graph-pose", "truth", "truth-pos", "truth-lattice"], default="graph")
+    ap.add_argument("--mode", choices=["pplus", "graph", "graph-knn", "graph-pose", "truth", "truth-pos", "truth-lattice", "truth-snap"], default="graph")
     ap.add_argument("--rot-cost", type=float, default=1.0, help="truth-lattice: cost of one rotation "
                     "(one FORWARD = 1)")
     ap.add_argument("--knn", type=int, default=8, help="graph-knn: neighbours")
@@ -269,6 +306,10 @@ def main(argv=None) -> int:
             model = raw
         elif args.mode.startswith("truth"):
             model = TruthAttractor(raw, robot, world, args.mode, args.rot_cost)
+            if args.mode == "truth-snap":
+                g = build_graph_variant(raw._model, args.graph_bags or [f"{args.bags}/{wname}_s0"], "built",
+                                        Path(args.cache_dir))
+                model.snap_poses = model.poses = g.poses
         else:
             if args.graph_variant == "shipped":
                 graph = TrainingGraph.load(Path(args.model) / f"graph_{wname}.npz")
