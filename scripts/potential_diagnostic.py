@@ -123,14 +123,18 @@ class GraphPoseAttractor(GraphAttractor):
             out.append(float(self._dist[self._node(pose)]))
         return torch.tensor(out, dtype=torch.float32)
 
-    def _cost(self, pose) -> np.ndarray:
-        from o4a_nav.types import wrap_angle
-
-        dyaw = np.abs(wrap_angle(self.poses[:, 2] - pose.yaw))
-        return CODE_UNITS_PER_M * np.hypot(self.poses[:, 0] - pose.x, self.poses[:, 1] - pose.y) + dyaw / np.radians(15)
-
     def _node(self, pose) -> int:
-        return int(np.argmin(self._cost(pose)))
+        return nearest_node(self.poses, pose)
+
+
+def nearest_node(poses: np.ndarray, pose) -> int:
+    """Index of the node pose (x, y, yaw rows) nearest to `pose`: 4 units per metre plus
+    one per 15 deg of heading (one FORWARD or one turn each)."""
+    from o4a_nav.types import wrap_angle
+
+    dyaw = np.abs(wrap_angle(poses[:, 2] - pose.yaw))
+    cost = CODE_UNITS_PER_M * np.hypot(poses[:, 0] - pose.x, poses[:, 1] - pose.y) + dyaw / np.radians(15)
+    return int(np.argmin(cost))
 
 
 class TruthAttractor(_Wrapper):
@@ -140,7 +144,6 @@ class TruthAttractor(_Wrapper):
         self.goal = None
         self.kind, self.rot_cost = kind, rot_cost
         self.snap_poses = None
-        self.poses = None
 
     def _ahead(self, pose) -> float:
         from o4a_nav.types import Action
@@ -171,7 +174,7 @@ class TruthAttractor(_Wrapper):
         for act in self._acts:
             pose, _ = self.robot.motion_result(Action(int(act)))
             if self.snap_poses is not None:     # truth-snap: the lattice cost at the nearest graph node's pose
-                n = int(np.argmin(GraphPoseAttractor._cost(self, pose)))
+                n = nearest_node(self.snap_poses, pose)
                 x, y, yaw = (float(v) for v in self.snap_poses[n])
                 out.append(self._lattice(Pose2D(x, y, yaw)))
                 continue
@@ -309,7 +312,7 @@ def main(argv=None) -> int:
             if args.mode == "truth-snap":
                 g = build_graph_variant(raw._model, args.graph_bags or [f"{args.bags}/{wname}_s0"], "built",
                                         Path(args.cache_dir))
-                model.snap_poses = model.poses = g.poses
+                model.snap_poses = g.poses
         else:
             if args.graph_variant == "shipped":
                 graph = TrainingGraph.load(Path(args.model) / f"graph_{wname}.npz")
