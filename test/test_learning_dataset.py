@@ -77,6 +77,20 @@ def test_missing_topic_is_named(tmp_path, explore):
         load_worlds([bag])
 
 
+def test_camera_topic_without_messages_is_named(tmp_path, explore):
+    """issue 29: a camera topic recorded with 0 messages is reported as such, not as absent."""
+    bag = tmp_path / "silent_rear"
+    with bagio.BagWriter(bag) as wr:
+        wr.connection("/" + T.REAR_IMAGE, "sensor_msgs/msg/Image")     # subscribed, never received
+        for k in range(3):
+            t = 1.0 + k
+            wr.write("/" + T.FRONT_IMAGE, "sensor_msgs/msg/Image", t, bagio.image_msg(explore["front"][k], t, "f"))
+            wr.write(T.ACTION, "o4a_msgs/msg/DiscreteAction", t, bagio.action_msg(1, t, k))
+    with pytest.raises(BagError, match="rear camera topic /rear_camera/image_raw has no messages") as err:
+        load_worlds([bag])
+    assert "has no rear camera topic" not in str(err.value)
+
+
 def test_not_a_bag(tmp_path):
     with pytest.raises(BagError, match="does not exist"):
         load_worlds([tmp_path / "nothing"])

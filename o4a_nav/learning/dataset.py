@@ -112,15 +112,21 @@ def _header_time(msg, fallback: float) -> float:
     return t if t > 0 else fallback
 
 
+def _candidates(topic: str, camera: bool = False) -> list[str]:
+    """The names a topic may be recorded under: with or without the leading slash, and for
+    a camera also through image_transport's compressed plugin."""
+    cands = [topic, "/" + topic.lstrip("/"), topic.lstrip("/")]
+    if camera:
+        cands += [c.rstrip("/") + "/compressed" for c in cands[:2]]
+    return cands
+
+
 def _resolve_names(names: TopicNames, bag_topics: dict) -> TopicNames:
     """Accept topics recorded with or without the leading slash, and a camera recorded only
     through image_transport's compressed plugin (`<topic>/compressed`)."""
     out = TopicNames(**vars(names))
     for field_name, topic in vars(names).items():
-        cands = [topic, "/" + topic.lstrip("/"), topic.lstrip("/")]
-        if field_name in ("front", "rear"):
-            cands += [c.rstrip("/") + "/compressed" for c in cands[:2]]
-        for cand in cands:
+        for cand in _candidates(topic, camera=field_name in ("front", "rear")):
             if cand in bag_topics and bag_topics[cand][1] > 0:
                 setattr(out, field_name, cand)
                 break
@@ -208,6 +214,11 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     names = _resolve_names(names, bag_topics)
     have = ", ".join(sorted(bag_topics)) or "none"
     for role, topic in (("front camera", names.front), ("rear camera", names.rear)):
+        empty = [t for t in _candidates(topic, camera=True) if t in bag_topics and bag_topics[t][1] == 0]
+        if not _present(bag_topics, topic) and empty:
+            raise BagError(f"bag {path}: {role} topic {empty[0]} has no messages (it is in the bag with "
+                           f"0 messages: nothing was received on it while recording); record the camera, or "
+                           f"set another topic with the topic options of `o4a train`")
         if not _present(bag_topics, topic):
             raise BagError(f"bag {path} has no {role} topic {topic} (topics in the bag: {have}); "
                            f"set it with the topic options of `o4a train`")
