@@ -124,3 +124,91 @@ def test_incompatible(saved, tmp_path):
     (bad / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="version"):
         load_model(bad)
+
+
+# ---- a model swap killed half-way (issue 29): real SIGKILLs at the two dangerous points ----
+
+_KILL_SWAP = """
+import os, shutil, signal, sys
+from o4a_nav.learning import model_io
+src, out, point = sys.argv[1], sys.argv[2], sys.argv[3]
+stage = model_io.begin_model_dir(out)
+shutil.copytree(src, stage, dirs_exist_ok=True)
+real_replace, calls = os.replace, []
+def replace(a, b):
+    calls.append(a)
+    if point == "between_renames" and len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(a, b)
+def rmtree(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+model_io.os.replace = replace
+if point == "before_delete":
+    shutil.rmtree = rmtree
+model_io.commit_model_dir(stage, out)
+"""
+
+
+def _killed_swap(src, out, point):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", _KILL_SWAP, str(src), str(out), point], cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+def test_load_recovers_a_swap_killed_between_its_renames(saved, tmp_path):
+    import shutil
+
+    _, src = saved
+    out = tmp_path / "m"
+    shutil.copytree(src, out)
+    (out / "previous.txt").write_text("the model before the swap")
+    _killed_swap(src, out, "between_renames")
+    [old] = tmp_path.glob(".m.old-*")
+    assert not out.exists() and (old / "previous.txt").is_file()
+    with pytest.warns(UserWarning, match=r"moved back from .*\.m\.old-"):
+        model = load_model(out)
+    assert model.worlds == ["room_a", "maze.b"] and (out / "previous.txt").is_file()
+    assert not list(tmp_path.glob(".m.old-*"))
+
+
+def test_a_copy_left_after_the_swap_is_cleaned_by_the_next_training(saved, tmp_path):
+    import shutil
+
+    from o4a_nav.learning import model_io
+
+    _, src = saved
+    out = tmp_path / "m"
+    shutil.copytree(src, out)
+    (out / "previous.txt").write_text("the model before the swap")
+    _killed_swap(src, out, "before_delete")
+    [old] = tmp_path.glob(".m.old-*")
+    assert (old / "previous.txt").is_file() and not (out / "previous.txt").exists()
+    load_model(out)                                        # the new model is complete
+    stage = model_io.begin_model_dir(out)                 # the next `o4a train`
+    assert not list(tmp_path.glob(".m.old-*")) and list(tmp_path.glob(".m.new-*")) == [stage]
+
+
+def test_load_during_a_running_swap_says_where_the_model_is(saved, tmp_path):
+    import shutil
+    import subprocess
+
+    _, src = saved
+    out = tmp_path / "m"
+    swapper = subprocess.Popen(["sleep", "60"])        # a live process owns the swap
+    try:
+        old = tmp_path / f".m.old-{swapper.pid}"
+        shutil.copytree(src, old)                      # the on-disk state between the two renames
+        with pytest.raises(ModelLoadError, match=rf"swapping in a new model; the previous model is in {old}"):
+            load_model(out)
+        assert old.is_dir() and not out.exists()      # a running swap is not touched
+    finally:
+        swapper.kill()
+        swapper.wait()
+    with pytest.warns(UserWarning, match="moved back"):                     # owner gone: recovered
+        assert load_model(out).worlds == ["room_a", "maze.b"] and not old.exists()

@@ -181,17 +181,53 @@ def _siblings(out: Path, kind: str) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}.{kind}-*"))
 
 
+def _owner_alive(sibling: Path) -> bool:
+    """Is the process that made `.NAME.old-PID` / `.NAME.new-PID` still running (then it is
+    in the middle of its swap and its directories are not to be touched)?"""
+    try:
+        pid = int(sibling.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():        # this process's own swap, interrupted by an exception: over
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # exists, another user's
+        return True
+    return True
+
+
 def recover_model_dir(out) -> Path | None:
     """A swap interrupted between its two renames leaves `out` missing and the previous
-    model in `.NAME.old-PID`: move it back. Returns the restored path or None."""
+    model in `.NAME.old-PID`: move it back (only when process PID is gone: a running swap
+    is left alone). Returns the restored path or None."""
     out = Path(out)
     if out.exists() or out.is_symlink():
         return None
     for old in reversed(_siblings(out, "old")):
-        if (old / META_FILE).is_file():
+        if (old / META_FILE).is_file() and not _owner_alive(old):
             os.replace(old, out)
             return out
     return None
+
+
+def clean_model_siblings(out) -> list[Path]:
+    """Remove what killed swaps left beside a complete model `out`: `.NAME.old-PID` copies
+    (a kill after the second rename, before the old model was deleted) and `.NAME.new-PID`
+    staging directories, of processes that are gone. Returns the removed paths."""
+    import shutil
+
+    out = Path(out)
+    if not (out / META_FILE).is_file():
+        return []
+    removed = []
+    for stale in _siblings(out, "old") + _siblings(out, "new"):
+        if not _owner_alive(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 def check_model_out(out, force: bool = False, update: bool = False) -> Path:
@@ -214,13 +250,18 @@ def check_model_out(out, force: bool = False, update: bool = False) -> Path:
 
 def begin_model_dir(out) -> Path:
     """A fresh staging directory beside `out` (same file system, so the swap is a rename).
-    Staging directories left by killed runs are removed."""
+    What killed runs left is put right first: a model interrupted between the renames is
+    moved back (recover_model_dir), staging directories and `.NAME.old-PID` copies of
+    processes that are gone are removed (clean_model_siblings)."""
     import shutil
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    recover_model_dir(out)
+    clean_model_siblings(out)
     for stale in _siblings(out, "new"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if not _owner_alive(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     stage = out.parent / f".{out.name}.new-{os.getpid()}"
     stage.mkdir()
     return stage
@@ -246,11 +287,31 @@ def commit_model_dir(stage, out) -> Path:
     return out
 
 
+def _missing_model(path: Path) -> None:
+    """`path` does not exist. A swap killed between its renames left the model in
+    `.NAME.old-PID`: put it back and go on loading (a warning says so). Otherwise
+    ModelLoadError, naming the copy when a swap is running or the move is not allowed."""
+    olds = [o for o in reversed(_siblings(path, "old")) if (o / META_FILE).is_file()] if path.parent.is_dir() else []
+    if not olds:
+        raise ModelLoadError(f"model directory {path} does not exist (train one with `o4a train --bags ... --out {path}`)")
+    try:
+        restored = recover_model_dir(path)
+    except OSError as exc:
+        raise ModelLoadError(f"model directory {path} does not exist; the previous model is in {olds[0]} (a model "
+                             f"swap was interrupted) and could not be moved back ({exc}): rename it to {path}") from None
+    if restored is None:
+        raise ModelLoadError(f"model directory {path} does not exist right now: `o4a train` (process "
+                             f"{olds[0].name.rsplit('-', 1)[1]}) is swapping in a new model; the previous model is in "
+                             f"{olds[0]}. Load again in a moment")
+    warnings.warn(f"{path} was missing after an interrupted model swap; the previous model was moved back from "
+                  f"{olds[0]}", stacklevel=3)
+
+
 def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
     """Load a model directory. ModelLoadError names the file and what is wrong."""
     path = Path(path)
     if not path.exists():
-        raise ModelLoadError(f"model directory {path} does not exist (train one with `o4a train --bags ... --out {path}`)")
+        _missing_model(path)
     if not path.is_dir():
         raise ModelLoadError(f"{path} is not a model directory")
     meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
