@@ -30,12 +30,15 @@ def test_laser_sees_walls_at_known_distance_and_bearing(yaw_deg):
     r.set_pose(Pose2D(1.0, 1.0, math.radians(yaw_deg)))
     scan = r.scan()
     assert scan.angle_min <= math.radians(-135) + 1e-9 and scan.angle_max >= math.radians(135) - 1e-9
-    # absolute direction -> expected distance to the room's walls from (1, 1)
+    # absolute direction -> expected distance to the room's walls from (1, 1): the walls
+    # are solid, centred on the room's boundary, so their faces are half a thickness in
+    half = r.world.wall_thickness / 2
+    assert half > 0
     for absolute_deg in (0.0, 90.0, 180.0, -90.0):
         bearing = (absolute_deg - yaw_deg + 180) % 360 - 180
         if abs(bearing) > 135:
             continue
-        expected = {0.0: 3.0, 90.0: 3.0, 180.0: 1.0, -90.0: 1.0}[absolute_deg]
+        expected = {0.0: 3.0, 90.0: 3.0, 180.0: 1.0, -90.0: 1.0}[absolute_deg] - half
         assert _range_at(scan, bearing) == pytest.approx(expected, abs=1e-4)
 
 
@@ -44,7 +47,7 @@ def test_laser_rep117_no_return_is_inf():
     r.set_pose(Pose2D(1.0, 1.0, 0.0))
     scan = r.scan()
     assert _range_at(scan, 0.0) == math.inf            # wall 3 m ahead, beyond range_max
-    assert _range_at(scan, -90.0) == pytest.approx(1.0, abs=1e-4)
+    assert _range_at(scan, -90.0) == pytest.approx(1.0 - r.world.wall_thickness / 2, abs=1e-4)
     assert scan.ranges.dtype == np.float32
 
 
@@ -104,11 +107,12 @@ def test_continuous_motion_integrates_arcs_and_stops_at_walls():
     for _ in range(100):
         r.move(0.5, 1.0, math.pi / 200)
     assert (r.pose.x, r.pose.y, r.pose.yaw) == pytest.approx((2.5, 1.5, math.pi / 2), abs=1e-6)
-    # driving into the west wall: the robot never gets closer than its radius
+    # driving into the west wall: the robot never gets closer than its radius to the
+    # wall's face (half a wall thickness in from the room's boundary x = 0)
     r.set_pose(Pose2D(1.0, 1.0, math.pi))
     blocked = [not r.move(0.5, 0.0, 0.05) for _ in range(60)]
     assert any(blocked)
-    assert r.pose.x >= r.world.robot_radius
+    assert r.pose.x >= r.world.robot_radius + r.world.wall_thickness / 2
 
 
 _HASH_SCRIPT = """

@@ -5,10 +5,13 @@ benchmark and the learning reports can ask for geodesic distances without a rend
 The file format is documented in docs/WORLDS.md. Coordinates are the ROS `map` frame:
 x east, y north, yaw counter-clockwise from x, metres and radians.
 
-Geometry model: every room is an axis-aligned rectangle with zero-thickness walls on its
-four sides; an opening removes a stretch of the wall two touching rooms share; a box is
-a solid rectangle (4 wall segments) standing on the floor; pictures hang on walls and are
-purely visual. The same segment list drives the laser, the collision test and the grid.
+Geometry model: every room is an axis-aligned rectangle with solid walls on its four
+sides, `wall_thickness` thick (default 0.10 m) and centred on the room's boundary line; an
+opening removes a stretch of the wall two touching rooms share (flat door jambs, so a
+door keeps its width); a box is a solid rectangle standing on the floor; pictures hang on
+walls and are purely visual. Every wall piece and box is stored as the outline of a
+rectangle (4 segments); the same segment list drives the laser, the collision test and
+the grid, so a wall end seen edge-on shows the laser a face as wide as the wall.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ TEXTURES_DIR = Path(__file__).resolve().parent / "textures"
 ROBOT_RADIUS = 0.2          # m, the simulated robot's footprint (a disc)
 GRID_RESOLUTION = 0.05      # m per occupancy cell
 DEFAULT_WALL_HEIGHT = 2.5   # m
+DEFAULT_WALL_THICKNESS = 0.10   # m, solid walls centred on the rooms' boundary lines
+MAX_WALL_THICKNESS = 0.30   # m; thicker than the robot's radius would let a disc hide inside a wall
 BOX_COLORS = ("red", "green", "blue", "purple", "yellow", "grey")
 SIDES = ("north", "south", "east", "west")
 
@@ -141,6 +146,7 @@ class World:
     text: str = field(default="", repr=False)  # the world file's text, as read
     robot_radius: float = ROBOT_RADIUS
     resolution: float = GRID_RESOLUTION
+    wall_thickness: float = DEFAULT_WALL_THICKNESS
 
     def __post_init__(self):
         xs = [r.x0 for r in self.rooms] + [r.x1 for r in self.rooms]
@@ -504,12 +510,15 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
     """A world from the parsed contents of a world file (a dict in the documented format)."""
     path = Path(path)
     ctx = _Ctx(path)
-    ctx.keys(data, {"name", "description", "wall_height", "light", "light_color", "ambient", "rooms", "openings",
-                    "boxes", "pictures"}, "top level")
+    ctx.keys(data, {"name", "description", "wall_height", "wall_thickness", "light", "light_color", "ambient",
+                    "rooms", "openings", "boxes", "pictures"}, "top level")
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise ctx.err("name", f"expected a non-empty string, got {name!r}")
     wall_height = ctx.number(data, "wall_height", "top level", DEFAULT_WALL_HEIGHT, positive=True)
+    wall_thickness = ctx.number(data, "wall_thickness", "top level", DEFAULT_WALL_THICKNESS, positive=True)
+    if wall_thickness > MAX_WALL_THICKNESS:
+        raise ctx.err("wall_thickness", f"at most {MAX_WALL_THICKNESS} m, got {wall_thickness!r}")
 
     rooms: list[Room] = []
     by_name: dict[str, Room] = {}
@@ -607,13 +616,14 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
                 raise ctx.err(key, f"expected 3 numbers in [0, 1] (red, green, blue), got {data[key]!r}")
             colours[key] = tuple(rgb)
 
-    segments = _wall_segments(rooms, openings, boxes)
+    segments = _wall_segments(rooms, openings, boxes, wall_thickness)
     desc = data.get("description", "")
     if not isinstance(desc, str):
         raise ctx.err("description", "expected a string")
     return World(name=name, path=path, description=desc.strip(), rooms=rooms, openings=openings, boxes=boxes,
                  pictures=pictures, wall_height=wall_height, light=light, segments=segments,
-                 light_color=colours.get("light_color"), ambient=colours.get("ambient"), text=text)
+                 light_color=colours.get("light_color"), ambient=colours.get("ambient"), text=text,
+                 wall_thickness=wall_thickness)
 
 
 def _shared_wall(a: Room, b: Room):
@@ -648,26 +658,55 @@ def room_wall_gaps(room: Room, openings: list[Opening]) -> dict[str, list[tuple[
     return gaps
 
 
-def _wall_segments(rooms, openings, boxes) -> np.ndarray:
-    segs = []
+def wall_pieces(rooms, openings) -> list[tuple[str, float, float, float]]:
+    """The walls as (axis, coord, start, end) pieces of the rooms' boundary lines, with the
+    openings cut out: axis "x" is a horizontal line y = coord spanning x in [start, end],
+    axis "y" a vertical one. A wall two rooms share appears once (collinear pieces of one
+    line are merged)."""
+    lines: dict[tuple[str, float], list[tuple[float, float]]] = {}
     for r in rooms:
         gaps = room_wall_gaps(r, openings)
-        sides = {
-            "south": ((r.x0, r.x1), lambda t: (t, r.y0)),
-            "north": ((r.x0, r.x1), lambda t: (t, r.y1)),
-            "west": ((r.y0, r.y1), lambda t: (r.x0, t)),
-            "east": ((r.y0, r.y1), lambda t: (r.x1, t)),
-        }
-        for side, ((lo, hi), at) in sides.items():
+        for side, axis, coord, lo, hi in (("south", "x", r.y0, r.x0, r.x1), ("north", "x", r.y1, r.x0, r.x1),
+                                          ("west", "y", r.x0, r.y0, r.y1), ("east", "y", r.x1, r.y0, r.y1)):
+            key = (axis, round(coord, 9))
             cur = lo
             for g0, g1 in gaps[side]:
                 if g0 > cur:
-                    segs.append((at(cur), at(g0)))
+                    lines.setdefault(key, []).append((cur, g0))
                 cur = max(cur, g1)
             if hi > cur:
-                segs.append((at(cur), at(hi)))
-    for b in boxes:
-        c = b.corners()
-        for i in range(4):
-            segs.append((tuple(c[i]), tuple(c[(i + 1) % 4])))
+                lines.setdefault(key, []).append((cur, hi))
+    out = []
+    for (axis, coord), spans in sorted(lines.items()):
+        spans.sort()
+        merged = [list(spans[0])]
+        for a, b in spans[1:]:
+            if a <= merged[-1][1] + 1e-9:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        out.extend((axis, coord, a, b) for a, b in merged)
+    return out
+
+
+def _rect_outline(corners) -> list:
+    return [(tuple(corners[i]), tuple(corners[(i + 1) % 4])) for i in range(4)]
+
+
+def _wall_segments(rooms, openings, boxes, thickness: float = DEFAULT_WALL_THICKNESS) -> np.ndarray:
+    """Outlines (4 segments each) of the solid walls, `thickness` thick and centred on the
+    boundary lines, and of the boxes. A ray or a disc coming from free space meets an
+    outline before anything inside a solid, so the outlines are all that the laser, the
+    collision test and the grid need (a wall's end at a room corner lies inside the
+    perpendicular wall; a door jamb is a flat face `thickness` wide)."""
+    h = thickness / 2
+    segs = []
+    for axis, coord, a, b in wall_pieces(rooms, openings):
+        if axis == "x":
+            corners = np.array([[a, coord - h], [b, coord - h], [b, coord + h], [a, coord + h]])
+        else:
+            corners = np.array([[coord - h, a], [coord + h, a], [coord + h, b], [coord - h, b]])
+        segs += _rect_outline(corners)
+    for box in boxes:
+        segs += _rect_outline(box.corners())
     return np.asarray(segs, dtype=np.float64).reshape(-1, 2, 2)
