@@ -106,6 +106,21 @@ class Params(FromDict):
         """Cross-field rules of a subclass (raise UserError)."""
 
 
+def misspelt(keys, known) -> list[tuple[str, str | None]]:
+    """[(key, the closest known name or None)] for each key that is not a known parameter
+    name: a misspelt key in a parameter file, which ROS would silently ignore."""
+    import difflib
+
+    known = sorted(set(known))
+    out = []
+    for key in keys:
+        if key in known or key.startswith("qos_overrides."):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        out.append((key, close[0] if close else None))
+    return out
+
+
 def read_only_names(*classes) -> set[str]:
     return {n for c in classes for n, (_, s) in specs(c).items() if s.read_only}
 

@@ -53,8 +53,11 @@ def test_nodes_publish_diagnostics(ros, tmp_path):
 
     probe.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable(50))
     add(CollisionCheckerNode(context=ctx, namespace=NS))
-    add(NavigatorNode(context=ctx, namespace=NS, parameter_overrides=[
-        Parameter("model_path", value=str(tmp_path / "missing"))]))
+    nav = add(NavigatorNode(context=ctx, namespace=NS, parameter_overrides=[
+        Parameter("model_path", value=str(tmp_path / "missing")), Parameter("autostart", value=False)]))
+    nav.trigger_configure()
+    nav.trigger_activate()   # refused: NO_MODEL
+    assert not nav.active
     add(BaseControllerNode(context=ctx, namespace=NS))
     pre = NS.lstrip("/")
 
@@ -66,6 +69,10 @@ def test_nodes_publish_diagnostics(ros, tmp_path):
         "base_controller: motion", "base_controller: inputs")), 30.0), sorted(got)
     model = status("navigator: model")
     assert model.level == bytes([diag.ERROR]) and "NO_MODEL" in model.message
+    # a navigator that cannot navigate is neither active nor OK
+    assert wait_until(lambda: status("navigator: navigation") is not None, 10.0)
+    assert status("navigator: navigation").level == bytes([diag.ERROR])
+    assert {kv.key: kv.value for kv in status("navigator: lifecycle").values}["active"] == "false"
     scan = status("collision_checker: inputs")
     assert scan.level == bytes([diag.WARN]) and {kv.key: kv.value for kv in scan.values}["scan age [s]"] == "never"
     assert status("navigator: inputs").level == bytes([diag.OK])   # no goal: stale inputs are not needed

@@ -87,6 +87,13 @@ def _call(node, srv_type, name, timeout=60.0):
     return fut.result()
 
 
+def _fresh_scan(base):
+    """Wait until the (just activated) base controller holds a scan received while active:
+    its collision monitor rightly refuses a motion commanded before one came."""
+    t = time.time()
+    assert wait_until(lambda: base.ctl.scan is not None and base.ctl.scan_arrival >= t, 10.0)
+
+
 def test_manager_brings_up_and_pause_stops_the_robot(ros):
     from std_srvs.srv import Trigger
 
@@ -108,6 +115,7 @@ def test_manager_brings_up_and_pause_stops_the_robot(ros):
     assert res.success and _state(base) == "active", res.message
     assert wait_until(lambda: robot.pub_action.get_subscription_count() > 0, 10.0)
 
+    _fresh_scan(base)
     robot.send(Action.FORWARD, 2)
     assert wait_until(lambda: any(v > 0 for v, _ in robot.cmd), 10.0)
     res = _call(robot.node, Trigger, f"{NS}/lifecycle_manager/pause")
@@ -123,6 +131,7 @@ def test_manager_brings_up_and_pause_stops_the_robot(ros):
 
     res = _call(robot.node, Trigger, f"{NS}/lifecycle_manager/resume")
     assert res.success and _state(base) == "active"
+    _fresh_scan(base)
     robot.send(Action.ROTATE_LEFT, 4)
     assert wait_until(lambda: any(s.sequence == 4 and s.state == MotionStatus.SUCCEEDED for s in robot.states), 20.0)
     assert manager.state == "active"
@@ -143,13 +152,17 @@ def test_navigator_serves_goals_only_when_active_and_bad_configure_is_reported(r
     manager = add(LifecycleManagerNode(context=ctx, namespace=NS, parameter_overrides=[
         Parameter("node_names", value=["navigator", "nonexistent_node"]), Parameter("autostart", value=True),
         Parameter("transition_timeout", value=3.0)]))
-    # autostart: the navigator comes up (NO_MODEL is a configured state), the missing node fails the sequence
+    # autostart: the navigator is configured (NO_MODEL is a configured state), the missing node fails the sequence
     assert wait_until(lambda: manager.state == "failed", 60.0)
     assert _state(nav) == "inactive" and nav.runtime.status.state == NavState.NO_MODEL
     assert "nonexistent_node" in manager.message
     assert nav.action_server is None       # goals are served from the first activation on
+    nav.trigger_activate()                 # NO_MODEL: it refuses to become active
+    assert _state(nav) == "inactive" and not nav.active and "NO_MODEL" in nav.activate_error
+    nav.runtime.nav = object()             # (stand-in for a loaded model: goals are served once active)
     nav.trigger_activate()
     assert nav.active and nav.action_server is not None
+    nav.runtime.nav = None
     from rclpy.node import Node
 
     probe = add(Node("probe", namespace=NS, context=ctx))

@@ -91,7 +91,10 @@ def test_navigator_node_on_a_nan_model_stays_in_no_model(ros, tmp_path):
     from test_runtime_nodes import nav_node
 
     ctx, add = ros
-    node = add(nav_node(ctx, str(fresh(tmp_path, poison=float("nan")))))
+    node = add(nav_node(ctx, str(fresh(tmp_path, poison=float("nan"))), autostart=False))
+    node.trigger_configure()
+    node.trigger_activate()
+    assert not node.active and "non-finite" in node.activate_error
     assert node.runtime.status.state == NavState.NO_MODEL and "non-finite" in node.runtime.status.message
     ok, msg = node.runtime.set_goal(None, None, 0.0)
     assert not ok and "non-finite" in msg

@@ -243,15 +243,24 @@ def rand_img(seed, h=96, w=96):
 
 
 def test_navigator_without_model_refuses_and_never_moves(ros, tmp_path):
+    """A corrupt model: started on its own (autostart) the node refuses to come up with one
+    line; managed, it is configured in NO_MODEL, says so on o4a/status while inactive,
+    refuses to activate (no manager reports it active) and never publishes an action."""
+    from o4a_nav.errors import UserError
+
     ctx, add = ros
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "meta.json").write_text("{not json")
-    node = add(nav_node(ctx, str(corrupt)))
+    with pytest.raises(UserError, match="NO_MODEL.*corrupt"):
+        nav_node(ctx, str(corrupt))
+    node = add(nav_node(ctx, str(corrupt), autostart=False))
     probe = add(Probe(ctx))
+    node.trigger_configure()
     assert node.runtime.status.state == NavState.NO_MODEL
-    res = call_set_goal(probe, rand_img(1), rand_img(2))
-    assert not res.accepted and "corrupt" in res.message
+    node.trigger_activate()
+    assert not node.active and "corrupt" in node.activate_error
+    assert node._state_machine.current_state[1] == "inactive"
     for _ in range(5):
         probe.images(rand_img(3))
         probe.scan()

@@ -119,7 +119,8 @@ class O4ANavigator:
             elif not worlds:
                 raise ModelLoadError("model has no p+ (geodesic) head for any world; the attractor needs one")
             else:
-                raise UserError(f"model has p+ heads for several worlds ({', '.join(worlds)}); choose one (world)")
+                raise UserError(f"model has p+ heads for several worlds ({', '.join(worlds)}); choose the one to "
+                                f"navigate in: parameter world (launch argument world:=NAME)")
         if world is not None and worlds and world not in worlds:
             raise UserError(f"model has no p+ head for world {world!r}; it knows: {', '.join(worlds)}")
         self.world = world

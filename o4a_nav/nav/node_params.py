@@ -41,6 +41,10 @@ class LifecycleManagerParams(Params):
     transition_timeout: float = param(60.0, "wait this long for a node's lifecycle services and each "
                                             "transition [s] (the navigator loads its model in configure)",
                                       (1.0, 600.0), read_only=True)
+    heartbeat_period: float = param(1.0, "ask each node brought up for its state this often (wall clock) [s]",
+                                    (0.05, 60.0), read_only=True)
+    heartbeat_timeout: float = param(5.0, "a node that does not answer for this long is lost: reported, the "
+                                          "others deactivated [s]", (0.1, 600.0), read_only=True)
 
 
 @dataclass

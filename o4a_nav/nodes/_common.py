@@ -81,6 +81,27 @@ def read_params(node, cls):
         raise UserError(f"node {node.get_name()}: {exc}") from None
 
 
+def warn_unknown_parameters(node) -> list[str]:
+    """Log a WARN for each parameter given to the node (parameter file, launch, -p) that no
+    o4a_nav node declares, naming the closest real parameter (ROS ignores such keys
+    silently: a misspelt `stop_treshold` would leave the default in force). Keys of other
+    o4a_nav nodes are not reported (a `/**` section reaches every node). Returns the
+    warnings."""
+    from o4a_nav.nav.node_params import NODE_PARAMS
+    from o4a_nav.params import misspelt
+
+    own = set(node._parameters)    # declared by this node, rclpy's own (use_sim_time, ...) included
+    known = own | {n for groups in NODE_PARAMS.values() for cls in groups for n in specs(cls)}
+    given = set(getattr(node, "_parameter_overrides", {}))   # rclpy: every override the node was given
+    lines = []
+    for key, close in misspelt(sorted(given - own), known):
+        hint = f": did you mean {close}?" if close else ""
+        lines.append(f"parameter {key!r} is not a parameter of {node.get_name()} or any o4a_nav node and is "
+                     f"ignored{hint}")
+        node.get_logger().warning(lines[-1])
+    return lines
+
+
 class ManagedNode(LifecycleNode):
     """A managed (lifecycle) node of the navigation stack, as Nav2's are:
 
@@ -88,30 +109,37 @@ class ManagedNode(LifecycleNode):
       model) and creates publishers, subscriptions, timers and services (through ``pub``,
       ``sub``, ``timer``, ``service`` so that cleanup can destroy them);
     - activate: ``active`` becomes true (callbacks act and publish only while active),
-      then ``activate()``;
+      then ``activate()``, which may refuse (UserError: the node stays inactive);
     - deactivate: ``deactivate()`` leaves the robot standing, then ``active`` is false;
     - cleanup / shutdown: the entities are destroyed.
 
     With the read-only parameter ``autostart`` (default true: `ros2 run`, `o4a bringup`
     without a manager, tests) the node configures and activates itself at construction;
     a launch file sets it false and starts the lifecycle_manager node instead. A failed
-    configure raises UserError when autostarting (one clear line, exit status 2)."""
+    configure or a refused activate raises UserError when autostarting (one clear line,
+    exit status 2)."""
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
         self.active = False
         self.configure_error = ""
+        self.activate_error = ""
         self._entities: list = []
 
     def start(self) -> None:
         """Configure and activate unless the autostart parameter is false."""
         from o4a_nav.nav.node_params import LifecycleNodeParams
 
-        if not declare_params(self, LifecycleNodeParams).autostart:
+        autostart = declare_params(self, LifecycleNodeParams).autostart
+        warn_unknown_parameters(self)
+        if not autostart:
+            self.get_logger().info("unconfigured: waiting for the lifecycle_manager to configure and activate "
+                                   "this node (launch files; `o4a bringup`)")
             return
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             raise UserError(self.configure_error or f"node {self.get_name()}: configure failed")
-        self.trigger_activate()
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            raise UserError(self.activate_error or f"node {self.get_name()}: activate failed")
 
     # entities created in configure, destroyed in cleanup
     def pub(self, *args, **kwargs):
@@ -176,8 +204,17 @@ class ManagedNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
+        """activate() may refuse with a UserError (a node that cannot do its job must not
+        report active): the node stays inactive and the error is logged."""
         self.active = True
-        self.activate()
+        try:
+            self.activate()
+        except UserError as exc:
+            self.active = False
+            self.activate_error = str(exc)
+            self.get_logger().error(f"activate refused: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.activate_error = ""
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:

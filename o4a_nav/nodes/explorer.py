@@ -20,7 +20,7 @@ from rclpy.node import Node
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import ExplorerNodeParams
-from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, reliable
+from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, reliable, warn_unknown_parameters
 from o4a_nav.sim.explore import ExplorationPolicy, ExplorerParams
 from o4a_nav.types import Action
 
@@ -37,6 +37,7 @@ class ExplorerNode(Node):
                                                                          setup.trajectories)
         self.policy = ExplorationPolicy(seed, declare_params(self, ExplorerParams))
         self.checker = CollisionChecker(declare_params(self, FootprintParams))  # same names as collision_checker
+        warn_unknown_parameters(self)
         self._DiscreteAction, self._MotionState = DiscreteAction, MotionState
         self.pub = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
         self.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)

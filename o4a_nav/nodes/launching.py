@@ -36,7 +36,7 @@ ARGUMENTS = {
     "use_sim_time": ("false", "use /clock (simulated time) on every node"),
     "namespace": ("", "namespace of every node and of their relative topics, e.g. robot1"),
     "log_level": ("info", "ROS log level of the nodes (debug, info, warn, error)"),
-    "use_respawn": ("false", "restart a node that exits"),
+    "use_respawn": ("false", "restart a node that exits (false: every node is required, its exit ends the launch)"),
     "autostart": ("true", "the lifecycle_manager configures and activates the managed nodes at start-up "
                           "(false: call its ~/startup service)"),
     **{name: (topic, f"topic remapped to the nodes' {topic}") for name, topic in TOPIC_ARGUMENTS.items()},
@@ -106,5 +106,25 @@ def nodes(context, names, params_files: list[str], extra: dict[str, dict] | None
         out.append(Node(
             package=PACKAGE, executable=name, name=name, namespace=namespace, output="screen", emulate_tty=True,
             parameters=[params], remappings=remaps, respawn=respawn, respawn_delay=2.0,
+            on_exit=None if respawn else _required(name),
             ros_arguments=["--log-level", value(context, "log_level")]))
     return out
+
+
+def _required(name: str):
+    """on_exit of a node without respawn: every node of these launch files is required, so
+    its exit (a crash, a bad parameter, the sim on an unknown world) ends the launch with
+    the reason (the others stop; the lifecycle_manager has already reported the loss and
+    stopped the robot if it was running). Nothing is said when the launch is already
+    ending (Ctrl-C)."""
+    def on_exit(event, context):
+        from launch.actions import EmitEvent, LogInfo
+        from launch.events import Shutdown
+
+        if context.is_shutdown:
+            return None
+        why = f"required node {name} exited with status {event.returncode}"
+        return [LogInfo(msg=f"{why} (use_respawn:=false): ending the launch"),
+                EmitEvent(event=Shutdown(reason=why))]
+
+    return on_exit

@@ -38,8 +38,10 @@ from o4a_nav.types import Action
 
 class NavigatorNode(ManagedNode):
     """Managed node: configure reads the parameters and loads the model (a missing or
-    corrupt one leaves it configured in NO_MODEL), activate starts deciding, publishing
-    and accepting goals, deactivate ends the goal with STOP."""
+    corrupt one, or no world chosen among several, leaves it configured in NO_MODEL: it
+    publishes o4a/status NO_MODEL with the reason and refuses to activate, so no manager
+    reports it active), activate starts deciding, publishing and accepting goals,
+    deactivate ends the goal with STOP."""
 
     def __init__(self, node_name: str = "navigator", **kwargs):
         super().__init__(node_name, **kwargs)
@@ -87,7 +89,9 @@ class NavigatorNode(ManagedNode):
         self.sub(MotionState, topics.MOTION_STATE, self._on_motion, reliable(10), callback_group=inputs)
         self._inputs = inputs
         self.timer(0.1, self._tick, callback_group=inputs)
-        self.timer(1.0 / setup.status_rate, lambda: self.active and self._publish_status(self.runtime.status),
+        # NO_MODEL is said while inactive too: a client sees why nothing will navigate
+        self.timer(1.0 / setup.status_rate,
+                   lambda: (self.active or self.runtime.nav is None) and self._publish_status(self.runtime.status),
                    callback_group=inputs)
         self.diagnostics(self._diagnostics)
 
@@ -97,6 +101,10 @@ class NavigatorNode(ManagedNode):
         inactive they are refused."""
         from o4a_msgs.srv import SetGoal
 
+        if self.runtime.nav is None:
+            self._publish_status(self.runtime.status)
+            raise UserError(f"navigator: cannot navigate without a usable model (NO_MODEL): "
+                            f"{self.runtime.model_error}")
         if self.action_server is None:
             self.service(SetGoal, topics.SET_GOAL, self._on_set_goal, callback_group=self._inputs)
             self.action_server = ActionServer(
@@ -119,7 +127,7 @@ class NavigatorNode(ManagedNode):
                     diag.model(self.model_path, r.nav.world if r.nav else self.world, r.model_error),
                     diag.input_freshness(stamps, now_sec(self), r.params.stale_timeout, required=r.active),
                     diag.latency(self.latencies_ms),
-                    diag.Diagnostic("navigation", diag.OK, r.status.state_text, {
+                    diag.Diagnostic("navigation", diag.ERROR if r.nav is None else diag.OK, r.status.state_text, {
                         "state": r.status.state_text, "step": str(r.status.step),
                         "goal distance d_h": f"{r.status.goal_distance:.3f}", "message": r.status.message})]
 
@@ -180,8 +188,9 @@ class NavigatorNode(ManagedNode):
             msg = str(exc)
         except Exception as exc:  # a corrupt model must not crash-loop the node
             msg = f"cannot load model {self.model_path}: {type(exc).__name__}: {exc}"
-        self.get_logger().error(f"{msg}. The navigator stays up in NO_MODEL and refuses goals; "
-                                f"set model_path to a trained model directory and restart it.")
+        self.get_logger().error(f"{msg}. The navigator stays configured in NO_MODEL, refuses goals and does not "
+                                f"activate; fix model_path / world (launch arguments model_path:=DIR world:=NAME) "
+                                f"and restart it.")
         return None, msg
 
     # ------------------------------------------------------------------ outputs

@@ -44,7 +44,8 @@ from rclpy.node import Node
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import UserError
 from o4a_nav.nav.node_params import SimNodeParams
-from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable
+from o4a_nav.nodes._common import (SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable,
+                                   warn_unknown_parameters)
 from o4a_nav.types import Action, Pose2D, wrap_angle
 
 MOTION_SUCCEEDED, MOTION_ABORTED = 2, 3   # o4a_msgs/MotionState
@@ -91,6 +92,7 @@ class SimNode(Node):
         from o4a_nav.sim import CameraParams, LaserParams, SimRobot, load_world
 
         params = declare_params(self, SimNodeParams)
+        warn_unknown_parameters(self)
         world_name, seed, init = params.world, params.seed, params.initial_pose
         self.physics_rate, camera_rate, scan_rate = params.physics_rate, params.camera_rate, params.scan_rate
         self.publish_clock, rtf = params.publish_clock, params.real_time_factor
