@@ -24,7 +24,9 @@ def _nodes(context):
     sim = {"world": world, "seed": int(value(context, "seed")),
            "publish_clock": launching.flag(context, "use_sim_time"), "use_sim_time": False}
     files = [value(context, "sim_params_file"), value(context, "params_file")]
-    return launching.nodes(context, NODES, files, {"navigator": nav, "sim": sim})
+    # the sim publishes its sensor mounts on /tf_static itself
+    return launching.nodes(context, NODES, files, {"navigator": nav, "sim": sim,
+                                                   "collision_checker": {"publish_laser_tf": False}})
 
 
 def generate_launch_description():

@@ -125,3 +125,25 @@ def set_pose_msg(pose_msg, p: Pose2D):
     pose_msg.orientation.z = math.sin(p.yaw / 2.0)
     pose_msg.orientation.w = math.cos(p.yaw / 2.0)
     return pose_msg
+
+
+def transform_msg(t, stamp: float):
+    """o4a_nav.frames.Transform -> rclpy geometry_msgs/TransformStamped."""
+    from geometry_msgs.msg import TransformStamped
+
+    msg = TransformStamped()
+    fill_header(msg.header, stamp, t.parent)
+    msg.child_frame_id = t.child
+    tr, q = msg.transform.translation, msg.transform.rotation
+    tr.x, tr.y, tr.z = float(t.x), float(t.y), float(t.z)
+    q.x, q.y, q.z, q.w = float(t.qx), float(t.qy), float(t.qz), float(t.qw)
+    return msg
+
+
+def transform_from_msg(msg):
+    """geometry_msgs/TransformStamped (rclpy or rosbags) -> o4a_nav.frames.Transform."""
+    from o4a_nav.frames import Transform
+
+    tr, q = msg.transform.translation, msg.transform.rotation
+    return Transform(str(msg.header.frame_id).lstrip("/"), str(msg.child_frame_id).lstrip("/"), float(tr.x),
+                     float(tr.y), float(tr.z), float(q.x), float(q.y), float(q.z), float(q.w))

@@ -7,6 +7,8 @@ SCAN = "scan"
 ODOM = "odom"
 CMD_VEL = "cmd_vel"
 CLOCK = "/clock"
+TF = "/tf"                 # tf2_msgs/TFMessage: odom -> base_link (sim, or base_controller publish_odom_tf)
+TF_STATIC = "/tf_static"   # tf2_msgs/TFMessage, transient local: sensor mounts in base_link
 
 ACTION = "o4a/action"
 FREE_ACTIONS = "o4a/free_actions"

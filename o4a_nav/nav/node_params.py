@@ -50,7 +50,11 @@ class LifecycleManagerParams(Params):
 @dataclass
 class CollisionCheckerNodeParams(Params):
     OWNER: ClassVar[str] = "collision_checker"
-    base_frame: str = param(topics.BASE_FRAME, "frame of the swept box polygon", read_only=True)
+    base_frame: str = param(topics.BASE_FRAME, "frame of the swept box polygon and of the laser mount",
+                            read_only=True)
+    publish_laser_tf: bool = param(False, "publish the laser mount (laser_x/y/yaw) as the static transform "
+                                          "base_frame -> laser_frame on /tf_static (a robot whose description "
+                                          "does not publish it; the sim publishes its own)", read_only=True)
 
 
 @dataclass
@@ -78,6 +82,8 @@ class BaseControllerNodeParams(Params):
     control_rate: float = param(50.0, "control loop rate [Hz]", (1.0, 1000.0), read_only=True)
     use_stamped: bool = param(False, "publish geometry_msgs/TwistStamped on cmd_vel", read_only=True)
     base_frame: str = param(topics.BASE_FRAME, "frame_id of TwistStamped", read_only=True)
+    publish_odom_tf: bool = param(False, "publish odom -> base_link on /tf from each odometry message (when the "
+                                         "odometry source does not publish it)", read_only=True)
 
 
 @dataclass
@@ -104,6 +110,8 @@ class SimNodeParams(Params):
     camera_rate: float = param(10.0, "front and rear image rate [Hz]", (0.1, 100.0), read_only=True)
     scan_rate: float = param(10.0, "laser scan rate [Hz]", (0.1, 100.0), read_only=True)
     publish_clock: bool = param(False, "publish /clock and stamp everything with simulated time", read_only=True)
+    publish_tf: bool = param(True, "publish odom -> base_link on /tf with each odometry message and the sensor "
+                                   "mounts (laser, cameras) on /tf_static", read_only=True)
     real_time_factor: float = param(1.0, "simulated seconds per wall second (with publish_clock)", (0.01, 100.0),
                                     read_only=True)
     max_linear_speed: float = param(1.0, "cmd_vel linear.x is clamped to +- this [m/s]", (0.0, 5.0))

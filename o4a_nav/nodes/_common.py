@@ -81,6 +81,78 @@ def read_params(node, cls):
         raise UserError(f"node {node.get_name()}: {exc}") from None
 
 
+def tf_publisher(node, static: bool, create=None):
+    """A tf2_msgs/TFMessage publisher on /tf, or with ``static`` on /tf_static (reliable,
+    transient local, depth 1: one message holding all of the node's static transforms, as
+    tf2_ros' StaticTransformBroadcaster keeps it); ``create`` = ManagedNode.pub in configure."""
+    from tf2_msgs.msg import TFMessage
+
+    from o4a_nav import topics
+
+    qos = reliable(1, latched=True) if static else reliable(100)
+    return (create or node.create_publisher)(TFMessage, topics.TF_STATIC if static else topics.TF, qos)
+
+
+def publish_tf(pub, transforms, stamp: float) -> None:
+    """o4a_nav.frames.Transforms, stamped ``stamp`` [s], as one TFMessage."""
+    from tf2_msgs.msg import TFMessage
+
+    pub.publish(TFMessage(transforms=[ros_conv.transform_msg(t, stamp) for t in transforms]))
+
+
+class LaserMountCheck:
+    """The laser mount from /tf_static against the footprint parameters laser_x/y/yaw.
+
+    Subscribes /tf_static (transient local: mounts latched before the node started) and
+    keeps every distinct pose of ``laser_frame`` in ``base_frame`` that the transforms
+    heard so far give (a robot description and our parameters may both publish it).
+    ``error`` is '' while none is known or all agree with the parameters, else the
+    disagreement (o4a_nav.frames.laser_mount_disagreement); ``on_change(error)`` is called
+    when it changes. ``forget(t)`` drops a pose this node published itself and replaces."""
+
+    def __init__(self, node, params_getter, base_frame: str, on_change, create=None):
+        from tf2_msgs.msg import TFMessage
+
+        from o4a_nav import topics
+        from o4a_nav.frames import TransformTree
+
+        self._params, self._base, self._on_change = params_getter, base_frame, on_change
+        self.tree = TransformTree()
+        self.seen: list = []       # distinct laser poses in the base frame
+        self.error = ""
+        (create or node.create_subscription)(TFMessage, topics.TF_STATIC, self._on_tf, reliable(100, latched=True))
+
+    @property
+    def from_tf(self):
+        """The newest laser pose TF gave (None: none yet)."""
+        return self.seen[-1] if self.seen else None
+
+    def _on_tf(self, msg):
+        for t in msg.transforms:
+            self.tree.add(ros_conv.transform_from_msg(t))
+        p = self._params()
+        t = self.tree.lookup(self._base, p.laser_frame)
+        if t is not None and t not in self.seen:
+            self.seen.append(t)
+        self.recheck()
+
+    def forget(self, t) -> None:
+        if t in self.seen:
+            self.seen.remove(t)
+
+    def recheck(self) -> str:
+        from o4a_nav.frames import laser_mount_disagreement
+
+        p = self._params()
+        errors = [e for e in (laser_mount_disagreement(t, p.laser_x, p.laser_y, p.laser_yaw) for t in self.seen
+                              if t.child == p.laser_frame) if e]
+        error = errors[0] if errors else ""
+        if error != self.error:
+            self.error = error
+            self._on_change(error)
+        return error
+
+
 def warn_unknown_parameters(node) -> list[str]:
     """Log a WARN for each parameter given to the node (parameter file, launch, -p) that no
     o4a_nav node declares, naming the closest real parameter (ROS ignores such keys

@@ -5,7 +5,8 @@ sensor-data and reliable publishers) and scan (the collision monitor: every scan
 against the rest of the running motion with the footprint parameters shared with the
 collision_checker, and a motion starts only when the latest scan allows it); publishes cmd_vel (geometry_msgs/Twist, or
 TwistStamped with use_stamped) and o4a/motion_state (o4a_msgs/MotionState) on every state
-change. Closed loop on odometry; zero velocity on STOP, on stale odometry or commands and
+change (and with publish_odom_tf odom -> base_link on /tf from each odometry message,
+for an odometry source that does not publish it). Closed loop on odometry; zero velocity on STOP, on stale odometry or commands and
 when a motion does not finish in time. Logic in o4a_nav/nav/base_controller.py.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ from o4a_nav.nav import diagnostics as diag
 from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import BaseControllerNodeParams
-from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes, read_params,
-                                   reliable, scan_at, stamp_or)
+from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes,
+                                   publish_tf, read_params, reliable, scan_at, stamp_or, tf_publisher)
 from o4a_nav.types import Action, MotionStatus
 
 
@@ -32,6 +33,7 @@ class BaseControllerNode(ManagedNode):
         self._checker = CollisionChecker(declare_params(self, FootprintParams))  # the collision monitor's
         declare_params(self, BaseControllerNodeParams)
         self._was_moving = False
+        self._tf = None   # odom -> base_link publisher (publish_odom_tf), from configure on
 
         def set_params(params, _changes):
             self.ctl.params = params  # applies from the next control tick
@@ -64,6 +66,7 @@ class BaseControllerNode(ManagedNode):
         self.pub_cmd = self.pub(TwistStamped if self.use_stamped else Twist, topics.CMD_VEL, reliable(10))
         self.pub_state = self.pub(MotionState, topics.MOTION_STATE, reliable(10))
         self.sub(Odometry, topics.ODOM, self._on_odom, SENSOR_QOS)
+        self._tf = tf_publisher(self, static=False, create=self.pub) if setup.publish_odom_tf else None
         self.sub(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
         self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)
         self.timer(1.0 / rate, self._tick)
@@ -90,6 +93,12 @@ class BaseControllerNode(ManagedNode):
     def _on_odom(self, msg):
         now = now_sec(self)
         stamp = stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now)
+        if self._tf is not None and self.active:
+            from o4a_nav.frames import Transform
+
+            pose = ros_conv.pose_msg_to_pose2d(msg.pose.pose)
+            parent = msg.header.frame_id or topics.ODOM_FRAME
+            publish_tf(self._tf, [Transform.planar(parent, msg.child_frame_id or self.base_frame, pose)], stamp)
         if not self.ctl.on_odom(ros_conv.pose_msg_to_pose2d(msg.pose.pose), stamp, now):
             self.get_logger().error(f"{topics.ODOM}: non-finite pose ignored", throttle_duration_sec=5.0)
         elif self.active:   # scans that waited for odometry to reach their stamp (collision monitor)

@@ -4,7 +4,9 @@ Publishes front_camera/image_raw and rear_camera/image_raw (sensor_msgs/Image rg
 frames front_camera_optical / rear_camera_optical) with their camera_info (ideal pinhole,
 fx = fy = 48 px), scan (sensor_msgs/LaserScan, frame
 laser = base_link origin, 270 deg, REP 117), odom (nav_msgs/Odometry odom -> base_link),
-ground_truth/pose (geometry_msgs/PoseStamped in map; evaluation only), o4a/world_name
+/tf (odom -> base_link with each odometry message) and /tf_static (the sensor mounts in
+base_link: laser at the origin, the optical frames of the cameras 0.4 m up; parameter
+publish_tf), ground_truth/pose (geometry_msgs/PoseStamped in map; evaluation only), o4a/world_name
 (std_msgs/String, transient local) and, with publish_clock, /clock (sim time: stamps then
 follow the simulated clock, run other nodes with use_sim_time). Sensors use the sensor-data
 QoS (best effort); the rest is reliable.
@@ -133,6 +135,14 @@ class SimNode(Node):
         self.pub_world = self.create_publisher(String, topics.WORLD_NAME, reliable(1, latched=True))
         self.pub_world_def = self.create_publisher(String, topics.WORLD_DEFINITION, reliable(1, latched=True))
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, reliable(10)) if self.publish_clock else None
+        self.pub_tf = None
+        if params.publish_tf:
+            from o4a_nav.frames import sim_sensor_mounts
+            from o4a_nav.nodes._common import publish_tf, tf_publisher
+
+            self.pub_tf = tf_publisher(self, static=False)
+            self.pub_tf_static = tf_publisher(self, static=True)
+            publish_tf(self.pub_tf_static, sim_sensor_mounts(self.robot.camera.mount_height), self.now())
         self.create_subscription(TwistStamped if self.cmd_stamped else Twist, topics.CMD_VEL, self._on_cmd,
                                  reliable(10))
         from std_srvs.srv import Trigger
@@ -363,6 +373,11 @@ class SimNode(Node):
         msg.pose.covariance = cov
         msg.twist.covariance = cov
         self.pub_odom.publish(msg)
+        if self.pub_tf is not None:
+            from o4a_nav.frames import Transform
+            from o4a_nav.nodes._common import publish_tf
+
+            publish_tf(self.pub_tf, [Transform.planar(topics.ODOM_FRAME, topics.BASE_FRAME, self.odom_pose())], t)
 
     def shutdown(self):
         self.robot.close()

@@ -83,6 +83,8 @@ def plan(sim: bool = False, params=None, model=None, world: str | None = None, s
         extra["sim"]["world"] = world
     if sim and seed is not None:
         extra["sim"]["seed"] = int(seed)
+    if sim:
+        extra["collision_checker"]["publish_laser_tf"] = False   # the sim publishes its sensor mounts
     for item in sets:
         key, sep, value = item.partition("=")
         node, dot, param = key.partition(".")
