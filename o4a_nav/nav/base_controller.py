@@ -30,14 +30,19 @@ Collision monitor (with a :class:`~o4a_nav.nav.collision.CollisionChecker`, as t
 always has unless ``collision_monitor`` is false): a motion starts only on a scan younger
 than ``scan_timeout`` that allows it (FORWARD: the swept box holds no return and the rays
 prove it free, the same rule as A_free; any motion: the scan is consistent); while it runs,
-every scan is checked against what the rest of the motion sweeps from where the robot was
-when the scan was taken (FORWARD: the box shortened by the distance travelled at the scan's
-stamp, the lesser of odometry and the commanded integral; rotations with a polygon
-footprint: the rest of the sweep at that stamp), and a motion without a scan for
-``scan_timeout`` stops. Odometry at the scan's stamp is the latest odometry message stamped
-at or before it; a scan stamped after the latest odometry waits until odometry reaches its
-stamp (:meth:`check_pending_scans`, called after :meth:`on_odom`, checks it then; a motion
-whose odometry stops is ended by ``odom_timeout``). Checked against the newest pose instead, a scan taken one
+every scan is checked twice against what the rest of the motion sweeps from where the robot
+was when the scan was taken. First on arrival, whatever the clocks: the progress is taken
+as the commanded integral at the scan's arrival (or at its stamp when the laser's clock is
+ahead, up to ``max_clock_skew``), which the robot cannot have exceeded when the scan was
+taken, so the rest of the motion checked is the least it can be and an intrusion into it
+stops the robot at once. Then exactly, from the scan's stamp (FORWARD: the box shortened by
+the distance travelled at the stamp, the lesser of odometry and the commanded integral;
+rotations with a polygon footprint: the rest of the sweep at that stamp); a motion without a
+scan for ``scan_timeout`` stops. Odometry at the scan's stamp is the latest odometry message
+stamped at or before it; a scan stamped after the latest odometry waits for that second
+check until odometry reaches its stamp (:meth:`check_pending_scans`, called after
+:meth:`on_odom`, checks it then; a motion whose odometry stops is ended by
+``odom_timeout``). Checked against the newest pose instead, a scan taken one
 control period into a FORWARD would see the box reach that much beyond the motion's end
 and abort a FORWARD that A_free allowed. An intrusion zeroes the velocity at once (the
 ControlOutput of :meth:`on_scan` or :meth:`check_pending_scans`).
@@ -249,7 +254,7 @@ class BaseController:
         self.scan, self.scan_arrival = scan, float(now)
         if self.state != MotionStatus.EXECUTING or self.monitor is None:
             return ControlOutput(0.0, 0.0) if self.state != MotionStatus.EXECUTING else self.update(now)
-        why = self._scan_problem(now)
+        why = self._scan_problem(now) or self._rest_blocked(scan, sure_at=self._latest_capture(scan, now))
         if not why and float(scan.stamp) > self.odom_stamp and not self.monitor.scan_fault(scan):
             self._pending_scans.append(scan)   # checked when odometry reaches its stamp
         elif not why:
@@ -288,10 +293,32 @@ class BaseController:
         odom = self.params.forward_distance - self.remaining(pose) if pose is not None else 0.0
         return max(0.0, min(odom if math.isfinite(odom) else 0.0, cmd))
 
-    def _rest_blocked(self, scan) -> str:
+    def _latest_capture(self, scan, now: float) -> float:
+        """A time, on this node's clock, at or after the moment ``scan`` was taken whatever
+        the offset of the laser's clock: its arrival ``now``, or its stamp when that is later
+        (a laser clock ahead, up to ``max_clock_skew``; a scan stamped further ahead is a
+        fault anyway). The commanded progress at that time bounds the progress at the scan
+        from above."""
+        return max(now, min(float(scan.stamp), now + self.params.max_clock_skew))
+
+    def _rest_blocked(self, scan, sure_at: float | None = None) -> str:
         """Why ``scan`` shows the rest of the running motion, as it was at the scan's stamp,
-        blocked ("" when it is clear)."""
+        blocked ("" when it is clear).
+
+        ``sure_at``: judge it instead from the commanded progress at that time (the distance
+        or angle commanded up to then, an upper bound of the progress at the scan when
+        ``sure_at`` is no earlier than the scan was taken, see :meth:`_latest_capture`). The
+        rest of the motion is then the least it can be, so an intrusion found this way is
+        one whatever the clocks of odometry and laser say, and it needs no odometry: the
+        check runs on the scan's arrival. Its box is never larger than the one judged at the
+        stamp (which follows, from odometry, when the clocks allow)."""
         m, t = self.monitor, float(scan.stamp)
+        if sure_at is not None:
+            _, cmd_dist, cmd_angle = self._at(sure_at)
+            if self.action == Action.FORWARD:
+                return m.forward_rest_blocked(scan, cmd_dist)
+            return m.rotation_rest_blocked(scan, 1.0 if self.action == Action.ROTATE_LEFT else -1.0,
+                                           max(0.0, self.params.rotation_angle - cmd_angle))
         if self.action == Action.FORWARD:
             return m.forward_rest_blocked(scan, self.travelled(t))
         pose, _, cmd_angle = self._at(t)

@@ -1,0 +1,118 @@
+"""Safety at the accepted limits, through the real nodes (issue 28): the base controller runs
+as its console script in a process of its own (config/navigation.yaml), this process plays
+the base (a unicycle integrating cmd_vel, 50 Hz odometry) and the laser (10 Hz scans).
+
+Clock offsets: odometry stamped 0.45 s behind and the laser 0.19 s ahead of the
+controller's clock (both accepted: odometry younger than odom_timeout by stamp, scans less
+than max_clock_skew ahead)."""
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from o4a_nav import ros_conv, topics
+from o4a_nav.types import Action, ScanData
+
+from conftest import wait_until  # noqa: E402
+from test_runtime_nodes import NS, Probe, send_action  # noqa: E402
+from test_runtime_safety import Base, final  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+REPO = Path(__file__).resolve().parents[1]
+ODOM_BEHIND, SCAN_AHEAD = 0.45, 0.19
+
+
+def start_node(script: str, **params) -> subprocess.Popen:
+    """A node's console script in its own process, in this test's namespace and domain, with
+    config/navigation.yaml and ``params`` (a second file under the node's own key: a plain
+    -p loses to the node's section of the first, docs/RUNTIME.md)."""
+    args = [str(Path(sys.executable).parent / script), "--ros-args", "-r", f"__ns:={NS}",
+            "--params-file", str(REPO / "config/navigation.yaml")]
+    if params:
+        extra = Path(tempfile.mkdtemp()) / f"{script}.yaml"
+        extra.write_text(f"/**/{script}:\n  ros__parameters:\n" + "".join(f"    {k}: {v}\n" for k, v in params.items()))
+        args += ["--params-file", str(extra)]
+    return subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class OffsetProbe(Probe):
+    """The probe of test_runtime_nodes whose laser clock runs ``scan_offset`` s ahead."""
+
+    scan_offset = 0.0
+
+    def scan(self, ranges=None):
+        r = np.full(181, np.inf, np.float32) if ranges is None else np.asarray(ranges, np.float32)
+        s = ScanData(r, -math.pi / 2, math.pi / max(len(r) - 1, 1), 0.05, 10.0, stamp=self.now() + self.scan_offset)
+        self.scans_sent.append((time.monotonic(), s))
+        self.pub_scan.publish(ros_conv.scan_data_to_msg(s, topics.LASER_FRAME))
+
+
+@pytest.fixture
+def base_process(ros):
+    ctx, add = ros
+    probe = add(OffsetProbe(ctx))
+    probe.scans_sent = []
+    # odom_timeout 1.0 s instead of 0.5: the odometry thread of this test can be late by some
+    # tens of ms on the shared CPU, which on top of 0.45 s would make the odometry stale
+    proc = start_node("base_controller", odom_timeout=1.0)
+    try:
+        assert wait_until(lambda: probe.pub_action.get_subscription_count() >= 1
+                          and probe.count_publishers(probe.resolve_topic_name(topics.CMD_VEL)) >= 1, 60.0)
+        yield probe
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def start_forward(probe, base, seq) -> int:
+    """Send FORWARDs until one runs (the first may come before the base has a scan)."""
+    x_start = base.pose.x
+    for _ in range(10):
+        seq += 1
+        send_action(probe, Action.FORWARD, seq)
+        if wait_until(lambda: base.pose.x > x_start + 0.03 or final(probe, seq) is not None, 10.0) \
+                and final(probe, seq) is None:
+            return seq
+        time.sleep(0.5)
+    raise AssertionError(f"no FORWARD ran: {final(probe, seq).message if final(probe, seq) else 'no report'}")
+
+
+def test_collision_monitor_stops_within_a_scan_whatever_the_clock_offsets(base_process):
+    """A wall appears 0.30 m ahead during a FORWARD (0.10 m of clearance for the 0.20 m
+    robot) with odometry 0.45 s behind and the laser 0.19 s ahead: the monitor stops the
+    robot on the first scan that shows the wall, before it reaches the wall. Before issue
+    28 that scan waited 0.64 s for odometry to reach its stamp: 0.12-0.16 m travelled."""
+    probe = base_process
+    probe.scan_offset = SCAN_AHEAD
+    base = Base(probe)
+    base.odom_fn = lambda pose, t: (pose, t - ODOM_BEHIND)
+    seq = 0
+    try:
+        for trial in range(2):
+            base.wall_x = None
+            time.sleep(0.3)
+            seq = start_forward(probe, base, seq)
+            x0, n_scan = base.pose.x, len(probe.scans_sent)
+            base.wall_x = x0 + 0.30
+            assert wait_until(lambda: final(probe, seq) is not None, 10.0)
+            rep = final(probe, seq)
+            assert rep.state == 3 and "collision monitor" in rep.message, rep.message
+            assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0, 2.0)
+            assert base.settle()
+            travel = base.pose.x - x0
+            n_wall = sum(1 for _, s in probe.scans_sent[n_scan:] if np.isfinite(s.ranges).any())
+            print(f"\ntrial {trial}: {rep.message!r}; {travel:.3f} m after the wall appeared, "
+                  f"{n_wall} scans of the wall sent by then")
+            assert travel < 0.10      # the robot never reaches the wall
+    finally:
+        base.stop()
