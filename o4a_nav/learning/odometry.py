@@ -11,10 +11,21 @@ the last kept frame equals one O4A primitive:
 - anything else that crosses a threshold (arcs, driving backwards, sideways slides) is no
   primitive: the chain breaks there and a new one starts at that frame.
 
-The first frame at or past a threshold is kept (at 15 Hz and 0.3 m/s that overshoots the
-0.25 m by at most 2 cm). Frames while the robot stands still or has not yet moved enough
-are skipped. A gap in the odometry or the images also breaks the chain. The last kept
-frame of a chain is labelled STOP (the dataset's end-of-trajectory marker).
+Which frame ends a primitive: when a frame crosses a threshold, the candidates are that
+frame and every frame since the last kept one whose motion is within `tolerance` (a
+fraction, default 15 %) of a primitive; the one nearest the primitive (0.25 m, 15 deg) is
+kept, the next primitive is measured from it. So a frame whose pose falls a little short
+of 0.25 m (the odometry is interpolated at a camera stamp that is some milliseconds early,
+or 10 Hz odometry lags the motion) still ends its FORWARD, instead of the threshold being
+crossed only during the next motion (which would label 0.5 m, or a turn and a straight
+move, as one primitive); and a frame that overshoots by more than the tolerance (frames
+dropped) is no primitive. A kept frame in a stretch of frames at rest (stop-and-go
+driving: the same pose within `still_m` / `still_deg`) is moved to the middle of that
+stretch, where a stamp error of tens of milliseconds cannot put it in a motion.
+
+Frames while the robot stands still or has not yet moved enough are skipped. A gap in the
+odometry or the images also breaks the chain. The last kept frame of a chain is labelled
+STOP (the dataset's end-of-trajectory marker).
 """
 from __future__ import annotations
 
@@ -36,9 +47,15 @@ class SegmentParams:
     max_lateral_m: float = 0.05      # ... and drifts sideways less than this
     max_shift_m: float = 0.05        # a ROTATE moves less than this
     max_odom_gap: float = 0.5        # seconds without odometry around a frame break the chain
+    tolerance: float = 0.15          # a frame within this fraction of a primitive may end it
+    still_m: float = 0.002           # frames within this of each other (and still_deg) are at rest
+    still_deg: float = 0.2
 
     def validate(self) -> "SegmentParams":
-        for name in ("forward_m", "rotate_deg", "max_turn_deg", "max_lateral_m", "max_shift_m", "max_odom_gap"):
+        if not 0 <= self.tolerance < 0.5:
+            raise UserError(f"odometry segmentation: tolerance must be in [0, 0.5) (got {self.tolerance})")
+        for name in ("forward_m", "rotate_deg", "max_turn_deg", "max_lateral_m", "max_shift_m", "max_odom_gap",
+                     "still_m", "still_deg"):
             if not getattr(self, name) > 0:
                 raise UserError(f"odometry segmentation: {name} must be > 0 (got {getattr(self, name)})")
         if self.max_turn_deg >= self.rotate_deg:
@@ -101,41 +118,121 @@ def classify(ahead: float, left: float, turn: float, p: SegmentParams):
     return "wait"
 
 
+def near_primitive(ahead: float, left: float, turn: float, p: SegmentParams):
+    """(action, error) when the motion is within `p.tolerance` of a primitive, else None.
+    error: the relative distance to the ideal primitive (0.25 m ahead, 0 sideways, 0 turn;
+    or 15 deg in place), 0 = exact."""
+    dist = math.hypot(ahead, left)
+    rot = math.radians(p.rotate_deg)
+    if abs(dist - p.forward_m) <= p.tolerance * p.forward_m and ahead > 0 \
+            and abs(turn) < math.radians(p.max_turn_deg) and abs(left) < p.max_lateral_m:
+        return Action.FORWARD, abs(ahead - p.forward_m) / p.forward_m + abs(left) / p.forward_m + abs(turn) / rot
+    if abs(abs(turn) - rot) <= p.tolerance * rot and dist < p.max_shift_m:
+        return (Action.ROTATE_LEFT if turn > 0 else Action.ROTATE_RIGHT), abs(abs(turn) - rot) / rot + dist / p.forward_m
+    return None
+
+
+def _small(ahead: float, left: float, turn: float, p: SegmentParams) -> bool:
+    """Within the tolerance of no motion at all."""
+    return math.hypot(ahead, left) <= p.tolerance * p.forward_m and abs(turn) <= p.tolerance * math.radians(p.rotate_deg)
+
+
+def _still(ahead: float, left: float, turn: float, p: SegmentParams) -> bool:
+    return math.hypot(ahead, left) <= p.still_m and abs(turn) <= math.radians(p.still_deg)
+
+
 def segment(frame_poses: np.ndarray, frame_ok: np.ndarray, params: SegmentParams = SegmentParams()):
-    """Frames (N, 3) odometry poses -> (kept frame indices, their actions, chain ids).
+    """Frames (N, 3) odometry poses -> (kept frame indices, their actions, chain ids, stats).
 
     frame_ok[i] False (no odometry or images near frame i) breaks the chain before i."""
+    P = frame_poses
     kept, actions, chains = [], [], []
     chain = 0
-    anchor = None            # index of the last kept frame of the current chain
+    anchor = None            # the frame the current motion is measured from (the last kept one)
+    run_end = None           # the last frame of the stretch at rest that begins at the anchor
+    rest = None              # the first frame of the latest stretch at rest since then
+    first_rest = None        # ... and of the first one
+    cands: list = []         # (error, frame, action): frames since the anchor near a primitive
     stats = {"forward": 0, "rotate": 0, "breaks": 0}
+
+    def settle():
+        """The anchor's kept frame: the middle of its stretch at rest."""
+        if anchor is not None and kept:
+            kept[-1] = (anchor + run_end) // 2
 
     def close_chain():
         nonlocal chain
+        settle()
         if kept and chains[-1] == chain:
             actions[-1] = Action.STOP
             chain += 1
 
-    for i in range(len(frame_poses)):
+    def start(k):
+        nonlocal anchor, run_end, rest, first_rest, cands
+        kept.append(k), actions.append(Action.STOP), chains.append(chain)
+        anchor, run_end, rest, first_rest, cands = k, k, None, None, []
+
+    def label(k, action):
+        settle()
+        actions[-1] = action
+        stats["forward" if action == Action.FORWARD else "rotate"] += 1
+        start(k)
+
+    i, n = 0, len(P)
+    while i < n:
         if not frame_ok[i]:
             if anchor is not None:
                 stats["breaks"] += 1
             close_chain()
             anchor = None
+            i += 1
             continue
         if anchor is None:
-            kept.append(i), actions.append(Action.STOP), chains.append(chain)
-            anchor = i
+            start(i)
+            i += 1
             continue
-        label = classify(*relative(frame_poses[anchor], frame_poses[i]), params)
-        if label == "wait":
+        if run_end == i - 1 and _still(*relative(P[anchor], P[i]), params):
+            run_end = i                     # still at the anchor's pose
+            i += 1
             continue
-        if label is None:                  # no primitive: end the chain, start a new one here
-            stats["breaks"] += 1
-            close_chain()
-        else:
-            actions[-1] = label
-            stats["forward" if label == Action.FORWARD else "rotate"] += 1
-        kept.append(i), actions.append(Action.STOP), chains.append(chain)
-        anchor = i
+        rel = relative(P[(anchor + run_end) // 2], P[i])   # from the kept frame: the middle of the stretch
+        stopped = frame_ok[i - 1] and i - 1 > run_end and _still(*relative(P[i - 1], P[i]), params)
+        if stopped and (rest is None or not _still(*relative(P[rest], P[i]), params)):
+            rest = i - 1                    # stopped (again): a stretch at rest starts at i - 1
+            first_rest = rest if first_rest is None else first_rest
+        near = near_primitive(*rel, params)
+        if near is not None and stopped:    # stopped one primitive from the anchor: that ends it
+            end = rest
+            label(end, near[0])
+            i = end + 1
+            continue
+        if stopped and _small(*rel, params):
+            # stopped just past the anchor (a frame in the motion was kept): the stop is the
+            # kept frame, if the transition into the anchor still holds from there
+            first = len(kept) == 1 or chains[-2] != chain
+            if first or near_primitive(*relative(P[kept[-2]], P[rest]), params) is not None and \
+                    near_primitive(*relative(P[kept[-2]], P[rest]), params)[0] == actions[-2]:
+                end = rest
+                kept[-1] = end
+                anchor, run_end, rest, first_rest, cands = end, end, None, None, []
+                i = end + 1
+                continue
+        act = classify(*rel, params)
+        if act == "wait":
+            if near is not None:
+                cands.append((near[1], i, near[0]))
+            i += 1
+            continue
+        options = cands + ([(near[1], i, near[0])] if near is not None and near[0] == act else [])
+        if options:
+            _, best, action = min(options)  # nearest the primitive; ties: the earliest frame
+            label(best, action)
+            i = best + 1                    # the frames after it are measured from it
+            continue
+        stats["breaks"] += 1                # no primitive: end the chain; a new one starts at the
+        restart = first_rest if first_rest is not None else i   # first stop since the anchor, else here
+        close_chain()
+        start(restart)
+        i = restart + 1
+    close_chain()
     return np.asarray(kept, np.int64), np.asarray(actions, np.int8), np.asarray(chains, np.int64), stats
