@@ -1,10 +1,11 @@
 """The colcon workspace of the README's robot section, built for real from a clean archive.
 
 The repository root is the ament_python package o4a_nav and o4a_msgs/ the interface
-package inside it. colcon stops descending at the first package folder, so the workspace
-recipe links o4a_msgs beside it (src/o4a_msgs -> o4a_nav/o4a_msgs); then both packages
-are discovered, built (o4a_msgs with ament_cmake + rosidl, about a minute here) and
-runnable from the install space. Also: package.xml names every ROS package the code
+package inside it. colcon stops descending at the first package folder, so the README's
+one command names both folders of a plain clone (WORKSPACE_BUILD: `colcon build
+--base-paths src/o4a_nav src/o4a_nav/o4a_msgs`); then both packages are discovered, built
+(o4a_msgs with ament_cmake + rosidl, about a minute here) and runnable from the install
+space. Also: package.xml names every ROS package the code
 imports, and the pip-only dependencies are listed.
 """
 import ast
@@ -19,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)   # the project's .venv: colcon, the ROS wheels, o4a_msgs
 PIP_ONLY = {"torch", "rosbags", "miniworld", "pyglet"}
+WORKSPACE_BUILD = "colcon build --base-paths src/o4a_nav src/o4a_nav/o4a_msgs"   # README's command
 PYTHON_KEYS = {"numpy": "python3-numpy", "scipy": "python3-scipy", "cv2": "python3-opencv", "yaml": "python3-yaml",
                "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib"}
 # o4a_nav.commands / nodes use these at run time on a robot; launch files import launch*
@@ -72,8 +74,9 @@ def _colcon(ws: Path, *args, timeout=900) -> str:
 
 @pytest.mark.slow
 def test_workspace_from_git_archive_builds_and_runs(tmp_path):
-    """The README's workspace recipe from `git archive HEAD` (committed files only):
-    `colcon list` finds both packages, `colcon build` builds them, and from the install
+    """The README's workspace recipe from `git archive HEAD` (committed files only, a plain
+    clone in src/o4a_nav, nothing linked by hand): the README's colcon command lists and
+    builds both packages, and from the install
     space alone o4a_msgs and o4a_nav import and every node executable starts (each is
     given one out-of-range parameter, so it exits at once with the one-line error).
     About 1.5-3 minutes on the loaded 2-core machine (o4a_msgs' CMake build)."""
@@ -82,11 +85,14 @@ def test_workspace_from_git_archive_builds_and_runs(tmp_path):
     src.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    (ws / "src" / "o4a_msgs").symlink_to("o4a_nav/o4a_msgs")
+    readme = (src / "README.md").read_text()
+    assert WORKSPACE_BUILD in readme and "ln -s" not in readme.split("## Building on a real ROS 2")[1]
 
-    listed = _colcon(ws, "list", "--names-only").split()
+    base_paths = WORKSPACE_BUILD.split("--base-paths ")[1].split()
+    listed = _colcon(ws, "list", "--names-only", "--base-paths", *base_paths).split()
     assert sorted(listed) == ["o4a_msgs", "o4a_nav"]
-    _colcon(ws, "build", "--event-handlers", "console_cohesion-",
+    assert _colcon(ws, "list", "--names-only").split() == ["o4a_nav"]   # why the command names both
+    _colcon(ws, "build", "--base-paths", *base_paths, "--event-handlers", "console_cohesion-",
             "--cmake-args", f"-DPython3_EXECUTABLE={VENV / 'bin' / 'python'}", "-DBUILD_TESTING=OFF")
 
     install = ws / "install"

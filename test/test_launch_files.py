@@ -225,6 +225,7 @@ def test_navigation_launch_namespace_parameters_remaps(prefix, launched, ros, tm
     params.write_text(
         "/**:\n  ros__parameters:\n    box_half_width: 0.25\n    box_x_max: 0.6\n    footprint: [0.3, 0.2, -0.3, 0.2, -0.3, -0.2, 0.3, -0.2]\n"
         "/**/navigator:\n  ros__parameters:\n    stop_threshold: 2.75\n    model_path: /nowhere\n    world: nowhere\n"
+        "    stale_timout: 0.3\n"
         "base_controller:\n  ros__parameters:\n    max_linear_speed: 0.15\n")
     model = prefix / "share/o4a_nav/models/o4a_default"
     la = launched("navigation.launch.py", f"namespace:={ns}", f"params_file:={params}", f"model_path:={model}",
@@ -266,6 +267,9 @@ def test_navigation_launch_namespace_parameters_remaps(prefix, launched, ros, tm
     res = probe.trigger(f"/{ns}/lifecycle_manager/pause")
     assert res.success and all(probe.lifecycle_state(n) == "inactive" for n in nodes), res.message
     assert "loaded (world four_rooms)" not in la.text()   # log_level warn reached the nodes: no INFO lines
+    # a misspelt key is not silently ignored: a WARN names the closest real parameter
+    assert "parameter 'stale_timout' is not a parameter of navigator" in la.text()
+    assert "did you mean stale_timeout?" in la.text()
 
     assert la.stop() == 0, la.text()[-3000:]
     assert wait_until(lambda: not (set(nodes) & probe.names()), 20.0)
@@ -296,19 +300,24 @@ def test_sim_navigation_launch_shipped_model_and_sim_time(prefix, launched, ros)
     assert st is not None and st.state == NavState.IDLE, (st, la.text()[-3000:])
     assert str(Path("share/o4a_nav/models/o4a_default")) in la.text()   # loaded from the package share
 
-    # use_respawn:=true: a killed node is started again (unconfigured: a managed node waits
-    # for the manager, whose ~/startup brings it back to active)
+    # use_respawn:=true: a killed node is started again, unconfigured. The manager's heartbeat
+    # reports it lost and deactivates the others, then reaches the respawned node's own
+    # services ("is back"; autostart false: it waits for ~/startup, which brings all back).
+    # Every wait is for an answer from the live process, never for a time: a request can
+    # reach only the killed process' endpoint until discovery forgets it.
     import re
 
     pid = int(re.search(r"\[collision_checker-\d+\]: process started with pid \[(\d+)\]", la.text()).group(1))
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: len(re.findall(r"\[collision_checker-\d+\]: process started", la.text())) == 2,
-                      60.0, 0.2), la.text()[-3000:]
-    cc = f"/{ns}/collision_checker"
-    assert wait_until(lambda: cc in probe.names(), 60.0, 0.2)
-    assert wait_until(lambda: probe.lifecycle_state(cc, timeout=3.0) == "unconfigured", 90.0, 0.5)
+    assert wait_until(lambda: "collision_checker lost" in la.text(), 60.0, 0.2), la.text()[-3000:]
+    for n in (nodes[2], nodes[3]):   # the others in a safe state
+        assert wait_until(lambda: probe.lifecycle_state(n, timeout=3.0) == "inactive", 60.0, 0.5), n
+    assert wait_until(lambda: "collision_checker is back (unconfigured)" in la.text(), 120.0, 0.2), la.text()[-3000:]
+    assert len(re.findall(r"\[collision_checker-\d+\]: process started", la.text())) == 2
     res = probe.trigger(f"/{ns}/lifecycle_manager/startup")
-    assert res.success and probe.lifecycle_state(cc) == "active", res.message
+    assert res.success, res.message + la.text()[-3000:]
+    for n in nodes[1:]:
+        assert wait_until(lambda: probe.lifecycle_state(n, timeout=3.0) == "active", 60.0, 0.5), n
     assert la.stop() == 0, la.text()[-3000:]
 
 
@@ -339,6 +348,206 @@ def test_bad_launch_argument_is_one_clear_error(prefix):
                         str(prefix / "share/o4a_nav/launch/navigation.launch.py"), "use_respawn:=maybe"],
                        env=launch_env(prefix), capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "use_respawn:=maybe: expected true or false" in r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------- a bring-up that tells the truth (issue 27)
+def _diagnostics(probe, timeout: float = 30.0, until=None) -> dict:
+    """{name: DiagnosticStatus} from /diagnostics, until ``until(got)`` holds (or timeout)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from o4a_nav.nodes._common import reliable
+
+    got = {}
+
+    def on(msg):
+        for st in msg.status:
+            got[st.name] = st
+
+    sub = probe.node.create_subscription(DiagnosticArray, "/diagnostics", on, reliable(50))
+    try:
+        wait_until(lambda: until(got) if until else got, timeout, 0.1)
+    finally:
+        probe.node.destroy_subscription(sub)
+    return got
+
+
+@needs_launch
+def test_navigation_launch_without_world_is_not_active_and_says_what_to_pass(prefix, launched, ros):
+    """The shipped model has p+ heads for nine worlds: without world:= the navigator stays
+    inactive in NO_MODEL (never reported active, /diagnostics ERROR) and the launch output
+    says what to pass. Bring-up runs on the wall clock: with use_sim_time:=true and no
+    /clock the nodes are configured all the same and the manager says at INFO that it waits
+    for /clock. Then the README's first launch line, with world:=two_rooms, navigates."""
+    from rosgraph_msgs.msg import Clock
+
+    from o4a_nav.nav import diagnostics as diag
+    from o4a_nav.types import NavState
+
+    ctx, add = ros
+    ns = f"truth_{os.getpid()}"
+    la = launched("navigation.launch.py", f"namespace:={ns}", "use_sim_time:=true")
+    probe = Probe(ctx, add)
+    nodes = [f"/{ns}/{n}" for n in NAV_NODES]
+    wait_for_nodes(probe, la, nodes + [f"/{ns}/lifecycle_manager"])
+    assert wait_until(lambda: "autostart:" in la.text(), 120.0, 0.2), la.text()[-3000:]
+    text = la.text()
+    assert "autostart: active" not in text and "navigator: activate failed" in text, text[-3000:]
+    assert "p+ heads for several worlds" in text and "world:=NAME" in text
+    assert re_search(r"\[INFO\].*use_sim_time: waiting for /clock", text), text[-3000:]
+    # configured and (before the navigator) activated without any /clock: wall-clock bring-up
+    assert probe.lifecycle_state(nodes[0]) == "active"
+    assert probe.lifecycle_state(nodes[1]) == "inactive" and probe.lifecycle_state(nodes[2]) == "inactive"
+    st = probe.status(f"/{ns}/o4a/status")
+    assert st is not None and st.state == NavState.NO_MODEL and "several worlds" in st.message
+    # simulated time starts: the nodes' timers run, and /diagnostics says ERROR, not OK
+    clock = probe.node.create_publisher(Clock, "/clock", 10)
+    pre = ns
+    tick = probe.node.create_timer(0.05, lambda: clock.publish(Clock(clock=probe.node.get_clock().now().to_msg())))
+    got = _diagnostics(probe, 60.0, lambda g: f"{pre}/navigator: navigation" in g)
+    probe.node.destroy_timer(tick)
+    nav = got.get(f"{pre}/navigator: navigation")
+    assert nav is not None and nav.level == bytes([diag.ERROR]), (sorted(got), la.text()[-2000:])
+    assert {kv.key: kv.value for kv in got[f"{pre}/navigator: lifecycle"].values}["active"] == "false"
+    assert wait_until(lambda: "/clock received" in la.text(), 20.0, 0.2)
+    assert la.stop() == 0, la.text()[-3000:]
+
+    # README: `ros2 launch o4a_nav navigation.launch.py world:=two_rooms`
+    la = launched("navigation.launch.py", "world:=two_rooms")
+    nodes = [f"/{n}" for n in NAV_NODES]
+    wait_for_nodes(probe, la, nodes)
+    assert wait_until(lambda: "autostart: active" in la.text(), 120.0, 0.2), la.text()[-3000:]
+    assert all(probe.lifecycle_state(n) == "active" for n in nodes)
+    st = probe.status("/o4a/status")
+    assert st is not None and st.state == NavState.IDLE, (st, la.text()[-3000:])
+    assert la.stop() == 0, la.text()[-3000:]
+
+
+def re_search(pattern: str, text: str):
+    import re
+
+    return re.search(pattern, text)
+
+
+def _rviz_topics_and_frame(path: Path) -> tuple[list, str]:
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())["Visualization Manager"]
+    topics = [d["Topic"]["Value"] for d in cfg["Displays"] if "Topic" in d]
+    return topics, cfg["Global Options"]["Fixed Frame"]
+
+
+@needs_launch
+def test_sim_launch_publishes_tf_and_everything_the_rviz_config_shows(prefix, launched, ros):
+    """sim_navigation.launch.py: odom -> base_link on /tf, the sensor mounts on /tf_static;
+    every topic config/o4a_nav.rviz names has a publisher, and the frame of every message
+    it draws is connected to its fixed frame by the published TF."""
+    from geometry_msgs.msg import PolygonStamped
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import LaserScan
+    from tf2_msgs.msg import TFMessage
+
+    from o4a_nav import ros_conv
+    from o4a_nav.frames import TransformTree
+    from o4a_nav.nodes._common import SENSOR_QOS, reliable
+
+    ctx, add = ros
+    la = launched("sim_navigation.launch.py", "world:=two_rooms")
+    probe = Probe(ctx, add)
+    wait_for_nodes(probe, la, ["/sim", *(f"/{n}" for n in NAV_NODES)])
+    assert wait_until(lambda: "autostart: active" in la.text(), 120.0, 0.2), la.text()[-3000:]
+    tree, dynamic, frames = TransformTree(), set(), {}
+
+    def on_tf(msg, static):
+        for t in msg.transforms:
+            tree.add(ros_conv.transform_from_msg(t))
+            if not static:
+                dynamic.add((t.header.frame_id, t.child_frame_id))
+
+    n = probe.node
+    n.create_subscription(TFMessage, "/tf", lambda m: on_tf(m, False), reliable(100))
+    n.create_subscription(TFMessage, "/tf_static", lambda m: on_tf(m, True), reliable(100, latched=True))
+    topics, fixed = _rviz_topics_and_frame(prefix / "share/o4a_nav/config/o4a_nav.rviz")
+    for topic, kind, qos in (("/scan", LaserScan, SENSOR_QOS), ("/odom", Odometry, SENSOR_QOS),
+                             ("/o4a/swept_box", PolygonStamped, reliable(1, latched=True))):
+        n.create_subscription(kind, topic, lambda m, t=topic: frames.setdefault(t, m.header.frame_id), qos)
+    assert wait_until(lambda: len(frames) == 3 and ("odom", "base_link") in dynamic
+                      and {"laser", "front_camera_optical", "rear_camera_optical"} <= tree.frames(), 60.0, 0.1), \
+        (frames, dynamic, tree.frames())
+    for topic in topics:
+        assert n.count_publishers(topic) >= 1, f"the RViz config shows {topic}, which nothing publishes"
+    assert set(frames) <= set(topics)
+    for topic, frame in frames.items():
+        assert tree.lookup(fixed, frame) is not None, f"{topic}: frame {frame} not connected to {fixed}"
+    assert tree.lookup("base_link", "laser").x == 0.0    # the sim's laser at the robot's centre
+    assert la.stop() == 0, la.text()[-3000:]
+
+
+@needs_launch
+def test_laser_mount_disagreeing_with_tf_is_refused(prefix, launched, ros, tmp_path):
+    """The sim publishes its laser at the robot's centre; parameters that put it 10 cm ahead
+    are refused with a clear error, and no action is free."""
+    from o4a_msgs.msg import FreeActions
+
+    from o4a_nav.nav import diagnostics as diag
+    from o4a_nav.nodes._common import reliable
+
+    ctx, add = ros
+    ns = f"mount_{os.getpid()}"
+    params = tmp_path / "mount.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    laser_x: 0.1\n")
+    la = launched("sim_navigation.launch.py", f"namespace:={ns}", f"params_file:={params}")
+    probe = Probe(ctx, add)
+    wait_for_nodes(probe, la, [f"/{ns}/{n}" for n in ("sim", *NAV_NODES)])
+    assert wait_until(lambda: "laser mount disagreement" in la.text(), 120.0, 0.2), la.text()[-3000:]
+    assert "parameters laser_x/laser_y/laser_yaw say (0.100, 0.000, 0.000)" in la.text()
+    free = []
+    probe.node.create_subscription(FreeActions, f"/{ns}/o4a/free_actions", free.append, reliable(1))
+    assert wait_until(lambda: len(free) >= 3, 60.0, 0.1), la.text()[-3000:]
+    assert not any(f.forward or f.rotate_left or f.rotate_right for f in free)
+    got = _diagnostics(probe, 30.0, lambda g: f"{ns}/collision_checker: laser mount" in g)
+    assert got[f"{ns}/collision_checker: laser mount"].level == bytes([diag.ERROR])
+    assert la.stop() == 0, la.text()[-3000:]
+
+
+@needs_launch
+def test_required_node_exit_ends_the_launch(prefix, launched, tmp_path):
+    """Without use_respawn every node is required: the navigator exiting on an out-of-range
+    parameter, or the sim on an unknown world, ends the launch with the reason."""
+    params = tmp_path / "bad.yaml"
+    params.write_text("/**/navigator:\n  ros__parameters:\n    stop_threshold: -1.0\n")
+    la = launched("navigation.launch.py", f"params_file:={params}", "world:=two_rooms")
+    la.proc.wait(timeout=180)
+    text = la.text()
+    assert "stop_threshold" in text and "required node navigator exited with status 2" in text, text[-3000:]
+    la = launched("sim_navigation.launch.py", "world:=no_such_world")
+    la.proc.wait(timeout=180)
+    text = la.text()
+    assert "no_such_world" in text and "required node sim exited with status 2" in text, text[-3000:]
+
+
+@needs_launch
+def test_heartbeat_reports_a_dead_node_and_brings_the_respawned_one_back(prefix, launched, ros):
+    """use_respawn:=true, autostart: a killed navigator is reported lost by the manager's
+    heartbeat, the others are deactivated (robot stopped), and once launch has started it
+    again the manager brings every node back to active."""
+    import re
+
+    ctx, add = ros
+    ns = f"beat_{os.getpid()}"
+    la = launched("sim_navigation.launch.py", f"namespace:={ns}", "use_respawn:=true")
+    probe = Probe(ctx, add)
+    nodes = [f"/{ns}/{n}" for n in NAV_NODES]
+    wait_for_nodes(probe, la, nodes + [f"/{ns}/sim"])
+    assert wait_until(lambda: "autostart: active" in la.text(), 120.0, 0.2), la.text()[-3000:]
+    pid = int(re.search(r"\[navigator-\d+\]: process started with pid \[(\d+)\]", la.text()).group(1))
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: "navigator lost" in la.text(), 60.0, 0.2), la.text()[-3000:]
+    assert re_search(r"navigator lost: .*deactivating base_controller, collision_checker \(robot stopped\)",
+                     la.text()), la.text()[-3000:]
+    assert wait_until(lambda: "restart: active" in la.text(), 180.0, 0.2), la.text()[-3000:]
+    for n in nodes:
+        assert wait_until(lambda: probe.lifecycle_state(n, timeout=3.0) == "active", 60.0, 0.5), n
+    assert la.stop() == 0, la.text()[-3000:]
 
 
 # ---------------------------------------------------------------- without the launch system
