@@ -25,7 +25,8 @@ part (on_exit shutdown unless use_respawn).
 
 Service calls are resent while unanswered (a request can go to a dead process' endpoint
 that discovery still lists, or be sent before a new server is matched), so a respawned
-node is reached as soon as its services are.
+node is reached as soon as its services are. Transitions are requested by label, so a
+resent one that no longer applies is refused by the node rather than crashing it.
 """
 from __future__ import annotations
 
@@ -181,7 +182,11 @@ class LifecycleManagerNode(Node):
             return False, f"{name}: no lifecycle service {self._change[name].srv_name} after " \
                           f"{self.params.transition_timeout:g} s"
         req = self._ChangeState.Request()
-        req.transition.id = transition_id
+        # by label too: rclpy looks a label up in the current state and answers success=false
+        # when it does not apply there, while an id that does not apply raises in the node
+        # (RCLError "Transition is not registered": the node dies). So a resent request that
+        # arrives after the first one made the transition is refused, not fatal.
+        req.transition.id, req.transition.label = transition_id, label
         res = await self._call(self._change[name], req, self.params.transition_timeout)
         if res is None:
             return False, f"{name}: {label} did not answer within {self.params.transition_timeout:g} s"
