@@ -421,6 +421,40 @@ def test_commanded_distance_cap_without_any_odometry_fault_signal():
     assert rep.state == ABORTED and "angle cap" in rep.message and abs(math.degrees(rb.true.yaw)) <= 20.0
 
 
+def test_heading_drift_ends_a_forward_with_the_reason():
+    """Odometry whose heading drifts steadily (0.2 rad/s, each message plausible): the
+    heading hold would steer the robot off course (before issue 28: 12-13 deg of veer on a
+    FORWARD that SUCCEEDED). The FORWARD's turn cap, or the mismatch between odometry's
+    heading and the commanded turn, ends it with the reason; the robot turned at most
+    forward_max_turn plus one control period."""
+    from o4a_nav.sim.faults import OdometryFault
+
+    ctl = monitored()
+    rb = Robot(ctl, t=10.0)
+    drift = OdometryFault("heading_drift")
+    drift.start = 10.1
+    rb.odom = drift
+    rep = rb.run(Action.FORWARD)
+    assert rep.state == ABORTED and "heading" in rep.message, rep.message   # the cap or the mismatch
+    veer = abs(wrap_angle(rb.true.yaw))
+    assert veer <= ctl.params.forward_max_turn + ctl.params.max_angular_speed * DT + 1e-9, math.degrees(veer)
+
+
+def test_odometry_heading_against_the_commanded_turn():
+    """Odometry whose heading turns the wrong way during a rotation: the mismatch with the
+    commanded turn ends it (before issue 28 only the angle cap did, at 19 deg); a healthy
+    rotation and a FORWARD with heading hold on true odometry pass untouched."""
+    ctl = monitored()
+    rb = Robot(ctl)
+    rb.odom = lambda true, t: (Pose2D(true.x, true.y, -true.yaw), t)
+    rep = rb.run(Action.ROTATE_LEFT)
+    assert rep.state == ABORTED and "disagrees with the commanded turn" in rep.message, rep.message
+    assert math.degrees(abs(rb.true.yaw)) < 15.0
+    for action in (Action.ROTATE_LEFT, Action.FORWARD):
+        rep = Robot(monitored()).run(action)
+        assert rep.state == SUCCEEDED, rep.message
+
+
 def test_action_timeout_from_the_profile_and_normal_motions_succeed():
     p = BaseControllerParams()
     assert 1.5 < p.profile_duration(Action.FORWARD) < 2.0

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from o4a_nav import ros_conv, topics
-from o4a_nav.types import Action, ScanData
+from o4a_nav.sim.faults import OdometryFault
+from o4a_nav.types import Action, Pose2D, ScanData, wrap_angle
 
 from conftest import wait_until  # noqa: E402
 from test_runtime_nodes import NS, Probe, send_action  # noqa: E402
@@ -114,5 +115,30 @@ def test_collision_monitor_stops_within_a_scan_whatever_the_clock_offsets(base_p
             print(f"\ntrial {trial}: {rep.message!r}; {travel:.3f} m after the wall appeared, "
                   f"{n_wall} scans of the wall sent by then")
             assert travel < 0.10      # the robot never reaches the wall
+    finally:
+        base.stop()
+
+
+def test_heading_drift_ends_a_forward_before_the_robot_veers(base_process):
+    """Odometry whose heading drifts at 0.2 rad/s (every message plausible on its own): the
+    FORWARD ends with a heading reason after at most forward_max_turn (5.7 deg) of real
+    turn plus a control period or two. Before issue 28 the heading hold steered the robot
+    off course by the drift and the FORWARD SUCCEEDED."""
+    probe = base_process
+    start = Pose2D(2.0, 1.0, 0.4)
+    base = Base(probe, start)
+    drift = OdometryFault("heading_drift")
+    base.odom_fn = drift
+    try:
+        seq = start_forward(probe, base, 0)
+        drift.start = probe.now()
+        assert wait_until(lambda: final(probe, seq) is not None, 15.0)
+        rep = final(probe, seq)
+        assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 3.0)
+        assert base.settle()
+        veer = math.degrees(abs(wrap_angle(base.pose.yaw - start.yaw)))
+        print(f"\nheading drift: {rep.message!r}; the robot turned {veer:.1f} deg")
+        assert rep.state == 3 and "heading" in rep.message, rep.message
+        assert veer <= 8.0
     finally:
         base.stop()

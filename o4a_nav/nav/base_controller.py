@@ -24,7 +24,13 @@ Motions are bounded whatever odometry says (each ends the motion, ABORTED with t
   ``frozen_odom_distance`` (angle) was commanded (a stuck base looks the same);
 - jumping or reset odometry: a pose change between two odometry messages larger than the
   commanded speeds allow (x2) plus ``odom_jump_distance`` (``odom_jump_angle``), or a stamp
-  that goes backwards.
+  that goes backwards;
+- heading: odometry's heading change since the start differs from the turn commanded (the
+  integral of w up to the odometry's arrival, give or take ``HEADING_LAG_S``) by more than
+  ``heading_mismatch``, or a
+  FORWARD's heading hold commanded (or odometry reports) more than ``forward_max_turn`` of
+  turn (a steadily drifting odometry heading otherwise makes the heading hold steer the
+  robot off course).
 
 Collision monitor (with a :class:`~o4a_nav.nav.collision.CollisionChecker`, as the node
 always has unless ``collision_monitor`` is false): a motion starts only on a scan younger
@@ -64,6 +70,7 @@ from o4a_nav.params import Params, param
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, MotionStatus, Pose2D, wrap_angle
 
 PREEMPTED = "pre-empted by a new command"  # ABORTED by the commander, not by a failure of the base
+HEADING_LAG_S = 0.25  # s: odometry's heading may trail or lead the commanded turn by this much time
 
 
 @dataclass
@@ -101,6 +108,11 @@ class BaseControllerParams(Params):
                                       (0.0, 5.0))
     odom_jump_angle: float = param(0.1, "heading change beyond what the speeds allow that means a jump/reset [rad]",
                                    (0.0, 3.2))
+    forward_max_turn: float = param(0.1, "a FORWARD ends when the turn commanded by the heading hold, or the heading "
+                                         "change odometry reports, exceeds this [rad] (~5.7 deg)", (0.001, 1.0))
+    heading_mismatch: float = param(0.14, "a motion ends when odometry's heading change and the turn commanded differ "
+                                          "by more than this [rad] (drifting odometry, a base not turning as told)",
+                                    (0.001, 3.2))
     scan_timeout: float = param(0.5, "collision monitor: a motion needs a scan younger than this [s]", (0.01, 10.0))
     collision_monitor: bool = param(True, "check every scan against the rest of the running motion "
                                           "(false: the base has its own collision monitor)")
@@ -168,10 +180,11 @@ class BaseController:
         self.scan_arrival: float = -math.inf
         self._cmd_dist = 0.0                 # integral of |v| commanded in this motion [m]
         self._cmd_angle = 0.0                # integral of |w| commanded in this motion [rad]
+        self._cmd_turn = 0.0                 # integral of w (signed) commanded in this motion [rad]
         self._last_out: tuple = (0.0, 0.0, 0.0)  # (time, v, w) of the last velocity output
         # the running motion's history, for the collision monitor's check of a scan at its stamp
         self._odom_hist: list[tuple[float, Pose2D]] = []       # (stamp, pose), stamps increasing
-        self._cmd_hist: list[tuple] = []   # (time, _cmd_dist, _cmd_angle, v, w): each output as given
+        self._cmd_hist: list[tuple] = []   # (time, _cmd_dist, _cmd_angle, _cmd_turn, v, w): each output as given
         self._pending_scans: deque = deque(maxlen=32)          # scans newer than the latest odometry
         self._still_since: tuple = (0.0, 0.0)    # (cmd_dist, cmd_angle) when the pose last changed
         self._still_msgs = 0                     # odometry messages with an unchanged pose since then
@@ -279,10 +292,24 @@ class BaseController:
         """The running motion at time ``t``: (odometry pose stamped at or before t, or None
         before the first; commanded distance and angle integrated up to t)."""
         pose = next((p for stamp, p in reversed(self._odom_hist) if stamp <= t), None)
-        for tc, dist, ang, v, w in reversed(self._cmd_hist):
+        for tc, dist, ang, _, v, w in reversed(self._cmd_hist):
             if tc <= t:   # output (v, w) given at tc holds until the next one
                 return pose, dist + abs(v) * (t - tc), ang + abs(w) * (t - tc)
         return pose, 0.0, 0.0
+
+    def _turn_at(self, t: float) -> float:
+        """The turn (signed, rad) commanded in the running motion up to time ``t``."""
+        for tc, _, _, turn, _, w in reversed(self._cmd_hist):
+            if tc <= t:
+                return turn + w * (t - tc)
+        return 0.0
+
+    def _turn_range(self, t0: float, t1: float) -> tuple[float, float]:
+        """Least and greatest turn commanded up to any time in [t0, t1] (the integral is
+        piecewise linear: its ends and the outputs given in between bound it)."""
+        vals = [self._turn_at(t0), self._turn_at(t1)] + [turn for tc, _, _, turn, _, _ in self._cmd_hist
+                                                         if t0 < tc < t1]
+        return min(vals), max(vals)
 
     def travelled(self, t: float | None = None) -> float:
         """Distance of the running FORWARD at time ``t`` (default: the latest odometry): the
@@ -340,7 +367,8 @@ class BaseController:
             dt = max(0.0, t - t0)
             self._cmd_dist += abs(v0) * dt
             self._cmd_angle += abs(w0) * dt
-            self._cmd_hist.append((t, self._cmd_dist, self._cmd_angle, v, w))
+            self._cmd_turn += w0 * dt
+            self._cmd_hist.append((t, self._cmd_dist, self._cmd_angle, self._cmd_turn, v, w))
         self._last_out = (t, v, w)
         return ControlOutput(v, w, list(reports or []))
 
@@ -374,11 +402,11 @@ class BaseController:
             self.odom_fault = ""
             self._start = self.pose
             self._t_start = now
-            self._cmd_dist = self._cmd_angle = 0.0
+            self._cmd_dist = self._cmd_angle = self._cmd_turn = 0.0
             self._still_since, self._still_msgs = (0.0, 0.0), 0
             self._last_out = (now, 0.0, 0.0)
             self._odom_hist = [(self.odom_stamp, self.pose)]
-            self._cmd_hist = [(now, 0.0, 0.0, 0.0, 0.0)]
+            self._cmd_hist = [(now, 0.0, 0.0, 0.0, 0.0, 0.0)]
             self._pending_scans.clear()
             sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
             self._target_yaw = wrap_angle(self.pose.yaw + sign * self.params.rotation_angle)
@@ -463,6 +491,24 @@ class BaseController:
             if turned >= p.frozen_odom_angle:
                 return (f"odometry frozen: heading unchanged while {math.degrees(turned):.1f} deg were "
                         f"commanded (or the base is stuck)")
+        # heading: odometry's turn since the start against the turn commanded up to the
+        # odometry's arrival (not its stamp, which may be offset) give or take HEADING_LAG_S
+        # (the base's lag, message delays, a lockstep period), and the FORWARD's turn cap
+        odom_turn = wrap_angle(self.pose.yaw - self._start.yaw)
+        t_odom = min(self.odom_arrival, now)
+        lo, hi = self._turn_range(t_odom - HEADING_LAG_S, t_odom + HEADING_LAG_S)
+        off = max(lo - odom_turn, odom_turn - hi, 0.0)
+        if off > p.heading_mismatch:
+            return (f"odometry heading disagrees with the commanded turn by {math.degrees(off):.1f} deg: odometry "
+                    f"{math.degrees(odom_turn):.1f} deg, commanded {math.degrees(lo):.1f} to {math.degrees(hi):.1f} deg "
+                    f"(heading_mismatch {math.degrees(p.heading_mismatch):.1f} deg): drifting odometry or a base not "
+                    f"turning as told")
+        if self.action == Action.FORWARD:
+            veer = max(abs(self._cmd_turn), abs(odom_turn))
+            if veer > p.forward_max_turn:
+                return (f"heading: a FORWARD turned {math.degrees(veer):.1f} deg (commanded "
+                        f"{math.degrees(self._cmd_turn):.1f}, odometry {math.degrees(odom_turn):.1f}; forward_max_turn "
+                        f"{math.degrees(p.forward_max_turn):.1f} deg): drifting odometry heading or a base veering")
         return ""
 
     def stop(self, message: str) -> ControlOutput:
