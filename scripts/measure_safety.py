@@ -6,6 +6,8 @@ scans of a wall across the path). A measurement, not a test.
 
   intrusion   a wall appears 0.30 m ahead while a FORWARD runs: time from the first scan
               that shows it to cmd_vel = 0 at the probe, travel after the wall appeared
+  offsets     the same at the accepted clock limits (issue 28): odometry stamped 0.45 s
+              behind (odom_timeout 0.5 s), the laser 0.19 s ahead (max_clock_skew 0.2 s)
   odometry    frozen pose with fresh stamps, reset to zero, stamped 3 s ahead then lost,
               frozen during a rotation: distance and angle moved, the base's reason
   skew        navigator with max_clock_skew 5 s, all inputs stamped 3 s ahead at 10 Hz, then
@@ -16,6 +18,7 @@ scans of a wall across the path). A measurement, not a test.
 
 Usage:
   .venv/bin/python scripts/measure_safety.py [--trials 10] [--nan-s 20] [--json runs/safety.json]
+                                             [--cases intrusion,offsets,odometry,skew,nan]
 """
 from __future__ import annotations
 
@@ -65,7 +68,10 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--nan-s", type=float, default=20.0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--cases", default="intrusion,offsets,odometry,skew,nan",
+                    help="comma-separated subset of intrusion, offsets, odometry, skew, nan")
     args = ap.parse_args()
+    cases = set(args.cases.split(","))
 
     import rclpy
     from geometry_msgs.msg import Twist
@@ -89,6 +95,7 @@ def main() -> int:
         def __init__(self):
             super().__init__("safety_probe", namespace=NS)
             self.pose, self.wall_x, self.scan_fn, self.odom_fn = Pose2D(0, 0, 0), None, None, None
+            self.scan_offset = 0.0   # the laser's clock minus the others' [s]
             self.cmd = (0.0, 0.0)
             self.cmd_log, self.scan_log, self.motion, self.actions, self.status = [], [], [], [], []
             self.pub_odom = self.create_publisher(Odometry, topics.ODOM, SENSOR_QOS)
@@ -123,7 +130,7 @@ def main() -> int:
 
         def scan(self, ranges=None, stamp=None):
             s = ScanData(self.ranges() if ranges is None else ranges, -math.pi / 2, math.pi / 180, 0.05, 10.0,
-                         stamp=self.now() if stamp is None else stamp)
+                         stamp=self.now() + self.scan_offset if stamp is None else stamp)
             self.scan_log.append((time.monotonic(), self.wall_x))
             self.pub_scan.publish(ros_conv.scan_data_to_msg(s, topics.LASER_FRAME))
 
@@ -176,35 +183,44 @@ def main() -> int:
         assert wait(lambda: probe.count_subscribers(probe.resolve_topic_name(topics.ACTION)) > 0
                     and probe.count_subscribers(probe.resolve_topic_name(topics.SCAN)) > 0, 60)
         time.sleep(1.5)
-        lat, after, seq = [], [], 0
-        for k in range(args.trials):
-            probe.wall_x = None
-            time.sleep(0.5)
-            x_start = probe.pose.x
-            for _ in range(5):  # the first command can come before the base has its first scan
-                seq += 1
-                probe.action(1, seq)
-                if wait(lambda: probe.pose.x > x_start + 0.03 or probe.final(seq) is not None, 10) \
-                        and probe.final(seq) is None:
-                    break
+        seq = 0
+        for case, odom_behind, scan_ahead in (("intrusion", 0.0, 0.0), ("offsets", 0.45, 0.19)):
+            if case not in cases:
+                continue
+            probe.odom_fn = (lambda pose, t, b=odom_behind: (pose, t - b)) if odom_behind else None
+            probe.scan_offset = scan_ahead
+            lat, after, msgs = [], [], []
+            for k in range(args.trials):
+                probe.wall_x = None
                 time.sleep(0.5)
-            x0 = probe.pose.x
-            n_scan, n_cmd = len(probe.scan_log), len(probe.cmd_log)
-            probe.wall_x = x0 + 0.30
-            wait(lambda: probe.final(seq) is not None, 10)
-            time.sleep(0.3)
-            t_seen = next(t for t, w in probe.scan_log[n_scan:] if w is not None)
-            t_zero = next((t for t, v, w in probe.cmd_log[n_cmd:] if v == 0.0 and t >= t_seen), math.nan)
-            lat.append((t_zero - t_seen) * 1e3)
-            after.append(probe.pose.x - x0)
-            print(f"intrusion {k}: {probe.final(seq).message!r}: cmd_vel 0 {lat[-1]:.1f} ms after the scan, "
-                  f"{after[-1] * 100:.1f} cm after the wall appeared")
-            probe.pose = Pose2D(0.0, 0.0, 0.0)
-        out["intrusion_ms"] = lat
-        out["intrusion_travel_m"] = after
+                x_start = probe.pose.x
+                for _ in range(5):  # the first command can come before the base has its first scan
+                    seq += 1
+                    probe.action(1, seq)
+                    if wait(lambda: probe.pose.x > x_start + 0.03 or probe.final(seq) is not None, 10) \
+                            and probe.final(seq) is None:
+                        break
+                    time.sleep(0.5)
+                x0 = probe.pose.x
+                n_scan, n_cmd = len(probe.scan_log), len(probe.cmd_log)
+                probe.wall_x = x0 + 0.30
+                wait(lambda: probe.final(seq) is not None, 10)
+                time.sleep(0.3)
+                t_seen = next(t for t, w in probe.scan_log[n_scan:] if w is not None)
+                t_zero = next((t for t, v, w in probe.cmd_log[n_cmd:] if v == 0.0 and t >= t_seen), math.nan)
+                lat.append((t_zero - t_seen) * 1e3)
+                after.append(probe.pose.x - x0)
+                msgs.append(probe.final(seq).message if probe.final(seq) else "no report")
+                print(f"{case} {k}: {msgs[-1]!r}: cmd_vel 0 {lat[-1]:.1f} ms after the scan, "
+                      f"{after[-1] * 100:.1f} cm after the wall appeared")
+                probe.pose = Pose2D(0.0, 0.0, 0.0)
+            out[f"{case}_ms"] = lat
+            out[f"{case}_travel_m"] = after
+            out[f"{case}_messages"] = msgs
+        probe.odom_fn, probe.scan_offset = None, 0.0
         # ------------------------------------------------------------ odometry faults
         res = {}
-        for fault in ODOM_FAULTS:
+        for fault in (ODOM_FAULTS if "odometry" in cases else ()):
             rows = []
             for k in range(max(1, args.trials // 2)):
                 probe.wall_x = None
@@ -244,7 +260,7 @@ def main() -> int:
         img = [rng.integers(0, 255, (96, 96, 3), dtype=np.uint8) for _ in range(8)]
         running["scan"] = False
         skew_res = {}
-        for max_skew in (5.0, 0.2):
+        for max_skew in ((5.0, 0.2) if "skew" in cases else ()):
             nav = start("navigator", f"model_path:={model}", "stop_threshold:=0.0", f"max_clock_skew:={max_skew}")
             procs.append(nav)
             cli = probe.create_client(SetGoal, topics.SET_GOAL)
@@ -320,43 +336,44 @@ def main() -> int:
             procs.remove(nav)
         out["skew_ms"] = skew_res
         # ------------------------------------------------------------ all-NaN scans through the three nodes
-        running["scan"] = True
-        probe.scan_fn = lambda: np.full(181, np.nan, np.float32)
-        probe.pose = Pose2D(0.0, 0.0, 0.0)
-        for script, params in (("collision_checker", ()), ("base_controller", ()),
-                               ("navigator", (f"model_path:={model}", "stop_threshold:=0.0"))):
-            procs.append(start(script, *params))
-        cli = probe.create_client(SetGoal, topics.SET_GOAL)
-        assert cli.wait_for_service(timeout_sec=60)
-        stop_stream = threading.Event()
+        if "nan" in cases:
+            running["scan"] = True
+            probe.scan_fn = lambda: np.full(181, np.nan, np.float32)
+            probe.pose = Pose2D(0.0, 0.0, 0.0)
+            for script, params in (("collision_checker", ()), ("base_controller", ()),
+                                   ("navigator", (f"model_path:={model}", "stop_threshold:=0.0"))):
+                procs.append(start(script, *params))
+            cli = probe.create_client(SetGoal, topics.SET_GOAL)
+            assert cli.wait_for_service(timeout_sec=60)
+            stop_stream = threading.Event()
 
-        def images():
-            k = 0
-            while not stop_stream.is_set():
-                t = probe.now()
-                probe.pub_front.publish(ros_conv.rgb_to_image_msg(img[k % 8], t, "front"))
-                probe.pub_rear.publish(ros_conv.rgb_to_image_msg(img[(k + 5) % 8], t, "rear"))
-                k += 1
-                time.sleep(0.1)
+            def images():
+                k = 0
+                while not stop_stream.is_set():
+                    t = probe.now()
+                    probe.pub_front.publish(ros_conv.rgb_to_image_msg(img[k % 8], t, "front"))
+                    probe.pub_rear.publish(ros_conv.rgb_to_image_msg(img[(k + 5) % 8], t, "rear"))
+                    k += 1
+                    time.sleep(0.1)
 
-        th = threading.Thread(target=images, daemon=True)
-        th.start()
-        req = SetGoal.Request()
-        req.front = ros_conv.rgb_to_image_msg(img[1], probe.now(), "f")
-        req.rear = ros_conv.rgb_to_image_msg(img[2], probe.now(), "r")
-        t0 = time.monotonic()
-        n_act = len(probe.actions)
-        fut = cli.call_async(req)
-        wait(fut.done, 30)
-        time.sleep(args.nan_s)
-        acts = [a.action for t, a in probe.actions[n_act:]]
-        fwd_v = max([v for t, v, w in probe.cmd_log if t > t0] or [0.0])
-        out["nan"] = {"seconds": args.nan_s, "forward": acts.count(1), "rotations": acts.count(2) + acts.count(3),
-                      "max_linear_cmd": fwd_v}
-        print(f"all-NaN scans for {args.nan_s:.0f} s: {acts.count(1)} FORWARD, {acts.count(2) + acts.count(3)} "
-              f"rotations published, max forward cmd_vel {fwd_v:.3f} m/s")
-        stop_stream.set()
-        th.join(2)
+            th = threading.Thread(target=images, daemon=True)
+            th.start()
+            req = SetGoal.Request()
+            req.front = ros_conv.rgb_to_image_msg(img[1], probe.now(), "f")
+            req.rear = ros_conv.rgb_to_image_msg(img[2], probe.now(), "r")
+            t0 = time.monotonic()
+            n_act = len(probe.actions)
+            fut = cli.call_async(req)
+            wait(fut.done, 30)
+            time.sleep(args.nan_s)
+            acts = [a.action for t, a in probe.actions[n_act:]]
+            fwd_v = max([v for t, v, w in probe.cmd_log if t > t0] or [0.0])
+            out["nan"] = {"seconds": args.nan_s, "forward": acts.count(1), "rotations": acts.count(2) + acts.count(3),
+                          "max_linear_cmd": fwd_v}
+            print(f"all-NaN scans for {args.nan_s:.0f} s: {acts.count(1)} FORWARD, {acts.count(2) + acts.count(3)} "
+                  f"rotations published, max forward cmd_vel {fwd_v:.3f} m/s")
+            stop_stream.set()
+            th.join(2)
     finally:
         running["base"] = False
         for p in procs:
