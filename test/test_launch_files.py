@@ -397,12 +397,13 @@ def test_navigation_launch_without_world_is_not_active_and_says_what_to_pass(pre
     # configured and (before the navigator) activated without any /clock: wall-clock bring-up
     assert probe.lifecycle_state(nodes[0]) == "active"
     assert probe.lifecycle_state(nodes[1]) == "inactive" and probe.lifecycle_state(nodes[2]) == "inactive"
-    st = probe.status(f"/{ns}/o4a/status")
-    assert st is not None and st.state == NavState.NO_MODEL and "several worlds" in st.message
-    # simulated time starts: the nodes' timers run, and /diagnostics says ERROR, not OK
+    # simulated time starts: the nodes' timers run; o4a/status says NO_MODEL and why,
+    # /diagnostics says ERROR, not OK
     clock = probe.node.create_publisher(Clock, "/clock", 10)
     pre = ns
     tick = probe.node.create_timer(0.05, lambda: clock.publish(Clock(clock=probe.node.get_clock().now().to_msg())))
+    st = probe.status(f"/{ns}/o4a/status")
+    assert st is not None and st.state == NavState.NO_MODEL and "several worlds" in st.message
     got = _diagnostics(probe, 60.0, lambda g: f"{pre}/navigator: navigation" in g)
     probe.node.destroy_timer(tick)
     nav = got.get(f"{pre}/navigator: navigation")

@@ -23,7 +23,7 @@ its goal with STOP) and the manager's state is "failed". When the node answers a
 else ~/startup does it. A required node's death ending the launch is the launch files'
 part (on_exit shutdown unless use_respawn).
 
-Service calls are resent while unanswered (a request can go to a dead process' endpoint
+Service calls are resent while unanswered (get_state every 2 s, transitions every 15 s) (a request can go to a dead process' endpoint
 that discovery still lists, or be sent before a new server is matched), so a respawned
 node is reached as soon as its services are. Transitions are requested by label, so a
 resent one that no longer applies is refused by the node rather than crashing it.
@@ -43,6 +43,7 @@ from o4a_nav.nodes._common import declare_params
 _UNCONFIGURED, _INACTIVE, _ACTIVE = 1, 2, 3
 _STATE_NAMES = {_UNCONFIGURED: "unconfigured", _INACTIVE: "inactive", _ACTIVE: "active", 4: "finalized"}
 _RESEND_S = 2.0          # an unanswered request is sent again after this [s]
+_RESEND_TRANSITION_S = 15.0   # ... a transition request
 _WAIT_LOG_S = 2.0        # log what is awaited after this long, then every _WAIT_LOG_EVERY_S
 _WAIT_LOG_EVERY_S = 10.0
 
@@ -150,8 +151,8 @@ class LifecycleManagerNode(Node):
         finally:
             self.destroy_timer(timer)
 
-    async def _call(self, client, request, timeout: float):
-        """The first answer to the request, sent again every _RESEND_S while none came;
+    async def _call(self, client, request, timeout: float, resend: float = _RESEND_S):
+        """The first answer to the request, sent again every ``resend`` s while none came;
         None after ``timeout`` s."""
         end = time.monotonic() + timeout
         futures = []
@@ -159,7 +160,7 @@ class LifecycleManagerNode(Node):
             while True:
                 futures.append(client.call_async(request))
                 left = end - time.monotonic()
-                await self._wait_any(futures, min(_RESEND_S, max(left, 0.0)))
+                await self._wait_any(futures, min(resend, max(left, 0.0)))
                 done = next((f for f in futures if f.done()), None)
                 if done is not None:
                     return done.result()
@@ -187,7 +188,8 @@ class LifecycleManagerNode(Node):
         # (RCLError "Transition is not registered": the node dies). So a resent request that
         # arrives after the first one made the transition is refused, not fatal.
         req.transition.id, req.transition.label = transition_id, label
-        res = await self._call(self._change[name], req, self.params.transition_timeout)
+        # resent rarely: a transition may take seconds (the navigator loads its model)
+        res = await self._call(self._change[name], req, self.params.transition_timeout, resend=_RESEND_TRANSITION_S)
         if res is None:
             return False, f"{name}: {label} did not answer within {self.params.transition_timeout:g} s"
         if not res.success:
