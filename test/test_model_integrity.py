@@ -98,3 +98,30 @@ def test_navigator_node_on_a_nan_model_stays_in_no_model(ros, tmp_path):
     assert node.runtime.status.state == NavState.NO_MODEL and "non-finite" in node.runtime.status.message
     ok, msg = node.runtime.set_goal(None, None, 0.0)
     assert not ok and "non-finite" in msg
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("allow", [False, True])
+def test_navigator_node_refuses_a_model_without_checksum_unless_asked(ros, tmp_path, allow):
+    """A model whose meta.json has no weights_sha256: the navigator refuses it (NO_MODEL with
+    the reason, goals refused; before issue 28 it loaded with a warning and drove) unless
+    allow_unverified_model is set, which loads it."""
+    from o4a_nav.types import NavState
+    from test_runtime_nodes import nav_node
+
+    path = fresh(tmp_path)
+    meta = json.loads((path / META_FILE).read_text())
+    del meta["weights_sha256"]
+    (path / META_FILE).write_text(json.dumps(meta))
+    ctx, add = ros
+    node = add(nav_node(ctx, str(path), autostart=False, allow_unverified_model=allow))
+    node.trigger_configure()
+    node.trigger_activate()
+    if allow:
+        assert node.active and node.runtime.nav is not None
+        assert node.runtime.status.state != NavState.NO_MODEL
+        return
+    assert not node.active and "weights_sha256" in node.activate_error
+    assert node.runtime.status.state == NavState.NO_MODEL and "allow_unverified_model" in node.runtime.status.message
+    ok, msg = node.runtime.set_goal(None, None, 0.0)
+    assert not ok and "weights_sha256" in msg

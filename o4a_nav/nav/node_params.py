@@ -63,6 +63,9 @@ class NavigatorNodeParams(Params):
     model_path: str = param("", "model directory written by `o4a train`; empty = the shipped model "
                                 "(models/o4a_default in the package share)", read_only=True)
     world: str = param("", "world whose p+ head to use; empty = the model's only one", read_only=True)
+    allow_unverified_model: bool = param(False, "load a model whose meta.json has no weights_sha256 (its "
+                                                "weights cannot be verified); false: refused, NO_MODEL",
+                                         read_only=True)
     torch_threads: int = param(1, "torch CPU threads for inference (1 is fastest per decision on a small CPU "
                                   "shared with other nodes)", (1, 64), read_only=True)
     status_rate: float = param(2.0, "periodic o4a/status rate [Hz]", (0.1, 100.0), read_only=True)

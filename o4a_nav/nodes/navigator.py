@@ -67,7 +67,7 @@ class NavigatorNode(ManagedNode):
         rt_params = read_params(self, rt.RuntimeParams)
         checker = CollisionChecker(read_params(self, FootprintParams))
         self._DiscreteAction, self._NavigatorStatus, self._NavigateToImage = DiscreteAction, NavigatorStatus, NavigateToImage
-        navigator, error = self._load(setup.torch_threads, nav_params)
+        navigator, error = self._load(setup.torch_threads, nav_params, setup.allow_unverified_model)
         with self.lock:
             self.runtime = rt.NavigatorRuntime(
                 navigator, checker, rt_params, model_error=error,
@@ -166,7 +166,7 @@ class NavigatorNode(ManagedNode):
             (current(FootprintParams, lambda: self.runtime.checker.params), set_footprint)])
 
     # ------------------------------------------------------------------ model
-    def _load(self, threads: int, params: NavigatorParams):
+    def _load(self, threads: int, params: NavigatorParams, allow_unverified: bool = False):
         try:
             import numpy as np
             import torch
@@ -175,8 +175,11 @@ class NavigatorNode(ManagedNode):
 
             torch.set_num_threads(int(threads))
             model = load_model(self.model_path)
+            if model.integrity_warning and not allow_unverified:
+                raise UserError(f"model refused: {model.integrity_warning}; to drive with it anyway set "
+                                f"allow_unverified_model true")
             if model.integrity_warning:
-                self.get_logger().warning(model.integrity_warning)
+                self.get_logger().warning(f"{model.integrity_warning} (loaded: allow_unverified_model is true)")
             nav = O4ANavigator(model, self.world or None, params)
             z = np.zeros((96, 96, 3), np.uint8)
             model.embed(z, z)  # warm-up: the first call allocates
