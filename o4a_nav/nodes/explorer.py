@@ -20,7 +20,8 @@ from rclpy.node import Node
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import ExplorerNodeParams
-from o4a_nav.nodes._common import SENSOR_QOS, declare_params, now_sec, reliable, warn_unknown_parameters
+from o4a_nav.nodes._common import (SENSOR_QOS, LaserMountCheck, declare_params, now_sec, reliable,
+                                   warn_unknown_parameters)
 from o4a_nav.sim.explore import ExplorationPolicy, ExplorerParams
 from o4a_nav.types import Action
 
@@ -38,6 +39,9 @@ class ExplorerNode(Node):
         self.policy = ExplorationPolicy(seed, declare_params(self, ExplorerParams))
         self.checker = CollisionChecker(declare_params(self, FootprintParams))  # same names as collision_checker
         warn_unknown_parameters(self)
+        # a laser mount on /tf_static that disagrees with laser_x/y/yaw: the explorer stands
+        self.mount = LaserMountCheck(self, lambda: self.checker.params, topics.BASE_FRAME,
+                                     lambda err: err and self.get_logger().error(f"explorer stopped: {err}"))
         self._DiscreteAction, self._MotionState = DiscreteAction, MotionState
         self.pub = self.create_publisher(DiscreteAction, topics.ACTION, reliable(10))
         self.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS)
@@ -86,7 +90,7 @@ class ExplorerNode(Node):
                 self.pending = None
                 self.ready_after = now
             return
-        if self.finished:
+        if self.finished or self.mount.error:
             return
         if self.scan is None or self.scan_arrival <= self.ready_after or now - self.scan_arrival > self.max_scan_age:
             return

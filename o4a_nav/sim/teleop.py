@@ -29,6 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
+from o4a_nav.frames import sim_sensor_mounts
 from o4a_nav.sim.robot import SimRobot
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, Pose2D, wrap_angle
 
@@ -219,6 +220,7 @@ def write_teleop_bag(out, world, seconds: float, seed: int = 0, params: TeleopPa
             wr.write("/" + T.WORLD_DEFINITION, "std_msgs/msg/String", 0.0, bagio.string_msg(world.text))
             for tick in drive.run(seconds):
                 ticks.append(tick)
+            bagio.write_tf_static(wr, sim_sensor_mounts(robot.camera.mount_height))
                 t = tick.t
                 if tick.odom_out:
                     wr.write("/" + T.ODOM, "nav_msgs/msg/Odometry", t, bagio.odom_msg(tick.odom, t))
