@@ -321,3 +321,40 @@ def test_replay_damaged_storage_file_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "nobag").mkdir()
     code, err = run_cli(capsys, "replay", str(tmp_path / "nobag"))
     assert code == 2 and "metadata.yaml" in err
+
+
+@pytest.mark.ros
+def test_record_keeps_a_robot_shaped_stream_and_reports_losses(tmp_path):
+    """issue 29: two 640x480 bgr8 cameras at 15 Hz + odometry at 30 Hz (28 MB/s, sensor-data
+    QoS, published by a separate process). Through the publishers' shared memory (Fast DDS
+    default, `--transport default`) large images are lost before any subscriber sees them,
+    and the recorder says how many per topic; with its default transport (UDP receive, a
+    large socket buffer) it keeps every message."""
+    import json
+    import re
+
+    env = dict(os.environ, ROS_DOMAIN_ID=str(150 + os.getpid() % 80))     # the bench topics are absolute
+    topics = ["/front_camera/image_raw", "/rear_camera/image_raw", "/odom"]
+    results = {}
+    for transport in ("auto", "default"):
+        out = tmp_path / transport
+        rec = subprocess.Popen([PY, "-m", "o4a_nav.cli", "record", *topics, "-o", str(out), "-q", "--transport",
+                                transport], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pub = subprocess.run([PY, str(REPO / "scripts" / "bench_record.py"), "--role", "publisher", "--seconds", "4"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)   # waits for the recorder
+        assert pub.returncode == 0, pub.stderr[-2000:]
+        published = json.loads(pub.stdout.strip().splitlines()[-1])["published"]
+        rec.send_signal(signal.SIGINT)
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode == 0, err
+        recorded = {t: n for t, (_, n) in bagio.topics(out).items()}
+        lost = {t: int(m.group(1)) for t in topics
+                for m in [re.search(rf"  {re.escape(t)}: \d+ \(.*\), (\d+) lost before reaching", err)] if m}
+        results[transport] = (published, recorded, lost, err)
+    published, recorded, lost, err = results["auto"]
+    assert recorded == published and not lost and "no message reported lost" in err, err
+    published, recorded, lost, err = results["default"]
+    for t in topics:
+        assert recorded[t] + lost.get(t, 0) <= published[t]
+    assert any(lost.get(t, 0) > 0 for t in topics[:2]), err          # the images the shared memory dropped
+    assert "were lost in transport" in err

@@ -1,6 +1,8 @@
 """o4a record: write ROS 2 topics into a rosbag2 folder (MCAP or sqlite3)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 HELP = "record topics into a rosbag2 folder (MCAP by default), like `ros2 bag record`"
 
 
@@ -26,11 +28,15 @@ def add_arguments(p) -> None:
                    help="make the messages durable on disk every S seconds (closed MCAP chunk / sqlite3 commit), "
                         "so a killed recorder loses at most the last S seconds; `o4a bag repair` recovers "
                         "such a bag (default 1)")
+    p.add_argument("--transport", choices=["auto", "udp", "default"], default="auto",
+                   help="how large messages reach the recorder with Fast DDS: auto/udp receive over UDP with a "
+                        "large socket buffer instead of the publishers' shared memory, which drops large "
+                        "best-effort images (auto: unless a Fast DDS profile of yours is set); default: as the "
+                        "middleware is configured (docs/BAGS.md)")
 
 
 def run(args) -> int:
     import sys
-    import time
 
     from o4a_nav.errors import UserError
 
@@ -45,12 +51,35 @@ def run(args) -> int:
     if not args.flush_period > 0:
         raise UserError(f"--flush-period must be > 0 (got {args.flush_period})")
 
+    import os
+
+    from o4a_nav.bagtools.transport import recorder_environment
+
+    dds_env, notes = recorder_environment(args.transport)   # before rclpy starts the middleware
+    saved = {k: os.environ.get(k) for k in dds_env}
+    os.environ.update(dds_env)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    try:
+        return _record(args, topics, ns)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        for path in {v for v in dds_env.values() if v.endswith(".xml")}:
+            Path(path).unlink(missing_ok=True)
+
+
+def _record(args, topics, ns) -> int:
+    import sys
+    import time
+
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
     from tqdm import tqdm
 
     from o4a_nav import bagio
+    from o4a_nav.errors import UserError
     from o4a_nav.goal_images import load_image_file   # the one image-file reader
     from o4a_nav.nodes._common import now_sec, stop_on_signals
     from o4a_nav.nodes.recorder import Recorder
@@ -81,8 +110,10 @@ def run(args) -> int:
                     bar.update(sum(node.counts.values()) - bar.n)
             if node.error is not None:
                 raise UserError(f"recording to {args.out} failed: {node.error}")
+            executor.spin_once(timeout_sec=0.05)     # lost-message events still queued
             counts = dict(node.counts)
             types = dict(node.types)
+            lost = dict(node.lost)
         finally:
             if node is not None:
                 node.destroy_node()
@@ -91,7 +122,13 @@ def run(args) -> int:
     total = sum(counts.values())
     print(f"wrote {total} messages to {args.out}", file=sys.stderr)
     for t in sorted(counts):
-        print(f"  {t}: {counts[t]} ({types.get(t, 'never published')})", file=sys.stderr)
+        drop = f", {lost[t]} lost before reaching the recorder" if lost.get(t) else ""
+        print(f"  {t}: {counts[t]} ({types.get(t, 'never published')}){drop}", file=sys.stderr)
+    for t in sorted(t for t, n in lost.items() if n):
+        print(f"warning: {lost[t]} messages on {t} were lost in transport ({lost[t] / (lost[t] + counts[t]):.0%} of "
+              f"what was published); see `o4a record --transport` in docs/BAGS.md", file=sys.stderr)
+    if not any(lost.values()):
+        print("no message reported lost by the middleware", file=sys.stderr)
     for t in sorted(t for t, n in counts.items() if n == 0):
         print(f"warning: no message received on topic {t}", file=sys.stderr)
     return 0

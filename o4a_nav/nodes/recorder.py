@@ -5,12 +5,15 @@ straight into a rosbag2 folder (MCAP by default, sqlite3 on request), stamped wi
 receive time (the node clock: wall time, or /clock with use_sim_time). Topics are
 discovered from the ROS graph, also after recording has started; the QoS of each
 subscription adapts to the publishers (bagtools/qos.py), so sensor-data topics and
-latched (transient local) topics are both recorded.
+latched (transient local) topics are both recorded. Messages the middleware reports lost
+before they arrived (the RMW 'message lost' event: a best-effort publisher's sample that
+never reached this subscription) are counted per topic (`lost`).
 """
 from __future__ import annotations
 
 from functools import partial
 
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
@@ -55,6 +58,7 @@ class Recorder(Node):
         self.wanted = None if topics is None else [topicmod.normalize(t) for t in topics]
         self.counts: dict[str, int] = {} if self.wanted is None else {t: 0 for t in self.wanted}
         self.types: dict[str, str] = {}
+        self.lost: dict[str, int] = {}      # messages the middleware reports lost before they arrived
         self.error: Exception | None = None
         self._subs = {}
         self._discover()
@@ -90,7 +94,8 @@ class Recorder(Node):
             self.types[name] = msgtype
             self.counts.setdefault(name, 0)
             self._subs[name] = self.create_subscription(
-                cls, name, partial(self._on_message, name, msgtype), qos_profile(choice), raw=True)
+                cls, name, partial(self._on_message, name, msgtype), qos_profile(choice), raw=True,
+                event_callbacks=SubscriptionEventCallbacks(message_lost=partial(self._on_lost, name)))
             self.get_logger().info(
                 f"recording {name} ({msgtype}, {'reliable' if choice.reliable else 'best effort'}"
                 f"{', transient local' if choice.transient_local else ''})")
@@ -103,6 +108,11 @@ class Recorder(Node):
             self.counts[topic] += 1
         except Exception as exc:   # disk full, closed writer: stop recording, report it
             self.error = exc
+
+    def _on_lost(self, topic: str, event) -> None:
+        """RMW 'message lost' event: samples a publisher sent that never reached this
+        subscription (best effort: fragments discarded in transport); total so far."""
+        self.lost[topic] = int(event.total_count)
 
     def missing(self) -> list[str]:
         """Requested topics that received no message."""
