@@ -81,7 +81,9 @@ def test_sim_node_publishes_sensors_and_answers_cmd_vel(ros):
     scan = ros_conv.scan_msg_to_data(probe.scans[-1])
     assert probe.scans[-1].header.frame_id == topics.LASER_FRAME
     i0 = int(round(-scan.angle_min / scan.angle_increment))
-    assert scan.ranges[i0] == pytest.approx(3.0, abs=1e-3)
+    # the east wall at x = 4 is solid: its face is half a wall thickness nearer than x = 4
+    half = load_world("two_rooms").wall_thickness / 2
+    assert scan.ranges[i0] == pytest.approx(3.0 - half, abs=1e-3)
     assert probe.odom[-1].header.frame_id == "odom" and probe.odom[-1].child_frame_id == "base_link"
     assert _odom_xy(probe.odom[-1]) == pytest.approx((0.0, 0.0), abs=1e-9)
     # drive forward at 0.5 m/s: odometry and ground truth advance along +x
