@@ -236,3 +236,64 @@ def segment(frame_poses: np.ndarray, frame_ok: np.ndarray, params: SegmentParams
         i = restart + 1
     close_chain()
     return np.asarray(kept, np.int64), np.asarray(actions, np.int8), np.asarray(chains, np.int64), stats
+
+
+@dataclass
+class LaserCheckParams:
+    """The laser cross-check of odometry labels (laser_check)."""
+
+    tol_m: float = 0.05              # scanreg.one_action tolerances: the laser's displacement is
+    tol_deg: float = 3.0             # the label's primitive within these (sim: registration error < 1 cm, 0.5 deg)
+
+
+def laser_check(actions: np.ndarray, chains: np.ndarray, ranges: np.ndarray, geometry, mount=None,
+                params: LaserCheckParams = LaserCheckParams(), reg_params=None):
+    """Cross-check each odometry label with the laser: the scans of the two frames of a
+    transition are registered (learning/scanreg.py, from no initial motion, so the
+    odometry does not steer it) and the displacement they give must be the labelled
+    primitive (scanreg.one_action). A transition the laser contradicts is dropped (the
+    chain is cut there); one the registration cannot judge (too few points, a poor fit) is
+    kept and counted as unchecked.
+
+    actions, chains: segment's labels and chain ids of the kept frames; ranges: (N, R) the
+    scan of each kept frame (a NaN row: none near it); geometry: (angle_min,
+    angle_increment, range_min, range_max) of the scans; mount: the laser's Pose2D in the
+    base frame (default: at the base origin).
+    Returns (actions, chains, counts) with counts {checked, agree, disagree, unchecked}."""
+    from o4a_nav.learning import scanreg
+    from o4a_nav.types import Pose2D
+
+    mount = mount or Pose2D(0.0, 0.0, 0.0)
+    reg_params = reg_params or scanreg.RegParams()
+    actions, chains = np.array(actions, np.int8), np.array(chains, np.int64)
+    clouds: dict[int, object] = {}
+
+    def cloud(k):
+        if k not in clouds:
+            r = ranges[k]
+            clouds[k] = None if np.isnan(r).all() else \
+                scanreg.prepare(scanreg.scan_points(r, *geometry, mount=mount), reg_params)
+        return clouds[k]
+
+    counts = {"checked": 0, "agree": 0, "disagree": 0, "unchecked": 0}
+    cut = np.zeros(len(actions), bool)           # cut[k]: the chain breaks between k and k + 1
+    for k in range(len(actions) - 1):
+        if actions[k] == Action.STOP or chains[k] != chains[k + 1]:
+            continue
+        a, b = cloud(k), cloud(k + 1)
+        r = scanreg.register(a, b, params=reg_params) if a is not None and b is not None else None
+        if r is None or not r.ok:
+            counts["unchecked"] += 1
+            continue
+        counts["checked"] += 1
+        seen = int(scanreg.one_action(r.x, r.y, r.yaw, params.tol_m, params.tol_deg))
+        if seen == int(actions[k]):
+            counts["agree"] += 1
+        else:
+            counts["disagree"] += 1
+            actions[k] = Action.STOP
+            cut[k] = True
+    new = np.zeros(len(actions), np.int64)
+    for k in range(1, len(actions)):
+        new[k] = new[k - 1] + int(chains[k] != chains[k - 1] or cut[k - 1])
+    return actions, new, counts

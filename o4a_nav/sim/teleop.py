@@ -51,6 +51,7 @@ class TeleopParams:
     pause_s: tuple = (0.3, 1.5)
     odom_noise: float = 0.0       # relative std of the odometry's per-step motion (wheel slip)
     odom_hz: float = 0.0          # odometry rate (0: control_hz); control_hz must be a multiple of it
+    odom_scale: float = 1.0       # fault: odometry reports this times the true motion (wrong wheel size)
     image_delay: float = 0.0      # fault: image header stamps are this many seconds early ...
     image_jitter: float = 0.0     # ... plus uniform(0, image_jitter) per frame
     style: str = "joystick"       # "joystick" or "steps" (stop-and-go primitives, see the module doc)
@@ -139,6 +140,7 @@ class TeleopDriver:
         if self.p.odom_noise > 0:
             ahead *= 1.0 + self.rng.normal(0.0, self.p.odom_noise)
             turn *= 1.0 + self.rng.normal(0.0, self.p.odom_noise)
+        ahead, left, turn = ahead * self.p.odom_scale, left * self.p.odom_scale, turn * self.p.odom_scale
         o = self._odom
         co, so = math.cos(o.yaw), math.sin(o.yaw)
         self._odom = Pose2D(o.x + co * ahead - so * left, o.y + so * ahead + co * left, o.yaw + turn)
@@ -218,9 +220,9 @@ def write_teleop_bag(out, world, seconds: float, seed: int = 0, params: TeleopPa
         with bagio.BagWriter(out, storage=storage, latched_topics=["/" + T.WORLD_NAME, "/" + T.WORLD_DEFINITION]) as wr:
             wr.write("/" + T.WORLD_NAME, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
             wr.write("/" + T.WORLD_DEFINITION, "std_msgs/msg/String", 0.0, bagio.string_msg(world.text))
+            bagio.write_tf_static(wr, sim_sensor_mounts(robot.camera.mount_height))
             for tick in drive.run(seconds):
                 ticks.append(tick)
-            bagio.write_tf_static(wr, sim_sensor_mounts(robot.camera.mount_height))
                 t = tick.t
                 if tick.odom_out:
                     wr.write("/" + T.ODOM, "nav_msgs/msg/Odometry", t, bagio.odom_msg(tick.odom, t))
