@@ -1,7 +1,9 @@
 """Image conversion to the model input: 96x96 RGB uint8. ROS-free.
 
 The one place where camera images of any size and the common encodings become what the
-networks eat: to_rgb / compressed_to_rgb decode, to_model_input resizes. Used by the
+networks eat: to_rgb / compressed_to_rgb decode, to_model_input crops to the model's view
+(a camera parameter: CameraView, from camera_info or the field of view; without one the
+centred square, never a squashed image) and resizes. Used by the
 dataset (ros_conv.image_msg_to_model_input) and the navigator core (o4a_nav/nav/navigator.py,
 live and goal images, behind the ROS node and in the benchmark alike).
 
@@ -13,6 +15,9 @@ the image_transport `format` string, e.g. "jpeg", "png", "rgb8; jpeg compressed 
 the channel order after "compressed" says how the decoded pixels are ordered.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -134,16 +139,83 @@ def resize_rgb(img: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def to_model_input(img: np.ndarray) -> np.ndarray:
+# ---- framing: which part of a camera image is the model's view ---------------------------
+
+MODEL_HFOV_DEG = 90.0   # the view the model is trained with: the simulator's square 90 deg camera
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """Pinhole intrinsics of a camera's images, in pixels: from sensor_msgs/CameraInfo's K
+    (`from_k`) or from the horizontal field of view with the principal point at the centre
+    and square pixels (`from_hfov`)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @classmethod
+    def from_k(cls, k) -> "CameraView":
+        k = [float(v) for v in k]
+        if len(k) != 9 or not (k[0] > 0 and k[4] > 0):
+            raise ImageFormatError(f"camera matrix K must have 9 values with fx, fy > 0, got {k}")
+        return cls(k[0], k[4], k[2], k[5])
+
+    @classmethod
+    def from_hfov(cls, hfov_deg: float, width: int, height: int) -> "CameraView":
+        if not 0 < hfov_deg < 180:
+            raise ImageFormatError(f"camera horizontal field of view must be in (0, 180) deg, got {hfov_deg}")
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def crop_box(width: int, height: int, camera: CameraView | None = None,
+             view_deg: float = MODEL_HFOV_DEG) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), the pixels of a width x height image that show the model's view.
+
+    With the camera's intrinsics: the region that subtends view_deg x view_deg (square, as
+    the model was trained), centred on the principal point. Where the camera sees less
+    than that, the largest region of the same shape that fits (the view is then narrower
+    than the model's; `view_fraction` says by how much). Without intrinsics: the centred
+    square (a square image is kept whole), never a squashed image."""
+    if camera is None:
+        side = min(width, height)
+        x0, y0 = (width - side) // 2, (height - side) // 2
+        return x0, y0, x0 + side, y0 + side
+    t = math.tan(math.radians(view_deg) / 2.0)
+    hx, hy = camera.fx * t, camera.fy * t                      # half extents (pixels) of the model's view
+    ex, ey = camera.cx + 0.5, camera.cy + 0.5                  # the principal point in pixel-edge coordinates
+    s = min(1.0, ex / hx, (width - ex) / hx, ey / hy, (height - ey) / hy)
+    x0, x1 = int(round(ex - hx * s)), int(round(ex + hx * s))
+    y0, y1 = int(round(ey - hy * s)), int(round(ey + hy * s))
+    return max(0, x0), max(0, y0), min(width, max(x1, x0 + 1)), min(height, max(y1, y0 + 1))
+
+
+def view_fraction(width: int, height: int, camera: CameraView | None, view_deg: float = MODEL_HFOV_DEG) -> float:
+    """The share of the model's view (tangent extent) that the camera covers: 1.0 when its
+    image holds the whole view_deg square, less when the crop had to shrink."""
+    if camera is None:
+        return float("nan")
+    x0, _, x1, _ = crop_box(width, height, camera, view_deg)
+    return (x1 - x0) / (2.0 * camera.fx * math.tan(math.radians(view_deg) / 2.0))
+
+
+def to_model_input(img: np.ndarray, camera: CameraView | None = None) -> np.ndarray:
     """The model input, (96, 96, 3) uint8 RGB, from a decoded camera image of any size:
-    (H, W) grey or (H, W, 3) RGB uint8 (what to_rgb / compressed_to_rgb return). The one
-    converter: the dataset (through ros_conv.image_msg_to_model_input) and the navigator
-    core (goal and live images) call it."""
+    (H, W) grey or (H, W, 3) RGB uint8 (what to_rgb / compressed_to_rgb return), cropped to
+    the model's view (crop_box: from the camera's intrinsics when given, else the centred
+    square) and resized. The one converter: the dataset (through
+    ros_conv.image_msg_to_model_input) and the navigator core (goal and live images) call
+    it, with the same camera in training and at run time."""
     img = np.asarray(img)
     if img.dtype != np.uint8:
         raise ImageFormatError(f"expected uint8 pixels, got {img.dtype}")
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3 and img.shape[0] and img.shape[1]:
+        x0, y0, x1, y1 = crop_box(img.shape[1], img.shape[0], camera)
+        img = img[y0:y1, x0:x1]
     return resize_rgb(img)
 
 

@@ -41,9 +41,15 @@ def image_msg_to_rgb(msg) -> np.ndarray:
     return image_conv.to_rgb(msg.data, int(msg.height), int(msg.width), msg.encoding, int(msg.step) or None)
 
 
-def image_msg_to_model_input(msg) -> np.ndarray:
-    """sensor_msgs/Image or CompressedImage -> (96, 96, 3) uint8 RGB, the model input."""
-    return image_conv.to_model_input(image_msg_to_rgb(msg))
+def image_msg_to_model_input(msg, camera: image_conv.CameraView | None = None) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage -> (96, 96, 3) uint8 RGB, the model input
+    (cropped to the model's view with the camera's intrinsics, image_conv.crop_box)."""
+    return image_conv.to_model_input(image_msg_to_rgb(msg), camera)
+
+
+def camera_info_to_view(msg) -> image_conv.CameraView:
+    """sensor_msgs/CameraInfo -> image_conv.CameraView (its K)."""
+    return image_conv.CameraView.from_k(msg.k)
 
 
 def scan_msg_to_data(msg) -> ScanData:

@@ -119,3 +119,62 @@ def test_ros_conv_dispatches_on_the_message_type():
     assert not ros_conv.is_compressed_image(raw)
     assert np.array_equal(ros_conv.image_msg_to_rgb(raw), rgb)
     assert ros_conv.image_msg_to_model_input(comp).shape == (96, 96, 3)
+
+
+# ---- framing (issue 29): a 4:3 camera is cropped to the model's square 90 deg view ----------
+
+def test_a_4_3_bag_is_framed_like_the_simulators_view(tmp_path):
+    """640x480 frames of a 106.26 deg camera (its vertical view is 90 deg), recorded with
+    their camera_info in a bag: cropped with the intrinsics to the model's 90 x 90 deg view
+    they match the simulator's own 96x96, 90 deg camera at the same poses; squashed (the
+    old conversion) they do not. Without intrinsics the centred square is taken (never a
+    squash); a camera narrower than the model's view gives the largest part of it."""
+    import math
+
+    from o4a_nav import bagio, ros_conv
+    from o4a_nav.image_conv import CameraView, crop_box, resize_rgb, to_model_input, view_fraction
+    from o4a_nav.sim.render import Renderer
+    from o4a_nav.sim.world import load_world
+    from o4a_nav.types import Pose2D
+
+    world = load_world("two_rooms")
+    hfov = math.degrees(2 * math.atan(640 / 480 * math.tan(math.radians(45))))
+    wide, model_view = Renderer(world, 640, 480, 0.4, hfov), Renderer(world, 96, 96, 0.4, 90.0)
+    rng = np.random.default_rng(0)
+    poses = [world.sample_free_pose(rng) for _ in range(4)]
+    poses = [Pose2D(p.x, p.y, p.yaw) if isinstance(p, Pose2D) else Pose2D(*p) for p in poses]
+    bag = tmp_path / "cam43"
+    f = (640 / 2) / math.tan(math.radians(hfov) / 2)
+    T = bagio.typestore().types
+    with bagio.BagWriter(bag) as wr:
+        for k, p in enumerate(poses):
+            t = 1.0 + k
+            msg = bagio.image_msg(wide.view(p)[..., ::-1].copy(), t, "front_camera")     # as bgr8
+            msg.encoding = "bgr8"
+            wr.write("/front_camera/image_raw", "sensor_msgs/msg/Image", t, msg)
+            info = T["sensor_msgs/msg/CameraInfo"](
+                header=msg.header, height=480, width=640, distortion_model="plumb_bob", d=np.zeros(5),
+                k=np.array([f, 0, 319.5, 0, f, 239.5, 0, 0, 1], float), r=np.eye(3).reshape(-1),
+                p=np.array([f, 0, 319.5, 0, 0, f, 239.5, 0, 0, 0, 1, 0], float), binning_x=0, binning_y=0,
+                roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            wr.write("/front_camera/camera_info", "sensor_msgs/msg/CameraInfo", t, info)
+    images = [m for _, _, _, m in bagio.read(bag, ["/front_camera/image_raw"])]
+    [info] = [m for _, _, _, m in bagio.read(bag, ["/front_camera/camera_info"])][:1]
+    camera = ros_conv.camera_info_to_view(info)
+    assert crop_box(640, 480, camera) == (80, 0, 560, 480) and view_fraction(640, 480, camera) == pytest.approx(1.0)
+    framed, squashed = [], []
+    for msg, p in zip(images, poses):
+        truth = model_view.view(p).astype(float)
+        framed.append(np.abs(ros_conv.image_msg_to_model_input(msg, camera).astype(float) - truth).mean())
+        squashed.append(np.abs(resize_rgb(ros_conv.image_msg_to_rgb(msg)).astype(float) - truth).mean())
+        # no intrinsics: the centred square, here the same region
+        assert np.array_equal(ros_conv.image_msg_to_model_input(msg), ros_conv.image_msg_to_model_input(msg, camera))
+    wide.close(), model_view.close()
+    assert max(framed) < 6.0, framed                      # resampling differences only (0..255 scale)
+    assert min(squashed) > 2 * max(framed), (framed, squashed)
+    # a 90 deg 4:3 camera sees only 73.7 deg vertically: the largest square of the view that fits
+    narrow = CameraView.from_hfov(90.0, 640, 480)
+    assert crop_box(640, 480, narrow) == (80, 0, 560, 480) and view_fraction(640, 480, narrow) == pytest.approx(0.75)
+    # a square image without intrinsics is unchanged (the simulator's own images)
+    img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    assert np.array_equal(to_model_input(img), img)
