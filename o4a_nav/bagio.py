@@ -302,5 +302,29 @@ def action_msg(action: int, t: float, sequence: int, frame_id: str = "base_link"
                                                   sequence=int(sequence))
 
 
+def tf_message(transforms):
+    """tf2_msgs/TFMessage (rosbags) of o4a_nav.frames.Transforms (their stamps are 0: static)."""
+    T = _types()
+    out = []
+    for t in transforms:
+        out.append(T["geometry_msgs/msg/TransformStamped"](
+            header=_header(0.0, t.parent), child_frame_id=t.child,
+            transform=T["geometry_msgs/msg/Transform"](
+                translation=T["geometry_msgs/msg/Vector3"](x=float(t.x), y=float(t.y), z=float(t.z)),
+                rotation=T["geometry_msgs/msg/Quaternion"](x=float(t.qx), y=float(t.qy), z=float(t.qz),
+                                                          w=float(t.qw)))))
+    return T["tf2_msgs/msg/TFMessage"](transforms=out)
+
+
+def write_tf_static(writer: "BagWriter", transforms, t_sec: float = 0.0) -> None:
+    """The static transforms (sensor mounts) on /tf_static, recorded transient local as a
+    robot's static broadcaster offers them: the learning pipeline reads the laser's mount
+    from there."""
+    from o4a_nav import topics
+
+    writer.connection(topics.TF_STATIC, "tf2_msgs/msg/TFMessage", latched=True)
+    writer.write(topics.TF_STATIC, "tf2_msgs/msg/TFMessage", t_sec, tf_message(transforms))
+
+
 def string_msg(text: str):
     return _types()["std_msgs/msg/String"](data=text)

@@ -20,6 +20,7 @@ replaced, to find out which part of the potential keeps the robot from the goal.
                  displacement is the action they claim, within 0.1 m and 7.5 deg), `ideal` (every
                  pair of frames one action apart by the true poses, found by f-dagger or
                  not, with d_h weights: the graph a perfect f-dagger would build), `chain` (no loop closures),
+                 `laser` or `laser=K` (the pipeline's laser closures, K nearest codes),
                  `offset=X` (NOT_CONNECTED logit raised by X before the argmax; the
                  pipeline's default is log(63) = 4.14), `classw` (edge weight 1 per
                  motion, 0.05 per "same place" edge instead of d_h), `cap=C` (loop closures with
@@ -231,6 +232,18 @@ def build_graph_variant(model, bags: list[str], variant: str, cache_dir: Path):
             g["weight"] = np.where(g["action"] == 0, 0.05, 1.0).astype(np.float32)
         if "loopw" in opts:      # loop closures cost this factor more than a recorded transition
             g["weight"] = np.where(g["chain"], g["weight"], g["weight"] * float(opts["loopw"])).astype(np.float32)
+        if "laser" in opts:      # the pipeline's laser rule (train.graph_closures=laser) on h's codes
+            from o4a_nav.learning import closures as C
+            from o4a_nav.learning.pipeline import closure_rule
+            from o4a_nav.learning.config import make_configs
+
+            _, tcfg = make_configs("compact", ["train.graph_closures=laser"])
+            _, mount, _ = closure_rule(w, tcfg)
+            lc = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount,
+                                  C.ClosureParams(knn=int(opts["laser"] or 20)), traj=w.traj)
+            g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, 256,
+                              loops=(lc["src"], lc["dst"], lc["action"]))
+            keep = np.ones(len(g["src"]), bool)
         if "ideal" in opts:      # every pair one action apart by the true poses, found or not
             from scipy.spatial import cKDTree
 

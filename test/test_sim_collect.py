@@ -42,8 +42,13 @@ def test_bag_layout_per_step(bag):
     # the world file's text travels with the bag: the same geometry without the file
     assert msgs[1][0] == C.WORLD_DEFINITION
     assert np.array_equal(world_from_text(msgs[1][3].data).segments, load_world("two_rooms").segments)
+    # the sensor mounts (base_link -> laser at the origin, the cameras), where training reads the laser's pose
+    assert msgs[2][0] == "/tf_static"
+    mounts = {t.child_frame_id: t for t in msgs[2][3].transforms}
+    assert mounts["laser"].header.frame_id == "base_link" and mounts["laser"].transform.translation.x == 0.0
+    assert mounts["laser"].transform.rotation.w == 1.0
     order = [C.FRONT, C.REAR, C.SCAN, C.POSE, C.ACTION]
-    steps = [msgs[2 + 5 * i: 7 + 5 * i] for i in range(N)]
+    steps = [msgs[3 + 5 * i: 8 + 5 * i] for i in range(N)]
     poses, actions = [], []
     for i, step in enumerate(steps):
         assert [m[0] for m in step] == order

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from o4a_nav import bagio, topics
+from o4a_nav.frames import sim_sensor_mounts
 from o4a_nav.ros_conv import image_msg_to_rgb
 from o4a_nav.bagtools import navrun
 from o4a_nav.types import Action, MotionStatus
@@ -63,6 +64,7 @@ def write_sim_navigation_bag(out, model, world: str, *, max_steps: int = 30, see
         with bagio.BagWriter(out, storage=storage, latched_topics=[navrun.GOAL_FRONT, navrun.GOAL_REAR]) as w:
             w.write(topics.WORLD_NAME, "std_msgs/msg/String", t0, bagio.string_msg(robot.world.name))
             w.write(topics.WORLD_DEFINITION, "std_msgs/msg/String", t0, bagio.string_msg(robot.world.text))
+            bagio.write_tf_static(w, sim_sensor_mounts(robot.camera.mount_height), t0)
             w.write(navrun.GOAL_FRONT, "sensor_msgs/msg/Image", t0, bagio.image_msg(goal_front, t0, "goal_front"))
             w.write(navrun.GOAL_REAR, "sensor_msgs/msg/Image", t0, bagio.image_msg(goal_rear, t0, "goal_rear"))
             for i in range(max_steps):

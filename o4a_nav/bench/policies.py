@@ -78,6 +78,7 @@ O4A_VARIANTS = {
     "o4a-no-attractor": {"use_attractor": False},
     "o4a-anti-oscillation": {"anti_oscillation": True},
     "o4a-lookahead": {"lookahead_rotations": 6},
+    "o4a-heading": {"lookahead_rotations": 12, "rotation_cost": 1.0},
     "o4a-scan": {"stuck_scan": 12},
 }
 

@@ -37,6 +37,31 @@ class BenchConfig:
     graph_lookahead: int = 3
     nav_params: dict = field(default_factory=dict)  # NavigatorParams overrides for the o4a* policies
     command: str = ""
+    motion_noise: str = ""    # "FRAC,DEG": the simulated robot's executed-motion error (sim.robot.MotionNoise)
+    laser_noise: float = 0.0  # the simulated laser's range noise [m]
+
+
+def check_noise(cfg: BenchConfig) -> None:
+    """UserError for a bad --motion-noise / --laser-noise."""
+    from o4a_nav.errors import UserError
+    from o4a_nav.sim.robot import MotionNoise
+
+    try:
+        if cfg.motion_noise:
+            MotionNoise.parse(cfg.motion_noise)
+    except ValueError as exc:
+        raise UserError(f"--motion-noise: {exc}") from None
+    if not 0.0 <= cfg.laser_noise < 1.0:
+        raise UserError(f"--laser-noise must be in [0, 1) m, not {cfg.laser_noise}")
+
+
+def sim_robot(cfg: BenchConfig, world):
+    """The benchmark's simulated robot in `world`, with the run's noise."""
+    from o4a_nav.sim import SimRobot
+    from o4a_nav.sim.robot import LaserParams, MotionNoise
+
+    return SimRobot(world, seed=cfg.seed, laser=LaserParams(noise_std=cfg.laser_noise),
+                    motion_noise=MotionNoise.parse(cfg.motion_noise) if cfg.motion_noise else MotionNoise())
 
 
 def _git_commit() -> str | None:
@@ -126,12 +151,12 @@ class _Worker:
     def _world(self, name: str):
         if name not in self.worlds:
             from o4a_nav.nav.collision import CollisionChecker
-            from o4a_nav.sim import SimRobot, load_world
+            from o4a_nav.sim import load_world
 
             from .cache import ViewCache
 
             world = load_world(self.world_paths.get(name, name))
-            robot = SimRobot(world, seed=self.cfg.seed)
+            robot = sim_robot(self.cfg, world)
             self.worlds[name] = (world, robot, ViewCache(robot), CollisionChecker(),
                                  make_policies(self.cfg, self.model, name, self.notes))
         return self.worlds[name]

@@ -57,6 +57,7 @@ def run_episode(
         truth=truth if policy.uses_ground_truth else None,
     )
     policy.reset(ctx)
+    robot.reseed(ctx.seed)   # the episode's own sensor and motion noise, whichever worker runs it
     res = EpisodeResult(policy.name, episode.world, episode.difficulty, episode.index, episode.geodesic_m)
     gx, gy = episode.goal.x, episode.goal.y
     pose = robot.pose

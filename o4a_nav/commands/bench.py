@@ -52,6 +52,11 @@ def add_arguments(p) -> None:
                    help="run policy o4a on every episode both in-process and through the ROS nodes (sim in lockstep, "
                         "collision_checker, navigator, base_controller; config/navigation.yaml) and report the decision "
                         "agreement (policy o4a-ros in the tables); --policy, --jobs and --graph-scaling do not apply")
+    p.add_argument("--motion-noise", default="", metavar="FRAC,DEG",
+                   help="executed-motion error of the simulated robot, e.g. 0.05,2: each FORWARD travels 0.25 m "
+                        "x (1 + N(0, FRAC)), each motion adds N(0, DEG) to the heading (default exact motions)")
+    p.add_argument("--laser-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="Gaussian range noise of the simulated laser [m] (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -63,6 +68,10 @@ def command_line(cfg, args) -> str:
              "--trajectories", str(cfg.trajectories), "--threads", str(cfg.threads), "--jobs", str(args.jobs)]
     for k, v in cfg.nav_params.items():
         parts += ["--nav-param", f"{k}={v}"]
+    if cfg.motion_noise:
+        parts += ["--motion-noise", cfg.motion_noise]
+    if cfg.laser_noise:
+        parts += ["--laser-noise", str(cfg.laser_noise)]
     if args.graph_scaling:
         parts.append("--graph-scaling")
     if getattr(args, "through_ros", False):
@@ -73,7 +82,7 @@ def command_line(cfg, args) -> str:
 def run(args) -> int:
     import yaml
 
-    from o4a_nav.bench.run import DEFAULT_POLICIES, BenchConfig, run_benchmark
+    from o4a_nav.bench.run import DEFAULT_POLICIES, BenchConfig, check_noise, run_benchmark
 
     policies = _split(args.policies) or list(DEFAULT_POLICIES)
     if policies == ["none"]:
@@ -111,7 +120,10 @@ def run(args) -> int:
         max_steps=args.max_steps,
         trajectories=args.trajectories,
         threads=args.threads,
+        motion_noise=args.motion_noise,
+        laser_noise=args.laser_noise,
     )
+    check_noise(cfg)
     if args.through_ros:
         if args.graph_scaling or args.jobs != 1 or (args.policies and policies != ["o4a"]):
             raise UserError("--through-ros runs policy o4a only, in one process: drop --policy, --jobs and "

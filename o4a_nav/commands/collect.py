@@ -29,6 +29,11 @@ def add_arguments(p) -> None:
                         "--steps counts camera frames)")
     p.add_argument("--compressed", action="store_true",
                    help="write the camera images as JPEG sensor_msgs/CompressedImage on <topic>/compressed")
+    p.add_argument("--motion-noise", default="", metavar="FRAC,DEG",
+                   help="explore: executed-motion error, e.g. 0.05,2 (each FORWARD travels 0.25 m x (1 + N(0, FRAC)), "
+                        "each motion adds N(0, DEG) to the heading; default exact motions)")
+    p.add_argument("--laser-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="Gaussian range noise of the simulated laser [m] (default 0; e.g. 0.01)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -44,6 +49,18 @@ def run(args) -> int:
         raise UserError(f"--dt must be > 0 (got {args.dt})")
     from pathlib import Path
 
+    from o4a_nav.sim.robot import LaserParams, MotionNoise
+
+    try:
+        noise = MotionNoise.parse(args.motion_noise) if args.motion_noise else MotionNoise()
+    except ValueError as exc:
+        raise UserError(f"--motion-noise: {exc}") from None
+    if not 0.0 <= args.laser_noise < 1.0:
+        raise UserError(f"--laser-noise must be in [0, 1) m (got {args.laser_noise})")
+    if (noise.active or args.laser_noise) and args.drive == "teleop":
+        raise UserError("--motion-noise and --laser-noise apply to --drive explore (teleop records its own "
+                        "stream; see o4a_nav/sim/teleop.py)")
+    laser = LaserParams(noise_std=args.laser_noise)
     if Path(args.out).exists():
         raise UserError(f"--out {args.out} exists already; choose a new folder (a bag is never overwritten)")
 
@@ -52,6 +69,7 @@ def run(args) -> int:
 
     from o4a_nav import bagio
     from o4a_nav import topics as T
+    from o4a_nav.frames import sim_sensor_mounts
     from o4a_nav.sim import SimRobot, load_world
     from o4a_nav.sim.collector import coverage, explore
     from o4a_nav.sim.explore import ExplorerParams
@@ -60,13 +78,14 @@ def run(args) -> int:
         return _teleop(args)
     params = ExplorerParams(trajectory_length=args.trajectory_length, forward_prob=args.forward_prob)
     world = load_world(args.world)
-    robot = SimRobot(world, seed=args.seed)
+    robot = SimRobot(world, seed=args.seed, laser=laser, motion_noise=noise)
     xy = np.zeros((args.steps, 2))
     n_traj = 0
     t0 = time.perf_counter()
     with bagio.BagWriter(args.out, storage=args.storage, latched_topics=[WORLD, WORLD_DEFINITION]) as w:
         w.write(WORLD, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
         w.write(WORLD_DEFINITION, "std_msgs/msg/String", 0.0, bagio.string_msg(world.text))
+        bagio.write_tf_static(w, sim_sensor_mounts(robot.camera.mount_height))
         bar = tqdm(total=args.steps, unit="step", desc=f"collect {world.name}", disable=args.quiet, file=sys.stderr)
         for f in explore(robot, args.steps, seed=args.seed, params=params, dt=args.dt):
             for topic, img, frame in ((FRONT, f.front, T.FRONT_CAMERA_FRAME), (REAR, f.rear, T.REAR_CAMERA_FRAME)):

@@ -34,6 +34,9 @@ def add_arguments(p) -> None:
     p.add_argument("--odom-topic", default=None, metavar="TOPIC",
                    help="nav_msgs/Odometry topic that labels bags without an action topic (driven with a "
                         "joystick / velocities; default odom)")
+    p.add_argument("--scan-topic", default=None, metavar="TOPIC",
+                   help="sensor_msgs/LaserScan topic whose scans verify the loop closures (default scan; "
+                        "train.graph_closures, docs/LEARNING.md)")
     p.add_argument("--motion-state-topic", default=None, metavar="TOPIC",
                    help="o4a_msgs/MotionState topic: motions not SUCCEEDED are never transitions "
                         "(default o4a/motion_state, used when present)")
@@ -60,7 +63,7 @@ def run(args) -> int:
     names = TopicNames()
     for field, value in (("front", args.front_topic), ("rear", args.rear_topic),
                          ("action", args.action_topic), ("pose", args.pose_topic), ("odom", args.odom_topic),
-                         ("motion_state", args.motion_state_topic)):
+                         ("motion_state", args.motion_state_topic), ("scan", args.scan_topic)):
         if value:
             setattr(names, field, value.lstrip("/"))
     from o4a_nav.learning.odometry import SegmentParams

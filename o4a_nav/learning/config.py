@@ -75,6 +75,18 @@ class TrainConfig:
     # adjustment), i.e. argmax under the batch's natural class frequencies. -1 = auto
     # (log(batch_size - 1)); 0 = plain argmax as in the paper.
     graph_logit_adjust: float = -1.0
+    # Loop closures: "auto" = "laser" for a world whose bags all carry laser scans with a
+    # known mount, else "image"; "laser" = candidates from h's nearest codes verified by scan
+    # registration and labelled by the registered pose (o4a_nav/learning/closures.py; refused
+    # when a bag has no usable scans); "image" = f-dagger on all pairs (the paper's rule).
+    graph_closures: str = "auto"
+    laser_knn: int = 20                   # candidates per frame: its nearest codes
+    laser_tol_m: float = 0.1              # a registered pose is an action within these
+    laser_tol_deg: float = 7.5
+    laser_workers: int = 2                # registration processes
+    # The laser's pose in the base frame "x,y,yaw" (m, m, rad) for bags whose /tf_static
+    # does not give it; "" = from the bags.
+    laser_mount: str = ""
     # stage 3: f
     forward_steps: int = 3000             # sampled mini-batches of graph motion edges
     forward_batch: int = 256
@@ -115,8 +127,29 @@ class TrainConfig:
             raise UserError(f"train.lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
         if not 0.0 <= self.lr_min <= self.lr:
             raise UserError(f"train.lr_min must be in [0, train.lr], not {self.lr_min}")
+        if self.graph_closures not in ("auto", "laser", "image"):
+            raise UserError(f"train.graph_closures must be 'auto', 'laser' or 'image', not {self.graph_closures!r}")
+        if self.laser_knn < 1 or self.laser_workers < 1 or not self.laser_tol_m > 0 or not self.laser_tol_deg > 0:
+            raise UserError("train.laser_knn and train.laser_workers must be >= 1, train.laser_tol_m and "
+                            "train.laser_tol_deg > 0")
+        if self.laser_mount:
+            self.mount_pose()
         if self.precision not in ("fp32", "bf16"):
             raise UserError(f"train.precision must be 'fp32' or 'bf16', not {self.precision!r}")
+
+
+    def mount_pose(self):
+        """train.laser_mount as a Pose2D, or None when not set."""
+        from o4a_nav.types import Pose2D
+
+        if not self.laser_mount:
+            return None
+        try:
+            x, y, yaw = (float(v) for v in self.laser_mount.split(","))
+        except ValueError:
+            raise UserError(f"train.laser_mount must be 'x,y,yaw' (metres, metres, radians), not "
+                            f"{self.laser_mount!r}") from None
+        return Pose2D(x, y, yaw)
 
 
 PRESETS = {

@@ -22,7 +22,9 @@ from o4a_nav import bagio, topics as T
 from o4a_nav.errors import BagError, ImageFormatError, UserError
 from o4a_nav.learning.odometry import SegmentParams, interpolate_poses
 from o4a_nav.learning.odometry import segment as segment_odometry
-from o4a_nav.ros_conv import IMAGE_TYPES, image_msg_to_model_input, pose_msg_to_pose2d, stamp_to_sec
+from o4a_nav.frames import TransformTree
+from o4a_nav.ros_conv import (IMAGE_TYPES, image_msg_to_model_input, pose_msg_to_pose2d, stamp_to_sec,
+                              transform_from_msg)
 from o4a_nav.types import Action
 
 
@@ -36,6 +38,31 @@ class TopicNames:
     odom: str = T.ODOM                  # continuous driving: used when the bag has no actions
     motion_state: str = T.MOTION_STATE  # optional: how each action ended
     world_definition: str = T.WORLD_DEFINITION
+    scan: str = T.SCAN                  # optional: laser loop closures (graph.closures laser)
+    tf_static: str = T.TF_STATIC        # optional: the laser's mount in base_frame
+    base_frame: str = T.BASE_FRAME
+
+
+@dataclass
+class LaserFrames:
+    """Each frame's laser scan (the one nearest the frame's stamp) and where the laser sits.
+
+    ranges: (N, R) float32, a NaN row where no scan was close enough in time (that frame
+    gets no laser loop closure); geometry: closures.ScanGeometry; mount: the laser's pose
+    in the base frame (from the bag's /tf_static, or identity when the scans are stamped in
+    the base frame, or given with train.laser_mount); mount_source says which."""
+
+    ranges: np.ndarray
+    geometry: object
+    mount: object | None
+    mount_source: str
+    frame_id: str
+
+    def usable(self) -> str:
+        """'' when laser closures can run on these scans, else why not."""
+        if self.mount is None:
+            return self.mount_source
+        return ""
 
 
 @dataclass
@@ -63,6 +90,7 @@ class WorldData:
     world_text: str | None = None   # the world file's text, when the bag (or --world FILE) carries it
     shard: np.ndarray | None = None        # (N,) data shard of each frame (assign_shards); None: all in shard 0
     held_frames: np.ndarray | None = None  # the frames whose images front and rear hold, ascending; None: all
+    laser: LaserFrames | None = None       # the frames' laser scans, when every bag of the world has them
 
     def __len__(self):
         return len(self.actions)
@@ -160,6 +188,7 @@ class BagFrames:
     source: str = ""               # the bag, as given
     image_topics: tuple = ()       # (front topic, rear topic) as recorded
     image_pos: tuple = ()          # (N,) int64 each, per camera: which message of its topic is frame k's image
+    laser: LaserFrames | None = None   # the frames' scans (None: the bag has no scan topic)
 
     def read_images(self, frames: np.ndarray | None = None, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The (front, rear) images of `frames` (indices, default all), decoded from the bag
@@ -248,6 +277,13 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     wanted += [names.motion_state] if has_motion else []
     if _present(bag_topics, names.world_definition):
         wanted.append(names.world_definition)
+    has_scan = _present(bag_topics, names.scan) and bag_topics[names.scan][0] == SCAN_TYPE
+    has_tf = _present(bag_topics, names.tf_static) and bag_topics[names.tf_static][0] == TF_TYPE
+    wanted += [names.scan] if has_scan else []
+    wanted += [names.tf_static] if has_tf else []
+    scans: tuple[list, list] = ([], [])
+    scan_meta: dict = {}
+    tf_tree = TransformTree()
 
     images = {names.front: ([], []), names.rear: ([], [])}
     actions, poses, odom, world, world_text = [], ([], []), ([], []), None, None
@@ -281,6 +317,11 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
             world = str(msg.data)
         elif topic == names.world_definition and world_text is None:
             world_text = str(msg.data)
+        elif topic == names.scan and has_scan:
+            _add_scan(path, msg, t_bag, scans, scan_meta)
+        elif topic == names.tf_static and has_tf:
+            for tr in msg.transforms:
+                tf_tree.add(transform_from_msg(tr))
     if bar is not None:
         bar.close()
 
@@ -301,6 +342,8 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
         for t_a in picked["times"]:
             k = max(0, bisect.bisect_right(pt, t_a + eps) - 1)
             out_pose.append(pp[k])
+    laser = _laser_frames(path, names, scans, scan_meta, tf_tree, np.asarray(picked["times"], float)) \
+        if has_scan and scans[0] else None
     # renumber trajectories 0..k-1
     _, traj_ids = np.unique(np.asarray(picked["traj"]), return_inverse=True)
     return BagFrames(
@@ -309,7 +352,58 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
         actions=np.asarray(picked["actions"], np.int8), traj=traj_ids.astype(np.int32),
         times=np.asarray(picked["times"], float), poses=np.asarray(out_pose, np.float32) if has_pose else None,
         world=world, world_text=world_text, labels="actions" if use_actions else "odometry",
-        skipped=picked["skipped"], stats=picked["stats"], source=str(path))
+        skipped=picked["skipped"], stats=picked["stats"], source=str(path), laser=laser)
+
+
+SCAN_TYPE = "sensor_msgs/msg/LaserScan"
+TF_TYPE = "tf2_msgs/msg/TFMessage"
+MAX_SCAN_AGE = 0.1   # [s] a frame's scan is the one nearest its stamp, at most this far
+
+
+def _add_scan(path, msg, t_bag, scans, meta) -> None:
+    geom = (float(msg.angle_min), float(msg.angle_increment), float(msg.range_min), float(msg.range_max),
+            len(msg.ranges), str(msg.header.frame_id).lstrip("/"))
+    if "geom" not in meta:
+        meta["geom"] = geom
+    elif geom != meta["geom"]:
+        raise BagError(f"bag {path}: the laser scans change their geometry or frame at t={t_bag:.3f}s "
+                       f"({meta['geom']} -> {geom}); one laser per bag is supported")
+    scans[0].append(_header_time(msg, t_bag))
+    scans[1].append(np.asarray(msg.ranges, np.float32))
+
+
+def _laser_frames(path, names, scans, meta, tf_tree, times) -> LaserFrames:
+    """Each frame's nearest scan (within MAX_SCAN_AGE) and the laser's mount."""
+    from o4a_nav.frames import is_level, yaw_of
+    from o4a_nav.learning.closures import ScanGeometry
+    from o4a_nav.types import Pose2D
+
+    st = np.asarray(scans[0], float)
+    order = np.argsort(st, kind="stable")
+    st = st[order]
+    k = np.clip(np.searchsorted(st, times), 1, max(len(st) - 1, 1))
+    prev = np.clip(k - 1, 0, len(st) - 1)
+    k = np.clip(k, 0, len(st) - 1)
+    near = np.where(np.abs(st[prev] - times) <= np.abs(st[k] - times), prev, k)
+    ok = np.abs(st[near] - times) <= MAX_SCAN_AGE
+    ranges = np.full((len(times), meta["geom"][4]), np.nan, np.float32)
+    rows = np.asarray(order)[near[ok]]
+    ranges[ok] = np.stack([scans[1][r] for r in rows]) if len(rows) else ranges[ok]
+    amin, ainc, rmin, rmax, _, frame = meta["geom"]
+    base = names.base_frame
+    mount, source = None, ""
+    tf = tf_tree.lookup(base, frame)
+    if frame == base:
+        mount, source = Pose2D(0.0, 0.0, 0.0), f"scans stamped in {base}"
+    elif tf is not None:
+        if not is_level(tf):
+            source = f"bag {path}: the laser frame {frame} is not level in {base} (/tf_static): not a planar scan"
+        else:
+            mount, source = Pose2D(tf.x, tf.y, yaw_of(tf)), f"{names.tf_static} ({base} -> {frame})"
+    else:
+        source = (f"bag {path}: the scans are in frame {frame!r} and the bag's {names.tf_static} does not place it "
+                  f"in {base}; give the laser's mount with --set train.laser_mount=x,y,yaw")
+    return LaserFrames(ranges, ScanGeometry(amin, ainc, rmin, rmax), mount, source, frame)
 
 
 def _pair_actions(path, names, actions, motion, ft, rt, max_image_age, max_gap) -> dict:
@@ -431,6 +525,7 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
             labelling={p.source: _describe_labels(p) for p in parts},
             world_text=next((p.world_text for p in parts if p.world_text), None),
         )
+        w.laser = _merge_laser(name, parts)
         w.known_world = w.world_text is not None or _known_world(name)
         w.val_traj = split_trajectories(w.traj, val_fraction, seed)
         worlds.append(w)
@@ -446,6 +541,22 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
             p.read_images(local, out=(w.front[row:row + len(local)], w.rear[row:row + len(local)]))
             start, row = start + len(p.actions), row + len(local)
     return worlds
+
+
+def _merge_laser(name: str, parts) -> LaserFrames | None:
+    """One LaserFrames for the world's bags, or None when a bag has no scans or the bags'
+    lasers differ (a world's closures compare scans of one geometry and mount)."""
+    lasers = [p.laser for p in parts]
+    if any(lf is None for lf in lasers):
+        return None
+    first = lasers[0]
+    for p, lf in zip(parts[1:], lasers[1:]):
+        if lf.geometry != first.geometry or lf.ranges.shape[1] != first.ranges.shape[1] or lf.mount != first.mount:
+            return LaserFrames(np.zeros((0, 0), np.float32), first.geometry, None,
+                               f"world {name}: bag {p.source} has another laser (geometry or mount) than "
+                               f"{parts[0].source}", first.frame_id)
+    return LaserFrames(np.concatenate([lf.ranges for lf in lasers]), first.geometry, first.mount,
+                       first.mount_source, first.frame_id)
 
 
 def assign_shards(worlds: list[WorldData], shards: int) -> None:

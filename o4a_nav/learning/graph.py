@@ -1,8 +1,9 @@
 """Stage 2: the training graph G (offline only). ROS-free.
 
-Nodes: every frame of a world. Edges: the recorded chain transitions (t -> t+1) plus a
-loop-closure edge i -> j for every ordered pair with argmax f-dagger(x_i, x_j) !=
-NOT_CONNECTED. Weight = d_h(x_i, x_j). No pruning heuristics.
+Nodes: every frame of a world. Edges: the recorded chain transitions (t -> t+1) plus
+loop-closure edges, either from f-dagger (an edge i -> j for every ordered pair with argmax
+f-dagger(x_i, x_j) != NOT_CONNECTED, the paper's rule, below) or given (`loops`: the laser
+rule of o4a_nav/learning/closures.py). Weight = d_h(x_i, x_j). No pruning heuristics.
 
 All N^2 pairs are evaluated in blocks: f-dagger's first layer is split into an x_i part
 and an x_j part, each computed once per frame, so a block costs one broadcast add plus
@@ -94,8 +95,11 @@ def naive_pairs_edges(inverse, codes: torch.Tensor, rows: int = 64, nc_offset: f
 
 
 def build_graph(inverse, codes: torch.Tensor, actions: np.ndarray, next_ok: np.ndarray, block: int = 256,
-                progress=None, nc_offset: float = 0.0, dist=None) -> dict:
+                progress=None, nc_offset: float = 0.0, dist=None, loops=None) -> dict:
     """Chain + loop-closure edges of one world.
+
+    loops: (src, dst, action) loop-closure edges found another way (the laser rule,
+    o4a_nav.learning.closures); None = f-dagger on all pairs (the paper's rule).
 
     dist: a DistContext (o4a_nav.learning.distributed): every rank evaluates its share of
     the row blocks and the edges are gathered on every rank, in the one-process order.
@@ -109,7 +113,10 @@ def build_graph(inverse, codes: torch.Tensor, actions: np.ndarray, next_ok: np.n
     c_src = np.flatnonzero(next_ok).astype(np.int32)
     c_dst = c_src + 1
     c_act = np.asarray(actions)[c_src].astype(np.int8)
-    if dist is not None and dist.enabled:
+    if loops is not None:
+        l_src, l_dst = np.asarray(loops[0], np.int32), np.asarray(loops[1], np.int32)
+        l_cls = (np.asarray(loops[2], np.int8) + 1).astype(np.int8)
+    elif dist is not None and dist.enabled:
         parts = dist.all_gather(all_pairs_edges(inverse, codes, block, progress, nc_offset,
                                                 rows=(dist.rank, dist.world_size)))
         l_src, l_dst, l_cls = (np.concatenate([p[k] for p in parts]) for k in range(3))

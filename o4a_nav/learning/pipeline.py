@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from o4a_nav.errors import UserError
+from o4a_nav.learning import closures as C
 from o4a_nav.learning import graph as G
 from o4a_nav.learning import report as R
 from o4a_nav.learning.config import TrainConfig, graph_logit_offset, make_configs, to_dict
@@ -265,8 +266,24 @@ def _stage2(model, worlds, tcfg: TrainConfig, out, ctx, progress, log) -> tuple[
     for w in worlds:
         shard = ctx if ctx.enabled else None
         codes = embed_frames(model, w, progress=progress, dist=shard)
+        rule, mount, why = closure_rule(w, tcfg)
+        log(f"stage 2 graph {w.name}: {rule} loop closures ({why})")
+        laser = None
+        if rule == "laser":
+            if not ctx.is_main:   # registration is rank 0's (its graph is the one kept)
+                continue
+            laser = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, _closure_params(tcfg),
+                                     progress=progress, traj=w.traj)
+            st = laser["stats"]
+            log(f"stage 2 laser {w.name}: {st['candidates']} candidate pairs ({tcfg.laser_knn} nearest codes), "
+                f"{st['after_precheck']} after the range pre-check, {st['grown']} grown along the trajectories, "
+                f"{st['accepted']} registered, {st['edges']} "
+                f"one-action edges; {st['seconds']:.1f}s (registration {st['register_seconds']:.1f}s)")
         g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress,
-                          nc_offset=graph_logit_offset(tcfg), dist=shard)
+                          nc_offset=graph_logit_offset(tcfg), dist=shard if laser is None else None,
+                          loops=None if laser is None else (laser["src"], laser["dst"], laser["action"]))
+        if laser is not None:
+            g["seconds"] += laser["stats"]["seconds"]
         if not ctx.is_main:   # the rest (Dijkstra, f, p+, files, report) is rank 0's
             continue
         G.save_graph(out / G.graph_name(w.name), g, codes, w.name)
@@ -282,8 +299,38 @@ def _stage2(model, worlds, tcfg: TrainConfig, out, ctx, progress, log) -> tuple[
             "frames": len(w), "trajectories": int(len(np.unique(w.traj))), "val_trajectories": len(w.val_traj),
             "bags": w.sources, "graph_seconds": g["seconds"], "graph_file": G.graph_name(w.name),
             "graph_edges": {"chain": int(g["chain"].sum()), "loop_closure": int((~g["chain"]).sum())},
+            "closures": {"rule": rule, "why": why,
+                         **({k: v for k, v in laser["stats"].items()} if laser is not None else {})},
         }
     return graphs, summary_worlds
+
+
+def closure_rule(w, tcfg: TrainConfig):
+    """(rule "laser" or "image", the laser's mount Pose2D or None, why) for one world under
+    train.graph_closures; UserError when "laser" is asked for and cannot be had."""
+    setting = tcfg.graph_closures
+    if setting == "image":
+        return "image", None, "train.graph_closures=image"
+    lf = w.laser
+    if lf is None:
+        problem = "the bags have no laser scans on the scan topic"
+        mount = None
+    else:
+        mount = lf.mount if lf.mount is not None else tcfg.mount_pose()
+        problem = "" if mount is not None else lf.usable()
+        if lf.mount is None and mount is not None:
+            problem = ""
+    if problem:
+        if setting == "laser":
+            raise UserError(f"world {w.name}: train.graph_closures=laser needs laser scans: {problem}")
+        return "image", None, f"f-dagger: {problem}"
+    source = lf.mount_source if lf.mount is not None else "train.laser_mount"
+    return "laser", mount, f"laser mount ({mount.x:.3f}, {mount.y:.3f}, {mount.yaw:.3f}) from {source}"
+
+
+def _closure_params(tcfg: TrainConfig) -> C.ClosureParams:
+    return C.ClosureParams(knn=tcfg.laser_knn, tol_m=tcfg.laser_tol_m, tol_deg=tcfg.laser_tol_deg,
+                           workers=tcfg.laser_workers)
 
 
 def _stage3(model, worlds, graphs: dict, tcfg: TrainConfig, work: Path, mode: _Mode, progress, log):

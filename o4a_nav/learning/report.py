@@ -46,8 +46,18 @@ def loop_closure_metrics(graph: dict, poses: np.ndarray | None, traj: np.ndarray
     true_keys = pairs[:, 0].astype(np.int64) * n + pairs[:, 1] if len(pairs) else np.zeros(0, np.int64)
     pred_keys = s.astype(np.int64) * n + d
     found = np.isin(true_keys, pred_keys).sum() if len(true_keys) else 0
+    exact = exact_closures(poses, s, d, graph["action"][loop]) if "action" in graph else None
+    ideal = ideal_pairs(poses, traj)
+    ideal_keys = ideal[0].astype(np.int64) * n + ideal[1]
+    ideal_found = int(np.isin(ideal_keys, pred_keys).sum())
     return {
         "available": True,
+        "exact_precision": float(exact.mean()) if exact is not None and len(exact) else None,
+        "ideal_pairs": int(len(ideal_keys)),
+        "ideal_recall": float(ideal_found / len(ideal_keys)) if len(ideal_keys) else None,
+        "exact_criterion": f"exact if the true displacement is the claimed action within {EXACT_TOL_M:.2f} m and "
+                           f"{math.degrees(EXACT_TOL_RAD):.0f} deg; ideal pairs: every ordered pair of frames one "
+                           f"action apart by the true poses (within 0.1 m, 7.5 deg), chain transitions excluded",
         "edges": int(loop.sum()), "chain_edges": int(graph["chain"].sum()),
         "precision": float(correct.mean()) if len(correct) else None,
         "recall": float(found / len(true_keys)) if len(true_keys) else None,
@@ -58,6 +68,51 @@ def loop_closure_metrics(graph: dict, poses: np.ndarray | None, traj: np.ndarray
         "criterion": f"correct if positions <= {LC_MAX_DIST_M:.2f} m and headings <= "
                      f"{math.degrees(LC_MAX_YAW_RAD):.0f} deg apart",
     }
+
+
+EXACT_TOL_M = 0.15
+EXACT_TOL_RAD = math.radians(10.0)
+
+
+def relative_poses(poses: np.ndarray, s: np.ndarray, d: np.ndarray):
+    """(x, y, yaw) of frame d in frame s by the true poses."""
+    P = poses.astype(np.float64)
+    dx, dy = P[d, 0] - P[s, 0], P[d, 1] - P[s, 1]
+    c, si = np.cos(P[s, 2]), np.sin(P[s, 2])
+    return c * dx + si * dy, -si * dx + c * dy, np.asarray(_wrap(P[d, 2] - P[s, 2]))
+
+
+def _wrap(a):
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+def exact_closures(poses: np.ndarray, s: np.ndarray, d: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """Per edge: is the true displacement the action it claims (within EXACT_TOL_M and
+    EXACT_TOL_RAD)? (The targets' rule for a correct closure.)"""
+    from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD
+
+    x, y, yaw = relative_poses(poses, s, d)
+    a = np.asarray(action)
+    want_x = np.where(a == 1, FORWARD_STEP_M, 0.0)
+    want_yaw = np.select([a == 2, a == 3], [ROTATE_STEP_RAD, -ROTATE_STEP_RAD], 0.0)
+    return (np.hypot(x - want_x, y) <= EXACT_TOL_M) & (np.abs(_wrap(yaw - want_yaw)) <= EXACT_TOL_RAD)
+
+
+def ideal_pairs(poses: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ordered pair (s, d) one action apart by the true poses (scanreg.one_action,
+    0.1 m / 7.5 deg: the graph a perfect verifier builds), recorded chain transitions
+    t -> t+1 excluded: (src, dst, action)."""
+    from scipy.spatial import cKDTree
+
+    from o4a_nav.learning.scanreg import one_action
+
+    pr = cKDTree(poses[:, :2]).query_pairs(0.36, output_type="ndarray")
+    if not len(pr):
+        return (np.zeros(0, np.int64),) * 3
+    pr = np.concatenate([pr, pr[:, ::-1]]).astype(np.int64)
+    a = one_action(*relative_poses(poses, pr[:, 0], pr[:, 1]))
+    keep = (a >= 0) & ~((pr[:, 1] == pr[:, 0] + 1) & (traj[pr[:, 0]] == traj[pr[:, 1]]))
+    return pr[keep, 0], pr[keep, 1], a[keep].astype(np.int64)
 
 
 def _load_sim_world(world_data):
@@ -280,6 +335,12 @@ def write_report(out_dir, summary: dict) -> dict:
         "fdagger_val_motion_accuracy": _mean([f.get("motion_accuracy") for f in fd]),
         "loop_closure_precision": _mean([l.get("precision") for l in lc]),
         "loop_closure_recall": _mean([l.get("recall") for l in lc]),
+        "loop_closure_exact_precision": _mean([l.get("exact_precision") for l in lc]),
+        "loop_closure_exact_precision_min": min([l["exact_precision"] for l in lc
+                                                 if l.get("exact_precision") is not None], default=None),
+        "loop_closure_ideal_recall": _mean([l.get("ideal_recall") for l in lc]),
+        "loop_closure_ideal_recall_min": min([l["ideal_recall"] for l in lc if l.get("ideal_recall") is not None],
+                                             default=None),
         "geodesic_spearman": _mean([g.get("spearman") for g in geo]),
         "geodesic_spearman_min": min([g["spearman"] for g in geo if g.get("spearman") is not None], default=None),
         "geodesic_mae_m": _mean([g.get("mae_m") for g in geo]),
@@ -306,6 +367,10 @@ def _markdown(r: dict) -> str:
               f"(motion classes: {_fmt(r.get('fdagger_val_motion_accuracy'))})",
               f"- loop-closure precision / recall: {_fmt(r.get('loop_closure_precision'))} / "
               f"{_fmt(r.get('loop_closure_recall'))}",
+              f"- loop closures exact (the claimed action within 0.15 m, 10 deg) / recall of the ideal one-action "
+              f"pairs: {_fmt(r.get('loop_closure_exact_precision'))} / {_fmt(r.get('loop_closure_ideal_recall'))} "
+              f"(worst world {_fmt(r.get('loop_closure_exact_precision_min'))} / "
+              f"{_fmt(r.get('loop_closure_ideal_recall_min'))})",
               f"- p+ vs true geodesic on held-out pairs: Spearman {_fmt(r.get('geodesic_spearman'))}, "
               f"MAE {_fmt(r.get('geodesic_mae_m'), '.2f')} m after scaling",
               f"- graph d_G vs true geodesic: Spearman {_fmt(r.get('graph_geodesic_spearman'))}", ""]
@@ -319,7 +384,19 @@ def _markdown(r: dict) -> str:
         if f.get("per_class"):
             lines += ["- f-dagger validation accuracy per class: " +
                       ", ".join(f"{c} {v['accuracy']:.3f} (n={v['count']})" for c, v in f["per_class"].items())]
+        cl = m.get("closures") or {}
+        if cl.get("rule") == "laser":
+            lines += [f"- loop closures: laser ({cl.get('why')}): {cl.get('candidates')} candidate pairs, "
+                      f"{cl.get('after_precheck')} after the range pre-check, {cl.get('grown')} grown along the "
+                      f"trajectories, {cl.get('accepted')} registered, "
+                      f"{cl.get('edges')} one-action edges in {_fmt(cl.get('seconds'), '.1f')} s (registration "
+                      f"{_fmt(cl.get('register_seconds'), '.1f')} s)"]
+        elif cl.get("rule"):
+            lines += [f"- loop closures: image ({cl.get('why')})"]
         lc = m.get("loop_closure", {})
+        if lc.get("available") and lc.get("exact_precision") is not None:
+            lines += [f"- loop closures exact {_fmt(lc['exact_precision'])}, ideal-pair recall "
+                      f"{_fmt(lc.get('ideal_recall'))} of {lc.get('ideal_pairs')}"]
         if lc.get("available"):
             lines += [f"- graph: {lc['chain_edges']} chain + {lc['edges']} loop-closure edges; precision "
                       f"{_fmt(lc['precision'])}, recall {_fmt(lc['recall'])} ({lc['criterion']}); "

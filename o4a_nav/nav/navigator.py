@@ -25,7 +25,11 @@ A_free; rotations stay assumed free, and the collision gate still checks every F
 when the robot gets there); a plan's repulsion also counts the rotated waypoints it passes
 through. A heading is judged by where a step along it leads, not by the
 rotated view itself, which is what makes the greedy rule dither. Ties go to fewer
-rotations, LEFT before RIGHT.
+rotations, LEFT before RIGHT. ``rotation_cost`` c adds k * c to a plan of k rotations:
+the potential then counts the turns as the training graph does (each rotation edge is
+one step of about m+ = 1 code unit), so that the robot turns once towards the best
+heading and drives, rather than preferring any heading whose end waypoint is marginally
+lower (the heading-aware rule).
 """
 from __future__ import annotations
 
@@ -59,6 +63,9 @@ class NavigatorParams(Params):
     # 24 x 15 deg = a full turn
     lookahead_rotations: int = param(0, "score 'k rotations then FORWARD' plans up to k = this "
                                         "(our addition, 0 = paper rule)", (0, 24))
+    rotation_cost: float = param(0.0, "potential added per rotation of a 'k rotations then FORWARD' plan "
+                                      "(lookahead_rotations > 0): rotations priced as the graph prices them, "
+                                      "about 1 = m+ (our addition, 0 = unpriced)", (0.0, 1000.0))
     stuck_scan: int = param(0, "after this many rotations in a row, look around with real views and drive "
                                 "from the best heading (our addition, 0 = off)", (0, 500))
     max_steps: int = param(500, "decisions per goal before FAILED (paper 500); a NavigateToImage goal may "
@@ -282,7 +289,8 @@ class O4ANavigator:
         evaluation order (fewer rotations first, LEFT before RIGHT), its first action, the
         waypoint of that first action (what enters the memory), its end waypoint and the
         repulsion summed over the rotated waypoints it passes (so that turning back and
-        forth on the spot is repelled as the greedy rule's rotations are)."""
+        forth on the spot is repelled as the greedy rule's rotations are) plus the plan's
+        rotation_cost."""
         torch, K = self._torch, self.params.lookahead_rotations
         fwd = torch.tensor([int(Action.FORWARD)])
         first, w_first, ends, via = [], [], [], []
@@ -303,12 +311,13 @@ class O4ANavigator:
             stacked = torch.cat(chain, 0)                      # (K * len(dirs), n), k-major
             tips = self.model.forward_kinematics(stacked, fwd.expand(len(stacked))).float()
             passed = self._repulsion(stacked).reshape(K, len(dirs)).cumsum(0)
+            c = self.params.rotation_cost
             for k in range(K):
                 for d, a in enumerate(dirs):
                     first.append(a)
                     w_first.append(chain[0][d:d + 1])
                     ends.append(tips[k * len(dirs) + d:k * len(dirs) + d + 1])
-                    via.append(float(passed[k, d]))
+                    via.append(float(passed[k, d]) + c * (k + 1))
         return first, torch.cat(w_first, 0), torch.cat(ends, 0), torch.tensor(via)
 
     def step(self, front, rear, free) -> Decision:

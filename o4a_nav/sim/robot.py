@@ -33,6 +33,33 @@ class LaserParams:
 
 
 @dataclass(frozen=True)
+class MotionNoise:
+    """Executed-motion error of the discrete actions (a real base is not on a lattice):
+    a FORWARD travels FORWARD_STEP_M * (1 + N(0, forward_frac)), a rotation turns
+    ROTATE_STEP_RAD * (1 + N(0, forward_frac)), and every motion adds N(0, heading_deg)
+    to the heading. Drawn from the robot's own generator (seeded with the robot's seed),
+    so a run is reproducible. Zero = exact motions (the default)."""
+
+    forward_frac: float = 0.0
+    heading_deg: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.forward_frac > 0 or self.heading_deg > 0
+
+    @staticmethod
+    def parse(text: str) -> "MotionNoise":
+        """'FRAC,DEG' (e.g. '0.05,2') -> MotionNoise; ValueError on anything else."""
+        try:
+            frac, deg = (float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(f"motion noise must be 'FRACTION,DEGREES' (e.g. 0.05,2), not {text!r}") from None
+        if not (0 <= frac < 0.5 and 0 <= deg < 45):
+            raise ValueError(f"motion noise {text!r}: fraction in [0, 0.5), degrees in [0, 45)")
+        return MotionNoise(frac, deg)
+
+
+@dataclass(frozen=True)
 class CameraParams:
     width: int = 96
     height: int = 96
@@ -69,12 +96,14 @@ class SimRobot:
 
     def __init__(self, world: World | str, seed: int = 0, *, render: bool = True,
                  laser: LaserParams = LaserParams(), camera: CameraParams = CameraParams(),
-                 pose: Pose2D | None = None):
+                 pose: Pose2D | None = None, motion_noise: MotionNoise = MotionNoise()):
         self.world = load_world(world) if isinstance(world, str) else world
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.laser = laser
         self.camera = camera
+        self.motion_noise = motion_noise
+        self._motion_rng = np.random.default_rng([self.seed, 25])   # its own draws: the spawns stay the same
         self._laser_angles = laser.angle_min + laser.angle_increment * np.arange(laser.n_rays)
         self._renderer = None
         if render:
@@ -98,6 +127,15 @@ class SimRobot:
         if self.world.collides(pose.x, pose.y):
             raise ValueError(f"pose ({pose.x:.2f}, {pose.y:.2f}) is in collision in world '{self.world.name}'")
         self._pose = Pose2D(float(pose.x), float(pose.y), wrap_angle(float(pose.yaw)))
+
+    def reseed(self, seed) -> None:
+        """Restart the generators of the laser noise and the motion noise from `seed` (an int
+        or a numpy SeedSequence, which is not consumed; the
+        benchmark does this per episode, so that an episode's noise does not depend on
+        which episodes ran before it in the same process)."""
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 1)))
+        self._motion_rng = np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 25)))
 
     def respawn(self) -> Pose2D:
         """Teleport to a random free pose drawn from the robot's seeded rng."""
@@ -130,7 +168,8 @@ class SimRobot:
 
     # ---- motion ------------------------------------------------------------------------
     def step(self, action: Action, dt: float = 0.0) -> bool:
-        """Execute one discrete action exactly (FORWARD 0.25 m, ROTATE 15 deg). Returns
+        """Execute one discrete action (FORWARD 0.25 m, ROTATE 15 deg; exactly, unless the
+        robot has motion_noise). Returns
         True if the robot moved; a blocked FORWARD leaves the pose unchanged, counts a
         collision and returns False. STOP returns False and counts nothing."""
         action = Action(action)
@@ -138,11 +177,28 @@ class SimRobot:
         if action == Action.STOP:
             return False
         pose, moved = self.motion_result(action)
+        if moved and self.motion_noise.active:
+            pose, moved = self._noisy(action)
         if not moved:
             self.collisions += 1
             return False
         self._pose = pose
         return True
+
+    def _noisy(self, action: Action) -> tuple[Pose2D, bool]:
+        """Where `action` really takes the robot under motion_noise (blocked if that
+        FORWARD's path touches a wall)."""
+        n, p, rng = self.motion_noise, self._pose, self._motion_rng
+        scale = 1.0 + rng.normal(0.0, n.forward_frac) if n.forward_frac > 0 else 1.0
+        dyaw = rng.normal(0.0, math.radians(n.heading_deg)) if n.heading_deg > 0 else 0.0
+        if action == Action.FORWARD:
+            d = FORWARD_STEP_M * scale
+            nx, ny = p.x + d * math.cos(p.yaw + dyaw / 2), p.y + d * math.sin(p.yaw + dyaw / 2)
+            if self.world.collides(p.x, p.y, nx, ny):
+                return p, False
+            return Pose2D(nx, ny, wrap_angle(p.yaw + dyaw)), True
+        sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
+        return Pose2D(p.x, p.y, wrap_angle(p.yaw + sign * ROTATE_STEP_RAD * scale + dyaw)), True
 
     def motion_result(self, action: Action, pose: Pose2D | None = None) -> tuple[Pose2D, bool]:
         """Where one discrete action leads from ``pose`` (default: the current pose),
