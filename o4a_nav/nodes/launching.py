@@ -32,7 +32,8 @@ ARGUMENTS = {
     "seed": ("0", "seed of the simulator's spawn pose and noise (and of the explorer)"),
     "model_path": ("", "model directory written by `o4a train`; empty: the params_file's, else the shipped "
                        "model (share/o4a_nav/models/o4a_default)"),
-    "world": ("", "p+ head of the model (empty: the params_file's, else the model's only world)"),
+    "world": ("", "p+ head of the model, required when it has several (the shipped model: one of the nine "
+                  "`o4a worlds`, e.g. two_rooms); empty: the params_file's, else the model's only world"),
     "use_sim_time": ("false", "use /clock (simulated time) on every node"),
     "namespace": ("", "namespace of every node and of their relative topics, e.g. robot1"),
     "log_level": ("info", "ROS log level of the nodes (debug, info, warn, error)"),
