@@ -182,3 +182,40 @@ def test_autostart_configure_error_is_one_line(ros):
     ctx, _ = ros
     with pytest.raises(UserError, match="box_x_max"):
         CollisionCheckerNode(context=ctx, namespace=NS, parameter_overrides=[Parameter("box_x_max", value=0.3)])
+
+
+def test_heartbeat_reports_a_restarted_node_stops_the_others_and_brings_all_back(ros):
+    """A node found unconfigured after bring-up (as a respawned process is) is reported lost,
+    the other node is deactivated (robot stopped), and, with autostart, all are brought up
+    again once the node answers."""
+    from o4a_nav.nodes.base_controller import BaseControllerNode
+    from o4a_nav.nodes.collision_checker import CollisionCheckerNode
+    from o4a_nav.nodes.lifecycle_manager import LifecycleManagerNode
+
+    ctx, add = ros
+    off = [Parameter("autostart", value=False)]
+    cc = add(CollisionCheckerNode(context=ctx, namespace=NS, parameter_overrides=off))
+    base = add(BaseControllerNode(context=ctx, namespace=NS, parameter_overrides=off))
+    manager = add(LifecycleManagerNode(context=ctx, namespace=NS, parameter_overrides=[
+        Parameter("node_names", value=["collision_checker", "base_controller"]), Parameter("autostart", value=True),
+        Parameter("heartbeat_period", value=0.2)]))
+    assert wait_until(lambda: manager.state == "active", 60.0)
+    lost = []
+    manager._lose = _spy(manager._lose, lost, lambda: _state(base))
+    assert cc.trigger_deactivate() and cc.trigger_cleanup()   # "restarted": unconfigured
+    assert wait_until(lambda: len(lost) == 1 and len(lost[0]) == 3, 20.0)
+    name, why, base_after = lost[0]
+    assert name == "collision_checker" and "restarted" in why and base_after == "inactive"
+    # the other node was made safe, then the returned node and it were brought up again
+    assert wait_until(lambda: manager.state == "active" and _state(cc) == "active" and _state(base) == "active", 60.0)
+    assert not manager._lost
+
+
+def _spy(fn, calls, after):
+    """Record each call's arguments, then after() once it has returned."""
+    async def wrapper(*args):
+        calls.append(list(args))
+        out = await fn(*args)
+        calls[-1].append(after())
+        return out
+    return wrapper
