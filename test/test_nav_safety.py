@@ -440,6 +440,60 @@ def test_heading_drift_ends_a_forward_with_the_reason():
     assert veer <= ctl.params.forward_max_turn + ctl.params.max_angular_speed * DT + 1e-9, math.degrees(veer)
 
 
+# a room with some furniture (x -2..4 m, y -2..2 m): scans that scanreg can register
+ROOM = np.array([[[-2.0, -2.0], [4.0, -2.0]], [[4.0, -2.0], [4.0, 2.0]], [[4.0, 2.0], [-2.0, 2.0]],
+                 [[-2.0, 2.0], [-2.0, -2.0]], [[1.5, 1.2], [2.5, 1.2]], [[2.5, 1.2], [2.5, 2.0]],
+                 [[0.8, -2.0], [0.8, -1.4]], [[0.8, -1.4], [1.4, -1.4]], [[3.0, -0.8], [3.4, -0.4]]])
+
+
+def room_scan(pose):
+    """Ranges of the 181-ray laser (-90..90 deg) at ``pose`` in ROOM."""
+    r = cast_rays(ROOM, pose.x, pose.y, pose.yaw + np.linspace(-math.pi / 2, math.pi / 2, 181))
+    return np.where(r <= 10.0, r, np.inf).astype(np.float32)
+
+
+class VeeringRobot(Robot):
+    """The base turns by ``fault`` (an OdometryFault applied to the true pose: heading_drift)
+    while its odometry, and the turn commanded, do not show it; the laser sees the room
+    from where the base really points."""
+
+    def __init__(self, ctl, fault, **kw):
+        super().__init__(ctl, **kw)
+        self.fault = fault
+
+    def scan(self):
+        return scan_with(room_scan(self.fault(self.true, self.t)[0]), stamp=self.t)
+
+
+@pytest.mark.parametrize("action", [Action.FORWARD, Action.ROTATE_LEFT])
+def test_scan_heading_ends_a_motion_whose_odometry_hides_the_turn(action):
+    """The base veers at 0.2 rad/s (heading_drift on the real heading) while odometry and
+    the commanded turn agree: only the laser sees it. Each scan registered against the
+    motion's first scan (scanreg) ends the motion once the registered turn and odometry's
+    differ by more than scan_heading_mismatch (2.9 deg). Before issue 28 the FORWARD
+    SUCCEEDED with 14 deg of veer. The same motion with the check off succeeds; with an
+    honest base the check passes both motions."""
+    from o4a_nav.sim.faults import OdometryFault
+
+    def run(params, veer):
+        drift = OdometryFault("heading_drift")
+        drift.start = 10.1 if veer else 1e9
+        rb = VeeringRobot(BaseController(params, CollisionChecker()), drift, t=10.0)
+        rep = rb.run(action)
+        return rep, abs(wrap_angle(drift(rb.true, rb.t)[0].yaw - rb.true.yaw))
+
+    rep, veer = run(BaseControllerParams(), True)
+    print(f"\n{action.name}: {rep.message!r}, veer {math.degrees(veer):.1f} deg")
+    assert rep.state == ABORTED and "laser shows" in rep.message, rep.message
+    assert math.degrees(veer) < 5.0, math.degrees(veer)
+    rep, veer = run(BaseControllerParams(scan_heading_mismatch=0.0), True)
+    print(f"check off: {rep.state.name}, veer {math.degrees(veer):.1f} deg")
+    assert rep.state == SUCCEEDED
+    assert math.degrees(veer) > (12.0 if action == Action.FORWARD else 6.0)
+    rep, _ = run(BaseControllerParams(), False)
+    assert rep.state == SUCCEEDED, rep.message
+
+
 def test_odometry_heading_against_the_commanded_turn():
     """Odometry whose heading turns the wrong way during a rotation: the mismatch with the
     commanded turn ends it (before issue 28 only the angle cap did, at 19 deg); a healthy
@@ -618,7 +672,8 @@ def test_rotation_cut_short_by_the_cap_is_the_base_dropping_late_time(clamp, cap
     newest cmd_vel over however late its loop runs (20-400 ms gaps, ticks of the controller
     on time) no rotation ends on the cap or short of 15 deg (late odometry makes it
     overshoot instead). A base that drops the time beyond
-    0.1 s of a late loop (the sim node's physics step is clamped at 5 periods) executes less
+    0.1 s of a late loop (as the sim node did, its physics step clamped at 5 periods, until
+    issue 28: test_sim_nodes.py::test_sim_node_keeps_the_time_of_a_late_loop) executes less
     than was commanded, so the cap on the commanded angle ends the rotation short."""
     import random
 

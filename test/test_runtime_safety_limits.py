@@ -142,3 +142,44 @@ def test_heading_drift_ends_a_forward_before_the_robot_veers(base_process):
         assert veer <= 8.0
     finally:
         base.stop()
+
+
+def test_scan_heading_ends_a_forward_whose_odometry_hides_the_veer(base_process):
+    """The base veers at the heading_drift rate (0.2 rad/s, the existing odometry fault applied
+    to the real heading) while its odometry and the commanded turn show a straight line: only
+    the laser sees it. The base controller registers each scan of the FORWARD against its
+    first one (scanreg) and ends it with the reason once the two turns differ by more than
+    scan_heading_mismatch (2.9 deg). Before: the FORWARD SUCCEEDED, veering 14-19 deg."""
+    from test_nav_safety import room_scan
+
+    probe = base_process
+    base = Base(probe)
+    drift = OdometryFault("heading_drift")
+    driven = {"t": 0.0, "last": None}      # a clock that runs while the base moves: the veer
+
+    def odom(pose, t):
+        c = probe.cmds[-1] if probe.cmds else None
+        if driven["last"] is not None and c is not None and (c.linear.x or c.angular.z):
+            driven["t"] += t - driven["last"]
+        driven["last"] = t
+        return pose, t
+
+    def real(pose):
+        return drift(pose, driven["t"])[0]
+
+    base.odom_fn = odom
+    base.scan_fn = lambda: room_scan(real(base.pose))
+    try:
+        seq = start_forward(probe, base, 0)
+        start_yaw = real(base.pose).yaw
+        drift.start = driven["t"]
+        assert wait_until(lambda: final(probe, seq) is not None, 15.0)
+        rep = final(probe, seq)
+        assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0 and probe.cmds[-1].angular.z == 0.0, 3.0)
+        assert base.settle()
+        veer = math.degrees(abs(wrap_angle(real(base.pose).yaw - start_yaw)))
+        print(f"\nveering base, straight odometry: {rep.message!r}; the robot turned {veer:.1f} deg")
+        assert rep.state == 3 and "laser shows" in rep.message, rep.message
+        assert veer <= 6.0
+    finally:
+        base.stop()

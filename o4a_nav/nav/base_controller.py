@@ -30,7 +30,13 @@ Motions are bounded whatever odometry says (each ends the motion, ABORTED with t
   ``heading_mismatch``, or a
   FORWARD's heading hold commanded (or odometry reports) more than ``forward_max_turn`` of
   turn (a steadily drifting odometry heading otherwise makes the heading hold steer the
-  robot off course).
+  robot off course);
+- heading seen by the laser: each scan of the motion is registered against the scan it
+  started from (:class:`~o4a_nav.nav.scan_turn.ScanTurn`, scanreg) and the turn found differs
+  from odometry's turn between the two scans' arrivals (give or take ``SCAN_BEFORE_S`` /
+  ``ODOM_AFTER_S``) by more than ``scan_heading_mismatch`` (odometry that does not show the
+  robot turning, as wheel odometry on a slipping or veering base, or the reverse); fits that
+  scanreg does not accept are not used.
 
 Collision monitor (with a :class:`~o4a_nav.nav.collision.CollisionChecker`, as the node
 always has unless ``collision_monitor`` is false): a motion starts only on a scan younger
@@ -71,6 +77,10 @@ from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, MotionStatus,
 
 PREEMPTED = "pre-empted by a new command"  # ABORTED by the commander, not by a failure of the base
 HEADING_LAG_S = 0.25  # s: odometry's heading may trail or lead the commanded turn by this much time
+# scan heading check: a scan shows the base at most SCAN_BEFORE_S before it arrives (a 10 Hz
+# laser's sweep plus transport), odometry of an instant arrives at most ODOM_AFTER_S after it
+SCAN_BEFORE_S = 0.15
+ODOM_AFTER_S = 0.05
 
 
 @dataclass
@@ -113,6 +123,10 @@ class BaseControllerParams(Params):
     heading_mismatch: float = param(0.14, "a motion ends when odometry's heading change and the turn commanded differ "
                                           "by more than this [rad] (drifting odometry, a base not turning as told)",
                                     (0.001, 3.2))
+    scan_heading_mismatch: float = param(0.05, "a motion ends when the turn registered between its first scan and a "
+                                               "later one (scanreg) and odometry's turn differ by more than this "
+                                               "[rad] (~2.9 deg; odometry not showing a veer or slip); 0 = no check",
+                                         (0.0, 3.2))
     scan_timeout: float = param(0.5, "collision monitor: a motion needs a scan younger than this [s]", (0.01, 10.0))
     collision_monitor: bool = param(True, "check every scan against the rest of the running motion "
                                           "(false: the base has its own collision monitor)")
@@ -120,6 +134,10 @@ class BaseControllerParams(Params):
     def _check(self):
         if self.min_linear_speed > self.max_linear_speed or self.min_angular_speed > self.max_angular_speed:
             raise UserError("base_controller: min speeds must not exceed max speeds")
+        if self.scan_heading_mismatch > 0:
+            from o4a_nav.nav.scan_turn import require_registration
+
+            require_registration()
 
     def profile_duration(self, action: Action) -> float:
         """Duration of the speed profile of one motion on a base that follows cmd_vel exactly
@@ -195,6 +213,11 @@ class BaseController:
         self._t_start = 0.0
         self._target_yaw = 0.0
         self.last_message = ""
+        # scan heading check: odometry's heading (unwrapped) by arrival, kept across motions
+        # (a motion's reference scan arrived before it started), and the motion's registered turns
+        self._yaw_hist: deque = deque(maxlen=512)   # (arrival, yaw)
+        self._scan_turn = None                       # ScanTurn, made at the first motion that needs it
+        self._scan_turns: list[tuple[float, float]] = []  # (scan arrival, registered turn) not yet judged
 
     # ---------------------------------------------------------------- inputs
     def on_odom(self, pose: Pose2D, stamp: float, now: float | None = None) -> bool:
@@ -222,10 +245,12 @@ class BaseController:
                     self._still_since, self._still_msgs = (self._cmd_dist, self._cmd_angle), 0
                 else:
                     self._still_msgs += 1
+        yaw = pose.yaw if self._prev_odom is None else self._yaw_hist[-1][1] + wrap_angle(pose.yaw - self._prev_odom[0].yaw)
         self._prev_odom = (pose, stamp)
         self.pose = pose
         self.odom_stamp = stamp
         self.odom_arrival = stamp if now is None else float(now)
+        self._yaw_hist.append((self.odom_arrival, yaw))
         if self.state == MotionStatus.EXECUTING and (not self._odom_hist or stamp >= self._odom_hist[-1][0]):
             self._odom_hist.append((stamp, pose))
         return True
@@ -265,16 +290,95 @@ class BaseController:
         """Collision monitor: store the scan (``now``: its arrival) and check the rest of the
         running motion against it; an intrusion aborts the motion with zero velocity."""
         self.scan, self.scan_arrival = scan, float(now)
-        if self.state != MotionStatus.EXECUTING or self.monitor is None:
-            return ControlOutput(0.0, 0.0) if self.state != MotionStatus.EXECUTING else self.update(now)
-        why = self._scan_problem(now) or self._rest_blocked(scan, sure_at=self._latest_capture(scan, now))
-        if not why and float(scan.stamp) > self.odom_stamp and not self.monitor.scan_fault(scan):
-            self._pending_scans.append(scan)   # checked when odometry reaches its stamp
-        elif not why:
-            why = self._rest_blocked(scan)
-        if why:
-            return self._finish(MotionStatus.ABORTED, f"collision monitor: {why}")
+        if self.state != MotionStatus.EXECUTING:
+            return ControlOutput(0.0, 0.0)
+        if self.monitor is not None:
+            why = self._scan_problem(now) or self._rest_blocked(scan, sure_at=self._latest_capture(scan, now))
+            if not why and float(scan.stamp) > self.odom_stamp and not self.monitor.scan_fault(scan):
+                self._pending_scans.append(scan)   # checked when odometry reaches its stamp
+            elif not why:
+                why = self._rest_blocked(scan)
+            if why:
+                return self._finish(MotionStatus.ABORTED, f"collision monitor: {why}")
+        self._measure_scan_turn(scan, now)    # after the collision checks: never delays a stop
         return self.update(now)
+
+    # ------------------------------------------------------- scan heading check
+    def _scan_turn_for(self, now: float):
+        """The ScanTurn of a motion starting now (its reference: the latest scan, when
+        fresh), or None when the check is off."""
+        if self.params.scan_heading_mismatch <= 0:
+            return None
+        if self._scan_turn is None:
+            from o4a_nav.nav.scan_turn import ScanTurn
+
+            self._scan_turn = ScanTurn()
+        m = self.monitor
+        if m is not None:
+            self._scan_turn.mount = Pose2D(m.params.laser_x, m.params.laser_y, m.params.laser_yaw)
+        fresh = self.scan is not None and not self._scan_problem(now) and not (m is not None and m.scan_fault(self.scan))
+        self._scan_turn.start(self.scan if fresh else None, self.scan_arrival)
+        return self._scan_turn
+
+    def _measure_scan_turn(self, scan, now: float) -> None:
+        """Register a scan of the running motion against its first one (kept for
+        :meth:`_scan_turn_problem` to judge once odometry covers the scan's arrival)."""
+        st = self._scan_turn
+        if (st is None or st.ref_arrival is None or self.params.scan_heading_mismatch <= 0 or self._start is None
+                or (self.monitor is not None and self.monitor.scan_fault(scan))):
+            return
+        s, pose = self._start, self.pose
+        c, si = math.cos(s.yaw), math.sin(s.yaw)
+        dx, dy = pose.x - s.x, pose.y - s.y
+        yaw = st.turn(scan, (c * dx + si * dy, -si * dx + c * dy, wrap_angle(pose.yaw - s.yaw)))
+        if yaw is not None:
+            self._scan_turns.append((float(now), yaw))
+
+    def _odom_yaw_range(self, t0: float, t1: float, final: bool) -> tuple[float, float] | None:
+        """Least and greatest odometry heading (unwrapped) of the messages that arrived in
+        [t0, t1] and of the last one before and the first one after (the heading between
+        two messages lies between theirs); None while no message has arrived after t1 yet
+        (``final``: judge with what there is)."""
+        h = self._yaw_hist
+        if not h or (h[-1][0] < t1 and not final):
+            return None
+        vals, before = [], None
+        for a, yaw in h:
+            if a < t0:
+                before = yaw
+                continue
+            vals.append(yaw)
+            if a > t1:
+                break
+        if before is not None:
+            vals.append(before)
+        return min(vals), max(vals)
+
+    def _scan_turn_problem(self, final: bool = False) -> str:
+        """Why the registered turns of the motion's scans contradict odometry ("" when they
+        agree or cannot be judged yet; ``final``: judge every one now)."""
+        st, p = self._scan_turn, self.params
+        if not self._scan_turns or st is None or st.ref_arrival is None:
+            return ""
+        ref = self._odom_yaw_range(st.ref_arrival - SCAN_BEFORE_S, st.ref_arrival + ODOM_AFTER_S, final)
+        if ref is None:
+            return ""
+        waiting = []
+        for arrival, turn in self._scan_turns:
+            r = self._odom_yaw_range(arrival - SCAN_BEFORE_S, arrival + ODOM_AFTER_S, final)
+            if r is None:
+                waiting.append((arrival, turn))
+                continue
+            lo, hi = r[0] - ref[1], r[1] - ref[0]
+            off = max(turn - hi, lo - turn, 0.0)
+            if off > p.scan_heading_mismatch:
+                self._scan_turns = []
+                return (f"heading: the laser shows {math.degrees(turn):.1f} deg of turn since the motion started, "
+                        f"odometry {math.degrees(lo):.1f} to {math.degrees(hi):.1f} deg (scan_heading_mismatch "
+                        f"{math.degrees(p.scan_heading_mismatch):.1f} deg): odometry not showing how the base turns "
+                        f"(slipping or veering base, drifting heading)")
+        self._scan_turns = waiting
+        return ""
 
     def _scan_problem(self, now: float) -> str:
         p = self.params
@@ -408,6 +512,8 @@ class BaseController:
             self._odom_hist = [(self.odom_stamp, self.pose)]
             self._cmd_hist = [(now, 0.0, 0.0, 0.0, 0.0, 0.0)]
             self._pending_scans.clear()
+            self._scan_turns = []
+            self._scan_turn_for(now)
             sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
             self._target_yaw = wrap_angle(self.pose.yaw + sign * self.params.rotation_angle)
             out = self.update(now)
@@ -449,15 +555,21 @@ class BaseController:
         rem = self.remaining()
         if self.action == Action.FORWARD:
             if rem <= p.distance_tolerance:
-                return self._finish(MotionStatus.SUCCEEDED, "")
+                return self._succeed()
             v = min(p.max_linear_speed, max(p.min_linear_speed, p.linear_gain * rem))
             yaw_err = wrap_angle(self._start.yaw - self.pose.yaw)
             w = max(-p.max_angular_speed, min(p.max_angular_speed, p.heading_gain * yaw_err))
             return self._out(v, w, now=now)
         if rem <= p.angle_tolerance:
-            return self._finish(MotionStatus.SUCCEEDED, "")
+            return self._succeed()
         w = min(p.max_angular_speed, max(p.min_angular_speed, p.angular_gain * rem))
         return self._out(0.0, w if self.action == Action.ROTATE_LEFT else -w, now=now)
+
+    def _succeed(self) -> ControlOutput:
+        """The motion reached its target: SUCCEEDED, unless a scan registered during it and
+        not judged yet contradicts odometry."""
+        why = self._scan_turn_problem(final=True)
+        return self._finish(MotionStatus.ABORTED, why) if why else self._finish(MotionStatus.SUCCEEDED, "")
 
     def _bound_violation(self, now: float) -> str:
         """Why the running motion must end now ("" when it may go on)."""
@@ -509,7 +621,7 @@ class BaseController:
                 return (f"heading: a FORWARD turned {math.degrees(veer):.1f} deg (commanded "
                         f"{math.degrees(self._cmd_turn):.1f}, odometry {math.degrees(odom_turn):.1f}; forward_max_turn "
                         f"{math.degrees(p.forward_max_turn):.1f} deg): drifting odometry heading or a base veering")
-        return ""
+        return self._scan_turn_problem()
 
     def stop(self, message: str) -> ControlOutput:
         """Abort whatever runs (zero velocity)."""

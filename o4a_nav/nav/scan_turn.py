@@ -1,0 +1,70 @@
+"""The robot's turn as the laser sees it, for the base controller's heading check (ROS-free).
+
+A motion's reference is the scan it started from (the collision monitor's latest scan at the
+command); every scan that arrives while the motion runs is registered against it with
+`o4a_nav.learning.scanreg` (the project's one scan registration, small_gicp GICP, about
+2-4 ms per scan here), which gives the turn of the base between the two scans independent of
+odometry. The base controller compares it with odometry's turn over the same interval
+(``scan_heading_mismatch``). A registration that scanreg does not accept (rms, overlap, too
+few points: an open space, a scan full of people) is not used: the check then says nothing,
+it never stops the robot on a fit it cannot trust.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from o4a_nav.errors import UserError
+from o4a_nav.learning import scanreg
+from o4a_nav.types import Pose2D
+
+
+def require_registration() -> None:
+    """UserError when small_gicp (requirements-robot.txt) is not installed."""
+    if importlib.util.find_spec("small_gicp") is None:
+        raise UserError("base_controller: scan_heading_mismatch > 0 needs small_gicp (pip install -r "
+                        "requirements-robot.txt); set scan_heading_mismatch 0 to run without the scan heading check")
+
+
+class ScanTurn:
+    """Registration of each scan of a motion against the motion's first scan.
+
+    ``mount``: the laser's pose in the base frame (so that a registered pose is base to
+    base). Counts: ``registered`` (turns measured), ``untrusted`` (fits scanreg refused, or
+    scans with too few points)."""
+
+    def __init__(self, mount: Pose2D = Pose2D(0.0, 0.0, 0.0), params: scanreg.RegParams = scanreg.RegParams()):
+        self.mount, self.params = mount, params
+        self.ref_arrival: float | None = None   # arrival time of the reference scan (node clock)
+        self._ref_scan = None
+        self._ref_cloud = None                  # prepared lazily (off the command's path); False: unusable
+        self.registered = self.untrusted = 0
+
+    def start(self, scan, arrival: float) -> None:
+        """A new motion: ``scan`` (None: no reference, nothing is measured) is its reference."""
+        self._ref_scan, self._ref_cloud = scan, None
+        self.ref_arrival = float(arrival) if scan is not None else None
+
+    def _cloud(self, scan):
+        pts = scanreg.scan_points(scan.ranges, scan.angle_min, scan.angle_increment, scan.range_min,
+                                  scan.range_max, self.mount)
+        return scanreg.prepare(pts, self.params)
+
+    def turn(self, scan, init: tuple[float, float, float]) -> float | None:
+        """Yaw [rad] of the base when ``scan`` was taken relative to the reference scan, or
+        None when there is no reference or the fit cannot be trusted. ``init``: the
+        odometry's pose of the base at ``scan`` in the reference's base frame (x, y, yaw),
+        the registration's starting point."""
+        if self._ref_scan is None:
+            return None
+        if self._ref_cloud is None:
+            self._ref_cloud = self._cloud(self._ref_scan) or False
+        cloud = self._cloud(scan) if self._ref_cloud else None
+        if cloud is None:
+            self.untrusted += 1
+            return None
+        r = scanreg.register(self._ref_cloud, cloud, init, self.params)
+        if not r.ok:
+            self.untrusted += 1
+            return None
+        self.registered += 1
+        return r.yaw
