@@ -249,3 +249,24 @@ def test_motion_noise_parse_errors():
     for bad in ("5", "0.05;2", "0.9,2", "0.05,90"):
         with pytest.raises(ValueError):
             MotionNoise.parse(bad)
+
+
+def test_teleop_bag_closures_are_exact(tmp_path):
+    """A joystick recording (continuous driving, odometry labels, no discrete actions): each
+    kept frame gets its nearest scan and the mount from /tf_static, and the verified
+    closures are exact by the recorded true poses."""
+    from o4a_nav.learning.dataset import load_worlds
+    from o4a_nav.learning.pipeline import closure_rule
+    from o4a_nav.sim.teleop import TeleopParams, write_teleop_bag
+
+    write_teleop_bag(tmp_path / "tele", "two_rooms", 90.0, seed=3, params=TeleopParams(style="steps"))
+    (w,) = load_worlds([tmp_path / "tele"])
+    assert w.laser is not None and np.isfinite(w.laser.ranges).any(1).mean() > 0.99
+    _, auto = make_configs("compact", [])
+    rule, mount, _ = closure_rule(w, auto)
+    assert rule == "laser" and mount == Pose2D(0.0, 0.0, 0.0)
+    P = w.poses.astype(np.float64)
+    codes = torch.tensor(np.stack([P[:, 0], P[:, 1], np.cos(P[:, 2]), np.sin(P[:, 2])], 1) * 4.0, dtype=torch.float32)
+    out = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, C.ClosureParams(workers=1), traj=w.traj)
+    assert out["stats"]["edges"] > 20
+    assert exact_closures(P, out["src"], out["dst"], out["action"]).mean() >= 0.98
