@@ -517,11 +517,11 @@ def test_required_node_exit_ends_the_launch(prefix, launched, tmp_path):
     params = tmp_path / "bad.yaml"
     params.write_text("/**/navigator:\n  ros__parameters:\n    stop_threshold: -1.0\n")
     la = launched("navigation.launch.py", f"params_file:={params}", "world:=two_rooms")
-    la.proc.wait(timeout=180)
+    assert la.proc.wait(timeout=180) == 1    # ros2 launch's status: the launch failed
     text = la.text()
     assert "stop_threshold" in text and "required node navigator exited with status 2" in text, text[-3000:]
     la = launched("sim_navigation.launch.py", "world:=no_such_world")
-    la.proc.wait(timeout=180)
+    assert la.proc.wait(timeout=180) == 1
     text = la.text()
     assert "no_such_world" in text and "required node sim exited with status 2" in text, text[-3000:]
 

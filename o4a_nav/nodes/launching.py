@@ -112,20 +112,27 @@ def nodes(context, names, params_files: list[str], extra: dict[str, dict] | None
     return out
 
 
+class RequiredNodeExited(RuntimeError):
+    """Raised in the launch when a required node exits: launch shuts everything down and
+    `ros2 launch` ends with status 1 (a Shutdown event alone would end it with 0)."""
+
+
 def _required(name: str):
     """on_exit of a node without respawn: every node of these launch files is required, so
     its exit (a crash, a bad parameter, the sim on an unknown world) ends the launch with
-    the reason (the others stop; the lifecycle_manager has already reported the loss and
-    stopped the robot if it was running). Nothing is said when the launch is already
-    ending (Ctrl-C)."""
+    the reason and exit status 1 (the others stop; the lifecycle_manager has already
+    reported the loss and stopped the robot if it was running). Nothing is done when the
+    launch is already ending (Ctrl-C)."""
     def on_exit(event, context):
-        from launch.actions import EmitEvent, LogInfo
-        from launch.events import Shutdown
+        from launch.actions import OpaqueFunction
 
         if context.is_shutdown:
             return None
-        why = f"required node {name} exited with status {event.returncode}"
-        return [LogInfo(msg=f"{why} (use_respawn:=false): ending the launch"),
-                EmitEvent(event=Shutdown(reason=why))]
+        why = f"required node {name} exited with status {event.returncode} (use_respawn:=false): ending the launch"
+
+        def fail(_context):
+            raise RequiredNodeExited(why)
+
+        return [OpaqueFunction(function=fail)]
 
     return on_exit
