@@ -121,10 +121,6 @@ def misspelt(keys, known) -> list[tuple[str, str | None]]:
     return out
 
 
-def read_only_names(*classes) -> set[str]:
-    return {n for c in classes for n, (_, s) in specs(c).items() if s.read_only}
-
-
 def markdown(node_groups: dict[str, tuple]) -> str:
     """A parameter reference: one table per node, from the specs."""
     lines = ["# Parameters", "",

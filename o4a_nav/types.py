@@ -42,6 +42,9 @@ class MotionStatus(IntEnum):
     ABORTED = 3      # blocked, stale odometry or commands, or pre-empted
 
 
+FINAL_MOTION_STATES = frozenset({MotionStatus.SUCCEEDED, MotionStatus.ABORTED})   # how a motion ends
+
+
 # Motion primitives of the paper (FORWARD 0.25 m, ROTATE 15 deg).
 FORWARD_STEP_M = 0.25
 ROTATE_STEP_RAD = float(np.deg2rad(15.0))

@@ -14,7 +14,7 @@ from rclpy.parameter import Parameter
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav.collision import FootprintParams
 from o4a_nav.nodes._common import SENSOR_QOS, reliable
-from o4a_nav.types import Action, MotionStatus, NavState, Pose2D, ScanData
+from o4a_nav.types import FINAL_MOTION_STATES, Action, MotionStatus, NavState, Pose2D, ScanData
 from o4a_nav.nodes.goal_client import ImageGoalClient
 
 from conftest import wait_until  # noqa: E402
@@ -23,7 +23,6 @@ pytestmark = pytest.mark.ros
 
 # A namespace of our own on top of the per-process ROS domain: test processes of other
 # suites that happen to share the domain cannot cross-talk with these nodes.
-FINAL = (MotionStatus.SUCCEEDED, MotionStatus.ABORTED)
 NS = f"/o4a_test_{os.getpid()}"
 
 
@@ -178,8 +177,8 @@ def test_base_controller_node_executes_and_stops_on_stale_odom(ros):
     try:
         assert base_ready(node, probe)
         send_action(probe, Action.FORWARD, 1)
-        assert wait_until(lambda: any(m.sequence == 1 and m.state in FINAL for m in probe.motion), 10.0)
-        assert [m.message for m in probe.motion if m.sequence == 1 and m.state in FINAL] == [""]  # SUCCEEDED
+        assert wait_until(lambda: any(m.sequence == 1 and m.state in FINAL_MOTION_STATES for m in probe.motion), 10.0)
+        assert [m.message for m in probe.motion if m.sequence == 1 and m.state in FINAL_MOTION_STATES] == [""]  # SUCCEEDED
         assert wait_until(lambda: probe.cmds[-1].linear.x == 0.0, 2.0)  # cmd_vel and motion_state: no order
         assert math.hypot(base.pose.x, base.pose.y) == pytest.approx(0.25, abs=0.03)
         send_action(probe, Action.ROTATE_LEFT, 2)

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.errors import BagError
-from o4a_nav.types import Action, MotionStatus, NavState
+from o4a_nav.types import FINAL_MOTION_STATES, Action, MotionStatus, NavState
 
 # the topics of a navigation run as a bag stores them
 FRONT = topics.absolute(topics.FRONT_IMAGE)
@@ -114,7 +114,7 @@ def extract_run(records, bag: str = "bag") -> NavRun:
         elif topic == STATUS:
             statuses.append((_stamp(msg), int(msg.state)))
         elif topic == MOTION_STATE:
-            if int(msg.state) in (MotionStatus.SUCCEEDED, MotionStatus.ABORTED):   # final states only
+            if int(msg.state) in FINAL_MOTION_STATES:
                 motion[int(msg.sequence)] = (int(msg.state), str(msg.message))
         elif topic == ACTION:
             key = round(_stamp(msg), 6)

@@ -215,8 +215,3 @@ def model_config_from_dict(d: dict) -> ModelConfig:
     if unknown:
         raise ValueError(f"unknown model settings {sorted(unknown)}")
     return ModelConfig(**d)
-
-
-def train_config_from_dict(d: dict) -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in d.items() if k in known})

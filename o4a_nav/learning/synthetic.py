@@ -74,10 +74,6 @@ class RingWorld:
                 c, h, k = nc, nh, k + 1
         return {k: np.asarray(v) for k, v in out.items()}
 
-    def ring_distance(self, c0: int, c1: int) -> int:
-        d = abs(c0 - c1) % self.cells
-        return min(d, self.cells - d)
-
 
 def write_bag(path, data: dict, world_name: str | None = "ring", dt: float = 0.1, storage: str = "mcap",
               with_pose: bool = True, drop_topics: tuple = ()):

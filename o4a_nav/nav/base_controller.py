@@ -283,9 +283,6 @@ class BaseController:
             return f"stale odometry: {age:.3f} s old (odom_timeout {p.odom_timeout} s)"
         return ""
 
-    def odom_fresh(self, now: float) -> bool:
-        return not self.odom_problem(now)
-
     def on_scan(self, scan, now: float) -> ControlOutput:
         """Collision monitor: store the scan (``now``: its arrival) and check the rest of the
         running motion against it; an intrusion aborts the motion with zero velocity."""

@@ -187,10 +187,6 @@ class CollisionChecker:
         a = angles + p.laser_yaw
         return p.laser_x + r * np.cos(a), p.laser_y + r * np.sin(a)
 
-    def _in_box(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        p = self.params
-        return (x > p.box_x_min) & (x < p.box_x_max) & (np.abs(y) < p.box_half_width)
-
     def _segment_hits(self, angles: np.ndarray, r0: float, r1: np.ndarray, x_max: float):
         """Open-box intersection of ray segments [r0, r1] (Liang-Barsky). Returns
         (hit mask, x of the entry point or +inf) for the box with the given x_max."""

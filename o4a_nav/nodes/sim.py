@@ -48,9 +48,7 @@ from o4a_nav.errors import UserError
 from o4a_nav.nav.node_params import SimNodeParams
 from o4a_nav.nodes._common import (SENSOR_QOS, declare_params, now_sec, on_parameter_changes, reliable,
                                    warn_unknown_parameters)
-from o4a_nav.types import Action, Pose2D, wrap_angle
-
-MOTION_SUCCEEDED, MOTION_ABORTED = 2, 3   # o4a_msgs/MotionState
+from o4a_nav.types import FINAL_MOTION_STATES, Action, MotionStatus, Pose2D, wrap_angle
 
 
 @dataclass
@@ -239,9 +237,9 @@ class SimNode(Node):
 
     def _on_motion_state(self, msg):
         m = self._motion
-        if m is None or int(msg.sequence) != m.sequence or int(msg.state) not in (MOTION_SUCCEEDED, MOTION_ABORTED):
+        if m is None or int(msg.sequence) != m.sequence or int(msg.state) not in FINAL_MOTION_STATES:
             return
-        if int(msg.state) == MOTION_SUCCEEDED or m.blocked:
+        if int(msg.state) == MotionStatus.SUCCEEDED or m.blocked:
             self.robot.snap(m.target)   # exactly where the discrete simulator puts it
             self._end_motion("blocked" if m.blocked else "succeeded")
         else:
