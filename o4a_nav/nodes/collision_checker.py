@@ -35,7 +35,8 @@ class CollisionCheckerNode(ManagedNode):
         self.base_frame = declare_params(self, CollisionCheckerNodeParams).base_frame
         self.checker = CollisionChecker(declare_params(self, FootprintParams))
 
-        self.mount = None   # LaserMountCheck, from configure on
+        self.mount = None   # LaserMountCheck, from configure to cleanup
+        self._tf_static = None
         self._own_mount = None
 
         def set_footprint(params, _changes):
@@ -77,6 +78,14 @@ class CollisionCheckerNode(ManagedNode):
 
     def activate(self):
         self._publish_box()
+
+    def on_cleanup(self, state):
+        self.mount, self._tf_static = None, None   # their subscription and publisher are destroyed
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state):
+        self.mount, self._tf_static = None, None
+        return super().on_shutdown(state)
 
     def _publish_mount(self):
         """publish_laser_tf: the parameters' laser mount on /tf_static (again after a change)."""
