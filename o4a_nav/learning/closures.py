@@ -226,7 +226,6 @@ def laser_closures(codes: torch.Tensor, scans: np.ndarray, geom: ScanGeometry, m
                                                       params.tol_deg) >= 0)
         if stats["grown"]:
             seed[:len(seed) - len(g_src)] = False     # only the last round's pairs seed the next
-
         g_src, g_dst = _grow(src[seed], dst[seed], chain, src, dst, len(scans))
         if not len(g_src):
             break

@@ -12,7 +12,8 @@ Checkpoints live in a work directory (default runs/train_<name>): stage 1 after 
 epoch, stage 3 and each world's p+ when done. Re-running the same command resumes; a
 different configuration or bag set starts over.
 
-Layout: `_check_mode` / `_configs` (the three modes, `_Mode`), `_initial_model`, then one
+Layout: the three modes (`_Scratch`, `_WarmStart`, `_Extend`, picked by `_mode`: each
+answers what its run loads, trains, carries over and reports), `_initial_model`, then one
 function per stage (`_stage1` h + f-dagger, `_stage2` graphs, `_stage3` f, `_stage4` p+),
 `_save` and `_report`; `_train` runs them in that order and keeps the timings.
 """
@@ -149,51 +150,109 @@ def train(bags, out, *, work_dir=None, preset: str = "compact", overrides=None, 
         ctx.close(wait=finished)   # a failed rank leaves at once (torchrun stops the others)
 
 
+class _Scratch:
+    """How a run starts, one class per mode (`_mode` picks it). This one, from scratch: all
+    four stages on new networks. A mode answers every question the stages ask about it."""
+
+    base: str | None = None     # the model kept (fast path) ...
+    init: str | None = None     # ... or warm-started from
+    trains_h = True             # stages 1 (h, f-dagger) and 3 (f) run
+
+    def configs(self, preset: str, overrides):
+        """(the start model or None, ModelConfig, TrainConfig)."""
+        mcfg, tcfg = make_configs(preset, overrides)
+        return None, mcfg, tcfg
+
+    def networks(self, start_model, mcfg, worlds, log) -> O4AModel:
+        """The networks stage 1 begins with."""
+        return O4AModel(mcfg, [w.name for w in worlds])
+
+    def carry_over(self, out: Path) -> None:
+        """Files of the start model that the new model directory keeps (written into `out`)."""
+
+    def earlier_worlds(self, final_out: Path, out: Path) -> dict:
+        """The report's entries of worlds that this run keeps without training them."""
+        return {}
+
+    def preset_label(self, preset: str) -> str:
+        return preset
+
+
 @dataclass(frozen=True)
-class _Mode:
-    """How a run starts. From scratch: all four stages on new networks. Warm start
-    (``init``): h, f-dagger and f begin from that model's weights, then all four stages
-    train. Fast path (``base``): h, f-dagger and f of that model are kept; only the bags'
-    worlds get a graph and a p+ (stages 1 and 3 skipped)."""
+class _WarmStart(_Scratch):
+    """Warm start (``--init``): h, f-dagger and f begin from that model's weights, then all
+    four stages train (fresh p+ heads for the bags' worlds)."""
+
+    init: str | None = None
+    flag = "--init"
+
+    def configs(self, preset: str, overrides):
+        """A start model keeps its architecture: model.* overrides are refused."""
+        model_overrides = [o for o in (overrides or []) if o.startswith("model.")]
+        if model_overrides:
+            raise UserError(f"{self.flag} keeps the model's architecture; cannot apply {model_overrides[0]}")
+        model = load_model(self.base or self.init)
+        _, tcfg = make_configs("compact", overrides)
+        return model, model.config, tcfg
+
+    def networks(self, start_model, mcfg, worlds, log) -> O4AModel:
+        model = O4AModel(mcfg, [w.name for w in worlds])
+        for part in ("backbone", "inverse", "forward_model"):
+            getattr(model, part).load_state_dict(getattr(start_model, part).state_dict())
+        log(f"warm start: h, f-dagger and f from {self.init}; all stages train on {', '.join(w.name for w in worlds)}")
+        return model
+
+
+@dataclass(frozen=True)
+class _Extend(_WarmStart):
+    """Fast path (``--base``): h, f-dagger and f of that model are kept; only the bags'
+    worlds get a graph and a p+ (stages 1 and 3 skipped); its other worlds stay."""
 
     base: str | None = None
-    init: str | None = None
+    flag = "--base"
+    trains_h = False
 
-    @property
-    def start(self):
-        """The model the run begins from (None from scratch)."""
-        return self.base if self.base is not None else self.init
+    def networks(self, start_model, mcfg, worlds, log) -> O4AModel:
+        model = start_model
+        for w in worlds:
+            if w.name in model.worlds:
+                log(f"world {w.name}: replacing the base model's p+ head")
+                model.geodesic_heads[model.worlds.index(w.name)] = type(model.geodesic_head(w.name))(mcfg)
+            else:
+                model.add_world(w.name)
+        return model
 
-    @property
-    def trains_h(self) -> bool:
-        """Stages 1 (h, f-dagger) and 3 (f) run: from scratch and for a warm start."""
-        return self.base is None
+    def carry_over(self, out: Path) -> None:
+        """The other worlds' graph files and latent-map pictures."""
+        if Path(self.base).resolve() == out.resolve():
+            return
+        for pattern in ("graph_*.npz", "report_latent_*.png"):
+            for f in Path(self.base).glob(pattern):
+                if not (out / f.name).exists():
+                    shutil.copy2(f, out / f.name)
+
+    def earlier_worlds(self, final_out: Path, out: Path) -> dict:
+        kept = _previous_report_worlds(final_out, self.base)
+        for m in kept.values():   # (their pictures were copied by carry_over; one the base lacks is not shown)
+            if m.get("latent_map") and not (out / m["latent_map"]).exists():
+                m["latent_map"] = None
+        return kept
+
+    def preset_label(self, preset: str) -> str:
+        return "base"
 
 
-def _check_mode(out: Path, base, init, force: bool) -> _Mode:
-    """The flags are consistent and `out` may be written (UserError otherwise)."""
+def _mode(out: Path, base, init, force: bool) -> _Scratch:
+    """The mode of these flags, once they are consistent and `out` may be written (UserError otherwise)."""
     if base is not None and init is not None:
         raise UserError("--base and --init exclude each other: --base keeps h, f-dagger and f as they are, "
                         "--init trains them further")
     if init is not None and Path(init).resolve() == Path(out).resolve():
         raise UserError(f"--init {init} and --out must differ: the warm start's weights would be overwritten")
     check_model_out(out, force=force, update=base is not None and Path(base).resolve() == out.resolve())
-    return _Mode(base=base, init=init)
-
-
-def _configs(mode: _Mode, preset: str, overrides):
-    """(the start model or None, ModelConfig, TrainConfig). A base / init model keeps its
-    architecture: model.* overrides are refused."""
-    if mode.start is None:
-        mcfg, tcfg = make_configs(preset, overrides)
-        return None, mcfg, tcfg
-    flag = "--base" if mode.base is not None else "--init"
-    model_overrides = [o for o in (overrides or []) if o.startswith("model.")]
-    if model_overrides:
-        raise UserError(f"{flag} keeps the model's architecture; cannot apply {model_overrides[0]}")
-    model = load_model(mode.start)
-    _, tcfg = make_configs("compact", overrides)
-    return model, model.config, tcfg
+    if base is not None:
+        return _Extend(base=base)
+    return _WarmStart(init=init) if init is not None else _Scratch()
 
 
 def _log_worlds(worlds, log) -> None:
@@ -220,29 +279,15 @@ def _log_shards(worlds, tcfg: TrainConfig, ctx, log) -> None:
         f"{', '.join(str(p[1]) for p in per)} MiB")
 
 
-def _initial_model(mode: _Mode, start_model, mcfg, worlds, tcfg: TrainConfig, log) -> O4AModel:
+def _initial_model(mode: _Scratch, start_model, mcfg, worlds, tcfg: TrainConfig, log) -> O4AModel:
     """The networks stage 1 begins with, seeded the same in every run and process."""
     torch.manual_seed(tcfg.seed)   # new networks start from the same weights in every run and process
-    if mode.init is not None:   # h, f-dagger, f from the init model; fresh p+ heads for these worlds
-        model = O4AModel(mcfg, [w.name for w in worlds])
-        for part in ("backbone", "inverse", "forward_model"):
-            getattr(model, part).load_state_dict(getattr(start_model, part).state_dict())
-        log(f"warm start: h, f-dagger and f from {mode.init}; all stages train on {', '.join(w.name for w in worlds)}")
-    elif mode.base is None:
-        model = O4AModel(mcfg, [w.name for w in worlds])
-    else:
-        model = start_model
-        for w in worlds:
-            if w.name in model.worlds:
-                log(f"world {w.name}: replacing the base model's p+ head")
-                model.geodesic_heads[model.worlds.index(w.name)] = type(model.geodesic_head(w.name))(mcfg)
-            else:
-                model.add_world(w.name)
+    model = mode.networks(start_model, mcfg, worlds, log)
     torch.manual_seed(tcfg.seed)
     return model
 
 
-def _stage1(model, worlds, tcfg: TrainConfig, work: Path, mode: _Mode, ctx, progress, log):
+def _stage1(model, worlds, tcfg: TrainConfig, work: Path, mode: _Scratch, ctx, progress, log):
     """h + f-dagger (checkpointed in work/stage1.pt after every epoch); then frozen."""
     history = None
     if mode.trains_h:
@@ -277,7 +322,7 @@ def _stage2(model, worlds, tcfg: TrainConfig, out, ctx, progress, log) -> tuple[
             st = laser["stats"]
             log(f"stage 2 laser {w.name}: {st['candidates']} candidate pairs ({tcfg.laser_knn} nearest codes), "
                 f"{st['after_precheck']} after the range pre-check, {st['grown']} grown along the trajectories, "
-                f"{st['accepted']} registered, {st['edges']} "
+                f"{st['accepted']} of {st['registered']} registrations accepted, {st['edges']} "
                 f"one-action edges; {st['seconds']:.1f}s (registration {st['register_seconds']:.1f}s)")
         g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress,
                           nc_offset=graph_logit_offset(tcfg), dist=shard if laser is None else None,
@@ -333,7 +378,7 @@ def _closure_params(tcfg: TrainConfig) -> C.ClosureParams:
                            workers=tcfg.laser_workers)
 
 
-def _stage3(model, worlds, graphs: dict, tcfg: TrainConfig, work: Path, mode: _Mode, progress, log):
+def _stage3(model, worlds, graphs: dict, tcfg: TrainConfig, work: Path, mode: _Scratch, progress, log):
     """f on the graphs' edges (checkpointed when done), or kept from the base model."""
     if not mode.trains_h:
         log(f"stage 3 skipped: f from {mode.base}")
@@ -360,25 +405,20 @@ def _stage4(model, worlds, graphs: dict, tcfg: TrainConfig, work: Path, progress
     return history
 
 
-def _save(model, out: Path, final_out: Path, mode: _Mode, bags, worlds, tcfg: TrainConfig, preset: str,
+def _save(model, out: Path, final_out: Path, mode: _Scratch, bags, worlds, tcfg: TrainConfig, preset: str,
           timings: dict, log) -> None:
-    """weights.pt and meta.json into the staging directory `out` (a base model's other
-    worlds' graph files and latent-map pictures copied beside them)."""
-    base = mode.base
-    if base is not None and Path(base).resolve() != out.resolve():
-        for pattern in ("graph_*.npz", "report_latent_*.png"):
-            for f in Path(base).glob(pattern):
-                if not (out / f.name).exists():
-                    shutil.copy2(f, out / f.name)
-    training_meta = {"bags": [str(b) for b in bags], "base": str(base) if base else None,
-                     "train_config": to_dict(tcfg), "preset": preset if base is None else "base",
+    """weights.pt and meta.json into the staging directory `out` (with what the mode carries
+    over from its start model)."""
+    mode.carry_over(out)
+    training_meta = {"bags": [str(b) for b in bags], "base": str(mode.base) if mode.base else None,
+                     "train_config": to_dict(tcfg), "preset": mode.preset_label(preset),
                      "frames": {w.name: len(w) for w in worlds}, "timings_s": timings}
     prev = list(model.meta.get("training_runs", []))
     save_model(model, out, {"training": training_meta, "training_runs": prev + [training_meta]})
     log(f"model written to {out} (installed as {final_out} when the report is done)")
 
 
-def _report(model, out: Path, final_out: Path, mode: _Mode, worlds, graphs: dict, summary_worlds: dict,
+def _report(model, out: Path, final_out: Path, mode: _Scratch, worlds, graphs: dict, summary_worlds: dict,
             history: dict, mcfg, tcfg: TrainConfig, timings: dict) -> dict:
     """The report (ground-truth poses are used only here) written into `out`."""
     t0 = time.perf_counter()
@@ -386,6 +426,7 @@ def _report(model, out: Path, final_out: Path, mode: _Mode, worlds, graphs: dict
         wg = graphs[w.name]
         head = model.geodesic_head(w.name)
         m = summary_worlds[w.name]
+        m["labels"] = R.label_summary(w)
         m["fdagger"] = inverse_accuracy(model, w, wg.codes, seed=tcfg.seed)
         m["loop_closure"] = R.loop_closure_metrics(wg.graph, w.poses, w.traj)
         m["geodesic"] = R.geodesic_metrics(w, wg.codes, head, wg.dist_rows, wg.sources, seed=tcfg.seed)
@@ -393,15 +434,9 @@ def _report(model, out: Path, final_out: Path, mode: _Mode, worlds, graphs: dict
         m["latent_map"] = fig.name if fig else None
     timings["report"] = time.perf_counter() - t0
     weights_bytes = (out / "weights.pt").stat().st_size
-    base = mode.base
-    if base is not None:   # keep the earlier worlds' figures in the merged report
-        kept = _previous_report_worlds(final_out, base)
-        for m in kept.values():   # (their pictures were copied by _save; one the base lacks is not shown)
-            if m.get("latent_map") and not (out / m["latent_map"]).exists():
-                m["latent_map"] = None
-        summary_worlds = {**kept, **summary_worlds}
+    summary_worlds = {**mode.earlier_worlds(final_out, out), **summary_worlds}   # a base's other worlds kept
     return R.write_report(out, {"worlds": summary_worlds, "history": history, "timings_s": timings,
-                                "model_dir": str(final_out), "base": str(base) if base else None,
+                                "model_dir": str(final_out), "base": str(mode.base) if mode.base else None,
                                 "init": str(mode.init) if mode.init else None,
                                 "weights_bytes": weights_bytes, "config": to_dict(mcfg),
                                 "train_config": to_dict(tcfg)})
@@ -423,8 +458,8 @@ def _train(bags, out, *, work_dir, preset, overrides, base, init, topics, world,
     elif ctx.enabled:
         log(f"torch.distributed: {ctx.world_size} processes, backend {torch.distributed.get_backend()}, "
             f"device {ctx.device}")
-    mode = _check_mode(out, base, init, force)
-    start_model, mcfg, tcfg = _configs(mode, preset, overrides)
+    mode = _mode(out, base, init, force)
+    start_model, mcfg, tcfg = mode.configs(preset, overrides)
     torch.set_num_threads(max(1, tcfg.threads))
     work = Path(work_dir) if work_dir else Path("runs") / f"train_{out.resolve().name}"
     held = ctx.data_shards(tcfg.data_shards)   # this process's data shards (UserError on a bad split)

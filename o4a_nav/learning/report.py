@@ -294,6 +294,14 @@ def geodesic_figure(path, per_world: dict) -> Path | None:
     return save_figure(fig, path, dpi=90)
 
 
+def label_summary(world_data) -> dict:
+    """Per bag of a world: how its transitions were labelled (the line `o4a train` logs)
+    and the counts behind it (odometry labels: the laser cross-check and, with poses, the
+    labels true to the ground truth)."""
+    return {src: {"how": how, "counts": world_data.label_stats.get(src, {})}
+            for src, how in world_data.labelling.items()}
+
+
 def _clean(obj):
     """JSON-safe: drop private keys (leading _), numpy -> python, NaN -> None."""
     if isinstance(obj, dict):
@@ -380,6 +388,8 @@ def _markdown(r: dict) -> str:
         lines += [f"## World `{w}`", ""]
         lines += [f"- frames {m.get('frames')}, trajectories {m.get('trajectories')} "
                   f"({m.get('val_trajectories')} held out), bags: {', '.join(m.get('bags', []))}"]
+        for src, lab in (m.get("labels") or {}).items():
+            lines += [f"- labels of {src}: {lab['how']}"]
         f = m.get("fdagger", {})
         if f.get("per_class"):
             lines += ["- f-dagger validation accuracy per class: " +
@@ -388,7 +398,7 @@ def _markdown(r: dict) -> str:
         if cl.get("rule") == "laser":
             lines += [f"- loop closures: laser ({cl.get('why')}): {cl.get('candidates')} candidate pairs, "
                       f"{cl.get('after_precheck')} after the range pre-check, {cl.get('grown')} grown along the "
-                      f"trajectories, {cl.get('accepted')} registered, "
+                      f"trajectories, {cl.get('accepted')} of {cl.get('registered')} registrations accepted, "
                       f"{cl.get('edges')} one-action edges in {_fmt(cl.get('seconds'), '.1f')} s (registration "
                       f"{_fmt(cl.get('register_seconds'), '.1f')} s)"]
         elif cl.get("rule"):
