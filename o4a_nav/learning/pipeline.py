@@ -426,6 +426,7 @@ def _report(model, out: Path, final_out: Path, mode: _Scratch, worlds, graphs: d
         wg = graphs[w.name]
         head = model.geodesic_head(w.name)
         m = summary_worlds[w.name]
+        m["labels"] = R.label_summary(w)
         m["fdagger"] = inverse_accuracy(model, w, wg.codes, seed=tcfg.seed)
         m["loop_closure"] = R.loop_closure_metrics(wg.graph, w.poses, w.traj)
         m["geodesic"] = R.geodesic_metrics(w, wg.codes, head, wg.dist_rows, wg.sources, seed=tcfg.seed)
