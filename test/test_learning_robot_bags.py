@@ -220,39 +220,39 @@ def test_teleop_labels_are_right_with_slow_odometry_and_early_stamps(tmp_path, o
     assert score["right"] >= 0.99 * score["transitions"], score
 
 
-def _frame_scans(bag, times):
-    """The scan nearest each time (test glue: the reader's own per-frame scans come with issue 25)."""
-    from o4a_nav import bagio
-    from o4a_nav.ros_conv import stamp_to_sec
-
-    st, rr, geom = [], [], None
-    for _, _, _, msg in bagio.read(bag, ["/scan"]):
-        st.append(stamp_to_sec(msg.header.stamp)), rr.append(np.asarray(msg.ranges, np.float32))
-        geom = (msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
-    st = np.asarray(st)
-    return np.stack([rr[int(np.argmin(np.abs(st - t)))] for t in times]), geom
-
-
 @pytest.mark.parametrize("odom_scale", [1.0, 0.75])
 def test_laser_cross_check_drops_labels_the_scans_contradict(tmp_path, odom_scale):
-    """Consecutive-scan registration (learning/scanreg.py) gives an independent displacement:
-    with true odometry every label agrees with it; with odometry that under-reports motion
+    """`o4a train`'s reader (load_worlds) cross-checks each odometry label with the laser:
+    consecutive-scan registration (learning/scanreg.py) gives an independent displacement.
+    With true odometry every label agrees with it; with odometry that under-reports motion
     by 25 % (wrong wheel size: a labelled 0.25 m is 0.33 m, 15 deg is 20 deg) the laser
-    contradicts the labels and they are dropped."""
-    from o4a_nav.learning.odometry import laser_check
+    contradicts the labels and they are dropped, and the log line / training report say
+    how many. (Before: every label was trained on, nothing counted.)"""
+    from o4a_nav.learning import report as R
+    from o4a_nav.learning.odometry import is_true_primitive, relative
     from o4a_nav.sim.teleop import TeleopParams, write_teleop_bag
 
     params = TeleopParams(odom_hz=10.0, odom_scale=odom_scale)          # joystick driving
-    write_teleop_bag(tmp_path / "b", "two_rooms", 600 / params.camera_hz, seed=1, params=params)
-    d = scan_bag(tmp_path / "b")
-    ranges, geom = _frame_scans(tmp_path / "b", d.times)
-    n = int(((d.actions != Action.STOP) & (np.r_[d.traj[1:] == d.traj[:-1], False])).sum())
-    actions, chains, counts = laser_check(d.actions, d.traj, ranges, geom)
-    assert n >= 15 and counts["checked"] + counts["unchecked"] == n
-    assert counts["checked"] >= 0.9 * n
-    kept = int(((actions != Action.STOP) & (np.r_[chains[1:] == chains[:-1], False])).sum())
+    bag = tmp_path / "b"
+    write_teleop_bag(bag, "two_rooms", 600 / params.camera_hz, seed=1, params=params)
+    [w] = load_worlds([bag], val_fraction=0.0)
+    lc = w.label_stats[str(bag)]["laser"]
+    n = lc["labelled"]
+    assert n >= 15 and lc["checked"] + lc["unchecked"] == n and lc["checked"] >= 0.9 * n
+    assert lc["agree"] + lc["disagree"] == lc["checked"]
+    # what the laser contradicts is no transition any more; the frames' arrays stay aligned
+    assert int(w.next_ok.sum()) == n - lc["disagree"]
+    assert len(w.laser.ranges) == len(w.poses) == len(w.actions) == len(w.front)
+    kept_true = sum(is_true_primitive(int(w.actions[k]), *relative(w.poses[k], w.poses[k + 1]))
+                    for k in np.flatnonzero(w.next_ok))
+    assert kept_true == lc["true"] - lc["disagree_true"]
     if odom_scale == 1.0:
-        assert counts["disagree"] == 0 and kept == n
+        assert lc["disagree"] == 0 and lc["dropped_frames"] == 0 and lc["true"] == n
     else:
         # (a label whose odometry fell short, within the tolerance, can be a true primitive)
-        assert counts["disagree"] >= 0.9 * counts["checked"] and kept == n - counts["disagree"]
+        assert lc["disagree"] >= 0.9 * lc["checked"] and lc["dropped_frames"] > 0
+        assert lc["true"] < 0.5 * n and lc["disagree_true"] <= 1
+    how = w.labelling[str(bag)]
+    assert f"{lc['checked']} checked, {lc['agree']} agree, {lc['disagree']} disagree (dropped" in how
+    md = R._markdown({"worlds": {w.name: {"labels": R.label_summary(w)}}})
+    assert f"- labels of {bag}: {how}" in md

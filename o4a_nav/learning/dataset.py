@@ -87,6 +87,7 @@ class WorldData:
     val_traj: set = field(default_factory=set)
     known_world: bool = False    # a simulator world (true geodesics available)
     labelling: dict = field(default_factory=dict)   # bag -> how its transitions were labelled
+    label_stats: dict = field(default_factory=dict)  # bag -> its labelling counts (BagFrames.stats)
     world_text: str | None = None   # the world file's text, when the bag (or --world FILE) carries it
     shard: np.ndarray | None = None        # (N,) data shard of each frame (assign_shards); None: all in shard 0
     held_frames: np.ndarray | None = None  # the frames whose images front and rear hold, ascending; None: all
@@ -343,6 +344,8 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
             out_pose.append(pp[k])
     laser = _laser_frames(path, names, scans, scan_meta, tf_tree, np.asarray(picked["times"], float)) \
         if has_scan and scans[0] else None
+    if not use_actions:
+        picked, out_pose, laser = _laser_check_labels(picked, out_pose if has_pose else None, laser, segment)
     # renumber trajectories 0..k-1
     _, traj_ids = np.unique(np.asarray(picked["traj"]), return_inverse=True)
     return BagFrames(
@@ -403,6 +406,57 @@ def _laser_frames(path, names, scans, meta, tf_tree, times) -> LaserFrames:
         source = (f"bag {path}: the scans are in frame {frame!r} and the bag's {names.tf_static} does not place it "
                   f"in {base}; give the laser's mount with --set train.laser_mount=x,y,yaw")
     return LaserFrames(ranges, ScanGeometry(amin, ainc, rmin, rmax), mount, source, frame)
+
+
+def _laser_check_labels(picked: dict, poses, laser: LaserFrames | None, params: SegmentParams):
+    """Odometry labels cross-checked with the laser (odometry.laser_check): a transition
+    the scans contradict is dropped (the chain is cut there), and so are the frames that
+    leaves in no transition. Counts in picked["stats"]["laser"]: labelled, checked, agree,
+    disagree, unchecked, dropped_frames, and with ground-truth poses `true` (labels whose
+    true displacement is the primitive, odometry.is_true_primitive) and `disagree_true`
+    (of the dropped); `not_run` says why when the check cannot run. Returns (picked,
+    poses, laser) with the frames' lists and arrays filtered alike."""
+    import dataclasses
+
+    from o4a_nav.learning.odometry import is_true_primitive, laser_check, relative
+    from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD
+
+    acts = np.asarray(picked["actions"], np.int8)
+    chains = np.asarray(picked["traj"], np.int64)
+    trans = (acts != Action.STOP) & np.r_[chains[1:] == chains[:-1], False]
+    counts: dict = {"labelled": int(trans.sum())}
+    picked["stats"]["laser"] = counts
+    true = np.zeros(len(acts), bool)
+    if poses is not None:
+        for k in np.flatnonzero(trans):
+            true[k] = is_true_primitive(int(acts[k]), *relative(poses[k], poses[k + 1]))
+        counts["true"] = int(true.sum())
+    if laser is None:
+        counts["not_run"] = "the bag has no laser scans"
+    elif laser.usable():
+        counts["not_run"] = laser.usable()
+    elif abs(params.forward_m - FORWARD_STEP_M) > 1e-9 or abs(np.radians(params.rotate_deg) - ROTATE_STEP_RAD) > 1e-9:
+        counts["not_run"] = (f"the labels are not the model's primitives ({FORWARD_STEP_M} m, "
+                             f"{np.degrees(ROTATE_STEP_RAD):g} deg)")
+    if "not_run" in counts:
+        return picked, poses, laser
+    new_acts, new_chains, check = laser_check(acts, chains, laser.ranges, dataclasses.astuple(laser.geometry),
+                                               laser.mount)
+    counts.update(check)
+    dropped = trans & (new_acts == Action.STOP)
+    if poses is not None:
+        counts["disagree_true"] = int((dropped & true).sum())
+    left = (new_acts != Action.STOP) & np.r_[new_chains[1:] == new_chains[:-1], False]
+    keep = ~(trans | np.r_[False, trans[:-1]]) | left | np.r_[False, left[:-1]]
+    counts["dropped_frames"] = int((~keep).sum())
+    idx = np.flatnonzero(keep)
+    picked = {**picked, "front": [picked["front"][k] for k in idx], "rear": [picked["rear"][k] for k in idx],
+              "actions": new_acts[idx].tolist(), "traj": new_chains[idx].tolist(),
+              "times": [picked["times"][k] for k in idx], "skipped": picked["skipped"] + counts["dropped_frames"]}
+    if poses is not None:
+        poses = [poses[k] for k in idx]
+    laser = LaserFrames(laser.ranges[idx], laser.geometry, laser.mount, laser.mount_source, laser.frame_id)
+    return picked, poses, laser
 
 
 def _pair_actions(path, names, actions, motion, ft, rt, max_image_age, max_gap) -> dict:
@@ -522,6 +576,7 @@ def load_worlds(bags, names: TopicNames | None = None, world_override: str | Non
             poses=np.concatenate([p.poses for p in parts]) if pose_flags == {True} else None,
             sources=[p.source for p in parts],
             labelling={p.source: _describe_labels(p) for p in parts},
+            label_stats={p.source: p.stats for p in parts},
             world_text=next((p.world_text for p in parts if p.world_text), None),
         )
         w.laser = _merge_laser(name, parts)
@@ -591,8 +646,21 @@ def assign_shards(worlds: list[WorldData], shards: int) -> None:
 def _describe_labels(d: BagFrames) -> str:
     st = d.stats
     if d.labels == "odometry":
-        return (f"odometry: {st['forward']} FORWARD and {st['rotate']} ROTATE transitions from {st['frames']} "
+        text = (f"odometry: {st['forward']} FORWARD and {st['rotate']} ROTATE transitions from {st['frames']} "
                 f"frames, {st['breaks']} chain breaks (arcs, gaps)")
+        lc = st.get("laser", {})
+        if "not_run" in lc:
+            text += f"; laser cross-check not run ({lc['not_run']})"
+        elif lc:
+            text += (f"; laser cross-check of the {lc['labelled']} labels: {lc['checked']} checked, {lc['agree']} "
+                     f"agree, {lc['disagree']} disagree (dropped, with {lc['dropped_frames']} frames left in no "
+                     f"transition), {lc['unchecked']} unchecked; {lc['labelled'] - lc['disagree']} transitions kept")
+        if "true" in lc:
+            text += f"; ground truth: {lc['true']} of the {lc['labelled']} labels true"
+            if "disagree_true" in lc:
+                text += (f", {lc['true'] - lc['disagree_true']} of the {lc['labelled'] - lc['disagree']} kept "
+                         f"({lc['disagree_true']} true labels dropped)")
+        return text
     text = f"DiscreteActions ({d.skipped} without images)"
     if st.get("not_succeeded"):
         text += f", {st['not_succeeded']} motions not SUCCEEDED on the motion state topic (not transitions)"

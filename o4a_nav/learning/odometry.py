@@ -132,6 +132,19 @@ def near_primitive(ahead: float, left: float, turn: float, p: SegmentParams):
     return None
 
 
+def is_true_primitive(action, ahead: float, left: float, turn: float) -> bool:
+    """Is a (true) displacement between two frames the primitive `action`, within the
+    tolerances a discrete robot's own motions show: FORWARD 0.25 +- 0.05 m ahead, under
+    0.05 m sideways and 5 deg of turn; ROTATE 15 +- 3 deg the right way, under 0.05 m moved.
+    The scoring rule of labels against ground truth (training report, sim/teleop.py)."""
+    if action == Action.FORWARD:
+        return abs(ahead - 0.25) <= 0.05 and abs(left) < 0.05 and abs(math.degrees(turn)) < 5.0
+    if action not in (Action.ROTATE_LEFT, Action.ROTATE_RIGHT):
+        return False
+    sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
+    return abs(sign * math.degrees(turn) - 15.0) <= 3.0 and math.hypot(ahead, left) < 0.05
+
+
 def _small(ahead: float, left: float, turn: float, p: SegmentParams) -> bool:
     """Within the tolerance of no motion at all."""
     return math.hypot(ahead, left) <= p.tolerance * p.forward_m and abs(turn) <= p.tolerance * math.radians(p.rotate_deg)

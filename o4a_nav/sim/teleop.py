@@ -246,13 +246,12 @@ def write_teleop_bag(out, world, seconds: float, seed: int = 0, params: TeleopPa
 
 
 def true_motion_is(action: Action, ahead: float, left: float, turn: float) -> bool:
-    """Is the true displacement between two frames the primitive `action`, within the
-    tolerances a discrete robot's own motions show: FORWARD 0.25 +- 0.05 m ahead, under
-    0.05 m sideways and 5 deg of turn; ROTATE 15 +- 3 deg the right way, under 0.05 m moved."""
-    if action == Action.FORWARD:
-        return abs(ahead - 0.25) <= 0.05 and abs(left) < 0.05 and abs(math.degrees(turn)) < 5.0
-    sign = 1.0 if action == Action.ROTATE_LEFT else -1.0
-    return abs(sign * math.degrees(turn) - 15.0) <= 3.0 and math.hypot(ahead, left) < 0.05
+    """Is the true displacement between two frames the primitive `action`
+    (odometry.is_true_primitive: FORWARD 0.25 +- 0.05 m ahead, under 0.05 m sideways and 5
+    deg of turn; ROTATE 15 +- 3 deg the right way, under 0.05 m moved)."""
+    from o4a_nav.learning.odometry import is_true_primitive
+
+    return is_true_primitive(action, ahead, left, turn)
 
 
 def true_primitives(ticks: list[Tick], cameras: list[int]) -> list[tuple]:
