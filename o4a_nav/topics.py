@@ -1,5 +1,6 @@
 """Default topic, service, action and frame names (all remappable in ROS). Relative, as
 the nodes use them; a bag stores them absolute (`absolute`)."""
+from o4a_nav.errors import UserError
 
 FRONT_IMAGE = "front_camera/image_raw"
 REAR_IMAGE = "rear_camera/image_raw"
@@ -27,8 +28,14 @@ GOAL_REAR_IMAGE = "o4a/goal/rear_image"
 
 
 def absolute(name: str) -> str:
-    """The fully qualified name, as a bag of a node in the root namespace stores it."""
-    return name if name.startswith("/") else "/" + name
+    """The fully qualified name, as a bag of a node in the root namespace stores it: one
+    leading '/', no trailing '/'. `ros2 bag record` stores absolute names ("/scan"); `o4a
+    collect` and users often write relative ones ("scan"): the same topic for a node in the
+    root namespace. The one normaliser of topic names (UserError for an empty name)."""
+    t = name.strip()
+    if not t or t == "/":
+        raise UserError(f"invalid topic name {name!r}")
+    return "/" + t.strip("/")
 
 
 MAP_FRAME = "map"

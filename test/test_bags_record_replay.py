@@ -17,6 +17,7 @@ from o4a_nav.bagtools import qos as qosmod
 from o4a_nav.bagtools import topics as topicmod
 from o4a_nav.bagtools.schedule import Schedule, parse_rate
 from o4a_nav.errors import BagError, UserError
+from o4a_nav.topics import absolute
 from o4a_nav.types import ScanData
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def make_bag(path: Path, storage: str) -> Path:
 def bag_raw(path, topics=None) -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {}
     for topic, _, _, raw in bagio.read(path, topics=topics, raw=True):
-        out.setdefault(topicmod.normalize(topic), []).append(raw)
+        out.setdefault(absolute(topic), []).append(raw)
     return out
 
 
@@ -56,6 +57,14 @@ def test_topic_selection_matches_with_or_without_leading_slash():
     assert topicmod.select(["scan", "x"], None) == ["scan", "x"]
     with pytest.raises(BagError, match="/nope"):
         topicmod.select(["scan"], ["nope"], "bag B")
+
+
+def test_topic_names_have_one_normal_form():
+    assert absolute("scan") == absolute("/scan") == absolute(" /scan/ ") == "/scan"
+    assert absolute("o4a/action") == "/o4a/action"
+    for bad in ("", " ", "/"):
+        with pytest.raises(UserError, match="invalid topic name"):
+            absolute(bad)
 
 
 def test_schedule_scales_time_by_rate():
@@ -136,7 +145,7 @@ def o4a(*argv, **kw):
 def test_replay_publishes_every_message_unchanged_with_clock(tmp_path, storage):
     bag = make_bag(tmp_path / "bag", storage)
     expected = bag_raw(bag)
-    types = {topicmod.normalize(t): ty for t, (ty, _) in bagio.topics(bag).items()}
+    types = {absolute(t): ty for t, (ty, _) in bagio.topics(bag).items()}
     clock = f"/{NS}/clock"                 # /clock remapped like any topic
     listener = Listener({**types, clock: "rosgraph_msgs/msg/Clock"})
     try:
@@ -166,7 +175,7 @@ def test_replay_publishes_every_message_unchanged_with_clock(tmp_path, storage):
 def test_replay_topic_filter_and_remap(tmp_path):
     bag = make_bag(tmp_path / "bag", "mcap")
     expected = bag_raw(bag, [f"{NS}/o4a/action"])
-    types = {topicmod.normalize(t): ty for t, (ty, _) in bagio.topics(bag).items()}
+    types = {absolute(t): ty for t, (ty, _) in bagio.topics(bag).items()}
     remapped = f"/{NS}/remapped/action"
     types[remapped] = types[f"/{NS}/o4a/action"]
     listener = Listener(types)

@@ -20,7 +20,7 @@ import pytest
 
 from o4a_nav import bagio, cli
 from o4a_nav.bagtools import navrun
-from o4a_nav.bagtools import topics as topicmod
+from o4a_nav.topics import absolute
 from o4a_nav.types import Action
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def copy_bag(src, dst, storage, edit=None):
     with bagio.BagWriter(dst, storage=storage, latched_topics=latched) as w:
         for topic, msgtype, t, raw in bagio.read(src, raw=True):
             if edit is not None:
-                msg = edit(topicmod.normalize(topic), store.deserialize_cdr(raw, msgtype))
+                msg = edit(absolute(topic), store.deserialize_cdr(raw, msgtype))
                 if msg is None:
                     continue
                 raw = store.serialize_cdr(msg, msgtype)
@@ -154,7 +154,7 @@ def test_compressed_camera_run_replays_with_full_agreement(setup, tmp_path):
     bag = tmp_path / "run_jpeg"
     summary = write_sim_navigation_bag(bag, load_model(model_dir), WORLD, max_steps=STEPS, seed=5, compressed=True,
                                        params=NavigatorParams(stop_threshold=0.0, max_steps=STEPS))
-    types = {topicmod.normalize(t): v[0] for t, v in bagio.topics(bag).items()}
+    types = {absolute(t): v[0] for t, v in bagio.topics(bag).items()}
     assert types["/front_camera/image_raw/compressed"] == "sensor_msgs/msg/CompressedImage"
     assert "/front_camera/image_raw" not in types
     proc, report = replay_check(model_dir, params_file, bag, "--min-agreement", "100")
@@ -231,7 +231,7 @@ def test_corrupted_scan_is_named(setup, tmp_path, capsys):
     bag = tmp_path / "corrupt"
     with bagio.BagWriter(bag, storage="mcap") as w:
         for i, (topic, msgtype, t, raw) in enumerate(bagio.read(mcap, raw=True)):
-            if topicmod.normalize(topic) == navrun.SCAN and i > 20:
+            if absolute(topic) == navrun.SCAN and i > 20:
                 raw = raw[:40]
             w.write(topic, msgtype, t, raw)
     code = cli.main(["replay-check", str(bag), "--model", str(model_dir), "-q"])
@@ -241,7 +241,7 @@ def test_corrupted_scan_is_named(setup, tmp_path, capsys):
 
 def test_extract_run_pairs_each_action_with_the_images_it_was_decided_on(setup):
     _, _, mcap, _, actions = setup
-    records = ((topicmod.normalize(t), ts, m) for t, _, ts, m in bagio.read(mcap))
+    records = ((absolute(t), ts, m) for t, _, ts, m in bagio.read(mcap))
     run = navrun.extract_run(records, "bag")
     assert [s.action.name for s in run.steps] == actions
     assert len(run.goals) == 1

@@ -1,21 +1,11 @@
-"""Topic names and message type names (ROS-free)."""
+"""Bag topic selection and message type names (ROS-free); topic names are normalised by
+`o4a_nav.topics.absolute`."""
 from __future__ import annotations
 
 from typing import Iterable
 
 from o4a_nav.errors import BagError, UserError
-
-
-def normalize(topic: str) -> str:
-    """Fully qualified form of a topic name: one leading '/', no trailing '/'.
-
-    `ros2 bag record` stores absolute names ("/scan"); `o4a collect` and users often write
-    relative ones ("scan"). Both are the same topic for a node in the root namespace.
-    """
-    t = topic.strip()
-    if not t or t == "/":
-        raise UserError(f"invalid topic name {topic!r}")
-    return "/" + t.strip("/")
+from o4a_nav.topics import absolute
 
 
 def select(available: Iterable[str], requested: Iterable[str] | None, bag: str = "bag") -> list[str]:
@@ -27,10 +17,10 @@ def select(available: Iterable[str], requested: Iterable[str] | None, bag: str =
     available = list(available)
     if requested is None:
         return available
-    by_norm = {normalize(t): t for t in available}
+    by_norm = {absolute(t): t for t in available}
     out: list[str] = []
     for name in requested:
-        key = normalize(name)
+        key = absolute(name)
         if key not in by_norm:
             have = ", ".join(sorted(by_norm)) or "none"
             raise BagError(f"topic {key} is not in {bag} (topics in the bag: {have})")

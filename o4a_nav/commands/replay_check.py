@@ -37,14 +37,14 @@ def load_run(bag, namespace: str = ""):
 
     from o4a_nav import bagio
     from o4a_nav.bagtools import navrun
-    from o4a_nav.bagtools import topics as topicmod
     from o4a_nav.errors import BagError
     from o4a_nav.nodes.player import msg_class
+    from o4a_nav.topics import absolute
 
     info = bagio.topics(bag)
-    prefix = topicmod.normalize(namespace) if namespace.strip("/") else ""
-    wanted = {topicmod.normalize(t)[len(prefix):]: t for t in info
-              if topicmod.normalize(t).startswith(prefix + "/")}
+    prefix = absolute(namespace) if namespace.strip("/") else ""
+    wanted = {absolute(t)[len(prefix):]: t for t in info
+              if absolute(t).startswith(prefix + "/")}
     compressed = {}
     for name in (navrun.FRONT, navrun.REAR):    # cameras recorded through image_transport's compressed plugin
         if (name not in wanted or info[wanted[name]][1] == 0) and name + "/compressed" in wanted:
@@ -55,11 +55,11 @@ def load_run(bag, namespace: str = ""):
                        f"both the same (the navigator's image_transport applies to both)")
     for name in navrun.REQUIRED:
         if name not in wanted or info[wanted[name]][1] == 0:
-            have = ", ".join(sorted(topicmod.normalize(t) for t in info)) or "none"
+            have = ", ".join(sorted(absolute(t) for t in info)) or "none"
             raise BagError(f"bag {bag} has no messages on topic {prefix}{name}, which replay-check needs "
                            f"(topics in the bag: {have})")
     names = [wanted[n] for n in (*navrun.REQUIRED, navrun.MOTION_STATE, navrun.STATUS) if n in wanted]
-    classes = {t: msg_class(info[t][0], topicmod.normalize(t)) for t in names}
+    classes = {t: msg_class(info[t][0], absolute(t)) for t in names}
     local = {t: n for n, t in wanted.items()}
     for t in names:
         expected = {navrun.ACTION: "o4a_msgs/msg/DiscreteAction", navrun.SCAN: "sensor_msgs/msg/LaserScan",
@@ -68,14 +68,14 @@ def load_run(bag, namespace: str = ""):
         if local[t] in (navrun.FRONT, navrun.REAR) and compressed[local[t]]:
             expected = "sensor_msgs/msg/CompressedImage"
         if info[t][0] != expected:
-            raise BagError(f"bag {bag}: topic {topicmod.normalize(t)} has type {info[t][0]}, expected {expected}")
+            raise BagError(f"bag {bag}: topic {absolute(t)} has type {info[t][0]}, expected {expected}")
 
     def records():
         for topic, msgtype, t, raw in bagio.read(bag, topics=names, raw=True):
             try:
                 msg = deserialize_message(raw, classes[topic])
             except Exception as exc:
-                raise BagError(f"bag {bag}: a {msgtype} message on topic {topicmod.normalize(topic)} at "
+                raise BagError(f"bag {bag}: a {msgtype} message on topic {absolute(topic)} at "
                                f"t={t:.3f}s is corrupted and cannot be decoded ({exc})") from exc
             yield local[topic], t, msg
 
@@ -87,12 +87,11 @@ def load_run(bag, namespace: str = ""):
 def recorded_world(bag, namespace: str = "") -> str:
     """The first o4a/world_name in the bag ('' when there is none)."""
     from o4a_nav import bagio, topics
-    from o4a_nav.bagtools import topics as topicmod
 
-    prefix = topicmod.normalize(namespace) if namespace.strip("/") else ""
-    name = prefix + topicmod.normalize(topics.WORLD_NAME)
+    prefix = topics.absolute(namespace) if namespace.strip("/") else ""
+    name = prefix + topics.absolute(topics.WORLD_NAME)
     for t in bagio.topics(bag):
-        if topicmod.normalize(t) == name:
+        if topics.absolute(t) == name:
             for _, _, _, msg in bagio.read(bag, topics=[t]):
                 return str(msg.data)
     return ""

@@ -74,7 +74,7 @@ class Player(Node):
             old, sep, new = r.partition(":=")
             if not sep or not old or not new:
                 raise UserError(f"--remap {r!r}: expected FROM:=TO")
-            cli_args += ["-r", f"{topicmod.normalize(old)}:={topicmod.normalize(new)}"]
+            cli_args += ["-r", f"{o4a_topics.absolute(old)}:={o4a_topics.absolute(new)}"]
         super().__init__(node_name, cli_args=["--ros-args", *cli_args] if cli_args else None)
         self.bag = str(bag)
         info = bagio.topics(bag)                      # BagError for a missing / broken bag
@@ -82,7 +82,7 @@ class Player(Node):
         if topics is not None:
             for t in selected:
                 if info[t][1] == 0:
-                    raise BagError(f"bag {bag} has no messages on topic {topicmod.normalize(t)}")
+                    raise BagError(f"bag {bag} has no messages on topic {o4a_topics.absolute(t)}")
         recorded = bagio.offered_qos(bag)
         self.topics = selected
         self.total = sum(info[t][1] for t in selected)
@@ -91,10 +91,10 @@ class Player(Node):
         self._pubs = {}
         for t in selected:                             # every type checked before anything is sent
             msgtype = info[t][0]
-            self._classes[t] = msg_class(msgtype, topicmod.normalize(t))
+            self._classes[t] = msg_class(msgtype, o4a_topics.absolute(t))
         for t in selected:
             choice = qosmod.for_replay(info[t][0], _recorded_qos(recorded.get(t, [])))
-            self._pubs[t] = self.create_publisher(self._classes[t], topicmod.normalize(t), qos_profile(choice))
+            self._pubs[t] = self.create_publisher(self._classes[t], o4a_topics.absolute(t), qos_profile(choice))
         self._clock_pub = None
         self.clock_hz = float(clock_hz)
         if clock_hz > 0:
@@ -147,7 +147,7 @@ class Player(Node):
                 deserialize_message(raw, self._classes[topic])
             except Exception as exc:
                 raise BagError(f"bag {self.bag}: message {counts[topic] + 1} on topic "
-                               f"{topicmod.normalize(topic)} ({msgtype}, t={t_msg:.3f}s) is corrupted "
+                               f"{o4a_topics.absolute(topic)} ({msgtype}, t={t_msg:.3f}s) is corrupted "
                                f"and cannot be decoded ({exc})") from exc
             self._publish_clock(t_msg)
             self._pubs[topic].publish(raw)

@@ -24,6 +24,7 @@ from o4a_nav.bagtools import topics as topicmod
 from o4a_nav.errors import BagError
 from o4a_nav.nodes._common import now_sec
 from o4a_nav.nodes.player import msg_class, qos_profile
+from o4a_nav.topics import absolute
 
 # Never recorded by --all: ROS internals.
 INTERNAL_TOPICS = frozenset({"/rosout", "/parameter_events"})
@@ -55,7 +56,7 @@ class Recorder(Node):
                  use_sim_time: bool = False, discovery_period: float = 0.2, node_name: str = "o4a_recorder"):
         super().__init__(node_name, parameter_overrides=[Parameter("use_sim_time", value=bool(use_sim_time))])
         self.writer = writer
-        self.wanted = None if topics is None else [topicmod.normalize(t) for t in topics]
+        self.wanted = None if topics is None else [absolute(t) for t in topics]
         self.counts: dict[str, int] = {} if self.wanted is None else {t: 0 for t in self.wanted}
         self.types: dict[str, str] = {}
         self.lost: dict[str, int] = {}      # messages the middleware reports lost before they arrived
