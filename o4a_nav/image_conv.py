@@ -148,26 +148,48 @@ MODEL_HFOV_DEG = 90.0   # the view the model is trained with: the simulator's sq
 class CameraView:
     """Pinhole intrinsics of a camera's images, in pixels: from sensor_msgs/CameraInfo's K
     (`from_k`) or from the horizontal field of view with the principal point at the centre
-    and square pixels (`from_hfov`)."""
+    and square pixels (`from_hfov`). width, height: the image size they are for (0: not
+    known); an image of another size with the same shape (a scaled copy) is framed with
+    the intrinsics scaled to it (`for_size`)."""
 
     fx: float
     fy: float
     cx: float
     cy: float
+    width: int = 0
+    height: int = 0
 
     @classmethod
-    def from_k(cls, k) -> "CameraView":
+    def from_k(cls, k, width: int = 0, height: int = 0) -> "CameraView":
         k = [float(v) for v in k]
         if len(k) != 9 or not (k[0] > 0 and k[4] > 0):
             raise ImageFormatError(f"camera matrix K must have 9 values with fx, fy > 0, got {k}")
-        return cls(k[0], k[4], k[2], k[5])
+        return cls(k[0], k[4], k[2], k[5], int(width), int(height))
 
     @classmethod
     def from_hfov(cls, hfov_deg: float, width: int, height: int) -> "CameraView":
         if not 0 < hfov_deg < 180:
             raise ImageFormatError(f"camera horizontal field of view must be in (0, 180) deg, got {hfov_deg}")
         f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-        return cls(f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+        return cls(f, f, (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
+
+    @property
+    def hfov_deg(self) -> float:
+        """The horizontal field of view of the whole image (nan when its width is not known)."""
+        return 2 * math.degrees(math.atan(self.width / 2.0 / self.fx)) if self.width else float("nan")
+
+    def for_size(self, width: int, height: int) -> "CameraView":
+        """These intrinsics for an image of width x height: unchanged when the size is not
+        known or the same; scaled for a scaled copy of the image (same shape within 1 %);
+        ImageFormatError for an image of another shape (not this camera's)."""
+        if not self.width or (width, height) == (self.width, self.height):
+            return self
+        sx, sy = width / self.width, height / self.height
+        if abs(sx / sy - 1.0) > 0.01:
+            raise ImageFormatError(f"a {width}x{height} image does not come from the camera whose intrinsics are "
+                                   f"given (camera_info / parameters: {self.width}x{self.height})")
+        return CameraView(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
+                          width, height)
 
 
 def crop_box(width: int, height: int, camera: CameraView | None = None,
@@ -213,7 +235,11 @@ def to_model_input(img: np.ndarray, camera: CameraView | None = None) -> np.ndar
         raise ImageFormatError(f"expected uint8 pixels, got {img.dtype}")
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3 and img.shape[:2] == (MODEL_SIZE, MODEL_SIZE):
+        return resize_rgb(img)          # already the model input (a converted goal, a simulator image)
     if img.ndim == 3 and img.shape[0] and img.shape[1]:
+        if camera is not None:
+            camera = camera.for_size(img.shape[1], img.shape[0])
         x0, y0, x1, y1 = crop_box(img.shape[1], img.shape[0], camera)
         img = img[y0:y1, x0:x1]
     return resize_rgb(img)

@@ -48,8 +48,8 @@ def image_msg_to_model_input(msg, camera: image_conv.CameraView | None = None) -
 
 
 def camera_info_to_view(msg) -> image_conv.CameraView:
-    """sensor_msgs/CameraInfo -> image_conv.CameraView (its K)."""
-    return image_conv.CameraView.from_k(msg.k)
+    """sensor_msgs/CameraInfo -> image_conv.CameraView (its K, for its width x height)."""
+    return image_conv.CameraView.from_k(msg.k, int(msg.width), int(msg.height))
 
 
 def scan_msg_to_data(msg) -> ScanData:

@@ -178,3 +178,27 @@ def test_a_4_3_bag_is_framed_like_the_simulators_view(tmp_path):
     # a square image without intrinsics is unchanged (the simulator's own images)
     img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
     assert np.array_equal(to_model_input(img), img)
+
+
+def test_camera_intrinsics_follow_a_scaled_image_and_refuse_another_camera():
+    """A camera's intrinsics are for its image size (camera_info width x height): a scaled
+    copy of its image (a goal picture saved smaller) is framed alike, an image of another
+    shape is an error naming both sizes, and the model input itself (96x96, e.g. a goal
+    converted once already) is kept as it is."""
+    from o4a_nav.errors import ImageFormatError
+    from o4a_nav.image_conv import CameraView, crop_box, to_model_input
+
+    cam = CameraView.from_hfov(120.0, 640, 480)
+    assert cam.hfov_deg == pytest.approx(120.0)
+    x0, y0, x1, y1 = crop_box(640, 480, cam)
+    half = crop_box(320, 240, cam.for_size(320, 240))
+    assert np.abs(np.subtract(half, (x0 / 2, y0 / 2, x1 / 2, y1 / 2))).max() <= 1.0, half
+    yy, xx = np.indices((480, 640))
+    big = np.stack([xx * 255 // 639, yy * 255 // 479, ((xx // 40 + yy // 40) % 2) * 200], -1).astype(np.uint8)
+    small = big.reshape(240, 2, 320, 2, 3).mean(axis=(1, 3)).astype(np.uint8)
+    diff = np.abs(to_model_input(big, cam).astype(int) - to_model_input(small, cam).astype(int)).mean()
+    assert diff < 3.0, diff
+    with pytest.raises(ImageFormatError, match=r"a 640x360 image does not come from the camera.*640x480"):
+        to_model_input(np.zeros((360, 640, 3), np.uint8), cam)
+    model_input = to_model_input(big, cam)
+    assert np.array_equal(to_model_input(model_input, cam), model_input)

@@ -256,3 +256,64 @@ def test_laser_cross_check_drops_labels_the_scans_contradict(tmp_path, odom_scal
     assert f"{lc['checked']} checked, {lc['agree']} agree, {lc['disagree']} disagree (dropped" in how
     md = R._markdown({"worlds": {w.name: {"labels": R.label_summary(w)}}})
     assert f"- labels of {bag}: {how}" in md
+
+
+# ---- issue 29: framing: a 4:3 camera with its camera_info is trained on the model's view ----
+
+def _write_wide_camera_bag(path, poses, wide, camera_info: bool):
+    """640x480 front / rear images of a 120 deg camera at `poses` (FORWARD ... STOP), with
+    each camera's sensor_msgs/CameraInfo beside it when `camera_info`."""
+    types = bagio.typestore().types
+    f = 320.0 / math.tan(math.radians(60.0))
+    with bagio.BagWriter(path) as wr:
+        for k, p in enumerate(poses):
+            t = 1.0 + k
+            for cam, yaw in (("front_camera", 0.0), ("rear_camera", math.pi)):
+                msg = bagio.image_msg(wide.view(Pose2D(p.x, p.y, p.yaw + yaw)), t, cam)
+                wr.write(f"/{cam}/image_raw", "sensor_msgs/msg/Image", t, msg)
+                if camera_info:
+                    info = types["sensor_msgs/msg/CameraInfo"](
+                        header=msg.header, height=480, width=640, distortion_model="plumb_bob", d=np.zeros(5),
+                        k=np.array([f, 0, 319.5, 0, f, 239.5, 0, 0, 1], float), r=np.eye(3).reshape(-1),
+                        p=np.array([f, 0, 319.5, 0, 0, f, 239.5, 0, 0, 0, 1, 0], float), binning_x=0, binning_y=0,
+                        roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                                  do_rectify=False))
+                    wr.write(f"/{cam}/camera_info", "sensor_msgs/msg/CameraInfo", t, info)
+            action = Action.STOP if k == len(poses) - 1 else Action.FORWARD
+            wr.write("/" + T.ACTION, "o4a_msgs/msg/DiscreteAction", t, bagio.action_msg(int(action), t, k))
+    return path
+
+
+def test_a_4_3_bag_with_camera_info_trains_on_the_models_view(tmp_path):
+    """`o4a train`'s reader frames each camera with the CameraInfo recorded beside it: the
+    frames of a 640x480, 120 deg camera become the model's square 90 deg view (they match
+    the simulator's own 96x96 90 deg camera at the same poses), and the log line says so.
+    Without camera_info the centred square is taken, which for this camera shows 104 deg
+    and does not match. (Before: the camera_info was not read; every bag got the centred
+    square.)"""
+    from o4a_nav.sim.render import Renderer
+    from o4a_nav.sim.world import load_world
+
+    world = load_world("two_rooms")
+    wide, model_view = Renderer(world, 640, 480, 0.4, 120.0), Renderer(world, 96, 96, 0.4, 90.0)
+    rng = np.random.default_rng(3)
+    poses = [world.sample_free_pose(rng) for _ in range(5)]
+    try:
+        framed = _write_wide_camera_bag(tmp_path / "with_info", poses, wide, camera_info=True)
+        plain = _write_wide_camera_bag(tmp_path / "no_info", poses, wide, camera_info=False)
+        truth = np.stack([[model_view.view(Pose2D(p.x, p.y, p.yaw + yaw)) for yaw in (0.0, math.pi)] for p in poses])
+    finally:
+        wide.close(), model_view.close()
+    [w] = load_worlds([framed], val_fraction=0.0)
+    [w0] = load_worlds([plain], val_fraction=0.0)
+    assert len(w) == len(w0) == len(poses)
+
+    def err(wd):
+        return [float(np.abs(np.stack([wd.front[k], wd.rear[k]]).astype(float) - truth[k]).mean()) for k in range(len(wd))]
+
+    assert max(err(w)) < 6.0, err(w)                     # resampling differences only (0..255 scale)
+    assert min(err(w0)) > 2 * max(err(w)), (err(w), err(w0))
+    how = w.labelling[str(framed)]
+    assert "front /front_camera/camera_info (640x480, 120.0 deg wide): 90 deg square" in how, how
+    assert "rear /rear_camera/camera_info (640x480, 120.0 deg wide)" in how
+    assert "front no front_camera/camera_info: centred square" in w0.labelling[str(plain)]

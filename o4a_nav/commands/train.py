@@ -28,6 +28,12 @@ def add_arguments(p) -> None:
                         "process (docs/LEARNING.md, Scale-out)")
     p.add_argument("--front-topic", default=None, metavar="TOPIC", help="front camera topic (default front_camera/image_raw)")
     p.add_argument("--rear-topic", default=None, metavar="TOPIC", help="rear camera topic (default rear_camera/image_raw)")
+    p.add_argument("--front-info-topic", default=None, metavar="TOPIC",
+                   help="sensor_msgs/CameraInfo of the front camera, whose intrinsics crop its images to the model's "
+                        "square 90 deg view (default: beside the image topic, front_camera/camera_info; without "
+                        "one the centred square)")
+    p.add_argument("--rear-info-topic", default=None, metavar="TOPIC",
+                   help="sensor_msgs/CameraInfo of the rear camera (default rear_camera/camera_info)")
     p.add_argument("--action-topic", default=None, metavar="TOPIC", help="action topic (default o4a/action)")
     p.add_argument("--pose-topic", default=None, metavar="TOPIC",
                    help="ground-truth pose topic, used only for the report (default ground_truth/pose)")
@@ -63,7 +69,8 @@ def run(args) -> int:
     names = TopicNames()
     for field, value in (("front", args.front_topic), ("rear", args.rear_topic),
                          ("action", args.action_topic), ("pose", args.pose_topic), ("odom", args.odom_topic),
-                         ("motion_state", args.motion_state_topic), ("scan", args.scan_topic)):
+                         ("motion_state", args.motion_state_topic), ("scan", args.scan_topic),
+                         ("front_info", args.front_info_topic), ("rear_info", args.rear_info_topic)):
         if value:
             setattr(names, field, value.lstrip("/"))
     from o4a_nav.learning.odometry import SegmentParams

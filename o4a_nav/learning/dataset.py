@@ -41,6 +41,8 @@ class TopicNames:
     scan: str = T.SCAN                  # optional: laser loop closures (graph.closures laser)
     tf_static: str = T.TF_STATIC        # optional: the laser's mount in base_frame
     base_frame: str = T.BASE_FRAME
+    front_info: str = ""                # sensor_msgs/CameraInfo of each camera (framing); "": the
+    rear_info: str = ""                 # camera's namespace + /camera_info (camera_info_topic)
 
 
 @dataclass
@@ -150,11 +152,24 @@ def _candidates(topic: str, camera: bool = False) -> list[str]:
     return cands
 
 
+def camera_info_topic(image_topic: str) -> str:
+    """Where a camera driver publishes the CameraInfo of an image topic: beside it in the
+    camera's namespace (front_camera/image_raw[/compressed] -> front_camera/camera_info)."""
+    topic = image_topic.rstrip("/")
+    if topic.endswith("/compressed"):
+        topic = topic[: -len("/compressed")]
+    ns = topic.rsplit("/", 1)[0] if "/" in topic.lstrip("/") else ""
+    return f"{ns}/camera_info" if ns else "camera_info"
+
+
 def _resolve_names(names: TopicNames, bag_topics: dict) -> TopicNames:
     """Accept topics recorded with or without the leading slash, and a camera recorded only
     through image_transport's compressed plugin (`<topic>/compressed`)."""
     out = TopicNames(**vars(names))
-    for field_name, topic in vars(names).items():
+    for cam in ("front", "rear"):
+        if not getattr(names, cam + "_info"):
+            setattr(out, cam + "_info", camera_info_topic(getattr(names, cam)))
+    for field_name, topic in vars(out).items():
         for cand in _candidates(topic, camera=field_name in ("front", "rear")):
             if cand in bag_topics and bag_topics[cand][1] > 0:
                 setattr(out, field_name, cand)
@@ -189,6 +204,8 @@ class BagFrames:
     image_topics: tuple = ()       # (front topic, rear topic) as recorded
     image_pos: tuple = ()          # (N,) int64 each, per camera: which message of its topic is frame k's image
     laser: LaserFrames | None = None   # the frames' scans (None: the bag has no scan topic)
+    cameras: tuple = (None, None)      # (front, rear) image_conv.CameraView from the bag's CameraInfo, or None
+    framing: str = ""                  # how the images are framed (the cameras' intrinsics, or why not)
 
     def read_images(self, frames: np.ndarray | None = None, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The (front, rear) images of `frames` (indices, default all), decoded from the bag
@@ -212,7 +229,7 @@ class BagFrames:
             if count[topic] not in rows:
                 continue
             try:
-                img = image_msg_to_model_input(msg)
+                img = image_msg_to_model_input(msg, self.cameras[cam] if self.cameras else None)
             except ImageFormatError as exc:
                 raise BagError(f"bag {self.source}: unusable image on topic {topic} at t={t_bag:.3f}s: {exc}") from None
             out[cam][rows[count[topic]]] = img
@@ -280,6 +297,9 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     has_scan = _present(bag_topics, names.scan) and bag_topics[names.scan][0] == SCAN_TYPE
     has_tf = _present(bag_topics, names.tf_static) and bag_topics[names.tf_static][0] == TF_TYPE
     wanted += [names.scan] if has_scan else []
+    infos = {t: None for t in (names.front_info, names.rear_info)
+             if _present(bag_topics, t) and bag_topics[t][0] == CAMERA_INFO_TYPE}
+    wanted += list(infos)
     wanted += [names.tf_static] if has_tf else []
     scans: tuple[list, list] = ([], [])
     scan_meta: dict = {}
@@ -319,6 +339,8 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
             world_text = str(msg.data)
         elif topic == names.scan and has_scan:
             _add_scan(path, msg, t_bag, scans, scan_meta)
+        elif topic in infos and infos[topic] is None:
+            infos[topic] = msg
         elif topic == names.tf_static and has_tf:
             for tr in msg.transforms:
                 tf_tree.add(transform_from_msg(tr))
@@ -354,7 +376,34 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
         actions=np.asarray(picked["actions"], np.int8), traj=traj_ids.astype(np.int32),
         times=np.asarray(picked["times"], float), poses=np.asarray(out_pose, np.float32) if has_pose else None,
         world=world, world_text=world_text, labels="actions" if use_actions else "odometry",
-        skipped=picked["skipped"], stats=picked["stats"], source=str(path), laser=laser)
+        skipped=picked["skipped"], stats=picked["stats"], source=str(path), laser=laser,
+        **_cameras(names, infos))
+
+
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+
+def _cameras(names: TopicNames, infos: dict) -> dict:
+    """BagFrames' cameras and framing from the first CameraInfo of each camera: its K frames
+    the images to the model's view (image_conv.crop_box); a camera without one (or with an
+    uncalibrated, zero K) is framed with the centred square."""
+    from o4a_nav.image_conv import MODEL_HFOV_DEG
+    from o4a_nav.ros_conv import camera_info_to_view
+
+    views, text = [], []
+    for cam, topic in (("front", names.front_info), ("rear", names.rear_info)):
+        msg = infos.get(topic)
+        view, how = None, f"no {topic}: centred square"
+        if msg is not None:
+            try:
+                view = camera_info_to_view(msg)
+                how = (f"{topic} ({view.width}x{view.height}, {view.hfov_deg:.1f} deg wide): "
+                       f"{MODEL_HFOV_DEG:g} deg square")
+            except ImageFormatError as exc:
+                how = f"{topic} unusable ({exc}): centred square"
+        views.append(view)
+        text.append(f"{cam} {how}")
+    return {"cameras": tuple(views), "framing": "; ".join(text)}
 
 
 SCAN_TYPE = "sensor_msgs/msg/LaserScan"
@@ -660,11 +709,15 @@ def _describe_labels(d: BagFrames) -> str:
             if "disagree_true" in lc:
                 text += (f", {lc['true'] - lc['disagree_true']} of the {lc['labelled'] - lc['disagree']} kept "
                          f"({lc['disagree_true']} true labels dropped)")
-        return text
+        return text + _framed(d)
     text = f"DiscreteActions ({d.skipped} without images)"
     if st.get("not_succeeded"):
         text += f", {st['not_succeeded']} motions not SUCCEEDED on the motion state topic (not transitions)"
-    return text
+    return text + _framed(d)
+
+
+def _framed(d: BagFrames) -> str:
+    return f"; images framed: {d.framing}" if d.framing else ""
 
 
 def _segment(traj: np.ndarray, max_segment: int) -> np.ndarray:

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from o4a_nav.errors import ModelLoadError
+from o4a_nav.image_conv import MODEL_HFOV_DEG
 from o4a_nav.learning.config import CLASSES, ModelConfig, model_config_from_dict, to_dict
 from o4a_nav.learning.models import ForwardHead, GeodesicHead, InverseHead, LocalBackbone, images_to_tensor
 
@@ -41,7 +42,12 @@ META_FILE = "meta.json"
 WEIGHTS_FILE = "weights.pt"
 INPUT_SPEC = {"cameras": ["front", "rear"], "height": 96, "width": 96, "channels": 3, "encoding": "rgb8",
               "dtype": "uint8", "scale": "pixels / 255, no mean/std normalisation",
-              "converter": "o4a_nav.image_conv.to_model_input"}
+              "converter": "o4a_nav.image_conv.to_model_input",
+              # the trained view: the simulator's square 90 deg camera; other cameras are cropped to it
+              # (image_conv.crop_box) with their intrinsics: CameraInfo in training, the navigator's
+              # camera_info / camera parameters at run time; without intrinsics the centred square
+              "view": {"hfov_deg": MODEL_HFOV_DEG, "vfov_deg": MODEL_HFOV_DEG, "aspect": "square",
+                       "framing": "o4a_nav.image_conv.crop_box"}}
 
 
 class O4AModel(nn.Module):
