@@ -45,7 +45,7 @@ def test_cli_lists_every_command_module():
 
 def test_commands_do_not_use_each_other_as_a_library():
     """What two commands share lives in a core module or in o4a_nav/nodes (the stack plan,
-    the goal client); only the private helper commands/_lockstep.py is shared."""
+    the goal client, the lockstep episode)."""
     import ast
     from pathlib import Path
 
@@ -58,6 +58,6 @@ def test_commands_do_not_use_each_other_as_a_library():
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             for name in names:
-                if name.startswith("o4a_nav.commands.") and not name.startswith("o4a_nav.commands._lockstep"):
+                if name.startswith("o4a_nav.commands."):
                     bad.append(f"{path.name}: {name}")
     assert not bad, bad

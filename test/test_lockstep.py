@@ -117,13 +117,13 @@ def _episode(seed: int = 0, max_steps: int = 10):
 def test_lockstep_episode_is_the_same_run_every_time_also_under_load():
     """Two runs of one episode through the real nodes: identical decisions and identical
     poses, the second while another process keeps a CPU core busy."""
-    from o4a_nav.commands import _lockstep
+    from o4a_nav.nodes import lockstep
 
     ep, gf, gr = _episode()
-    first = _lockstep.run_episode("two_rooms", ep.start, gf, gr, MODEL, 10, seed=0, timeout=300.0)
+    first = lockstep.run_episode("two_rooms", ep.start, gf, gr, MODEL, 10, seed=0, timeout=300.0)
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        second = _lockstep.run_episode("two_rooms", ep.start, gf, gr, MODEL, 10, seed=0, timeout=300.0)
+        second = lockstep.run_episode("two_rooms", ep.start, gf, gr, MODEL, 10, seed=0, timeout=300.0)
     finally:
         burner.kill()
         burner.wait()

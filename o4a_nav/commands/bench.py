@@ -132,7 +132,7 @@ def run(args) -> int:
     cfg.command = command_line(cfg, args)
     out = Path(args.out)
     if args.through_ros:
-        from o4a_nav.commands._lockstep import run_benchmark_through_ros
+        from o4a_nav.nodes.lockstep import run_benchmark_through_ros
 
         payload = run_benchmark_through_ros(cfg, progress=not args.no_progress)
         print((out / "results.md").read_text())

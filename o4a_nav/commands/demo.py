@@ -57,7 +57,7 @@ def run(args) -> int:
 
     from o4a_nav.bench.agreement import action_string
     from o4a_nav.bench.episodes import sample_episodes
-    from o4a_nav.commands import _lockstep
+    from o4a_nav.nodes import lockstep
     from o4a_nav.errors import UserError
     from o4a_nav.learning.model_io import load_model
     from o4a_nav.nodes.goal_client import feedback_line
@@ -90,7 +90,7 @@ def run(args) -> int:
           f"{ep.start.y:.2f}), goal ({ep.goal.x:.2f}, {ep.goal.y:.2f}), geodesic {ep.geodesic_m:.2f} m; "
           f"model {model_dir}; simulator in lockstep", flush=True)
     on_feedback = None if args.quiet else (lambda fb: print(feedback_line(fb), flush=True))
-    res = _lockstep.run_episode(world_name, ep.start, goal_front, goal_rear, model_dir, args.max_steps,
+    res = lockstep.run_episode(world_name, ep.start, goal_front, goal_rear, model_dir, args.max_steps,
                                 seed=args.seed, timeout=args.timeout, on_feedback=on_feedback)
     final = res.final_pose
     dist = world.geodesic((final.x, final.y), (ep.goal.x, ep.goal.y))

@@ -1,7 +1,7 @@
 """The one client of the o4a/navigate action (o4a_msgs/action/NavigateToImage), shaped like
 nav2_simple_commander's BasicNavigator: send a goal, read the latest feedback, ask whether
 it is complete, take the result, cancel. Used by `o4a goal`, `o4a demo` / `o4a bench
---through-ros` (commands/_lockstep.py) and the tests.
+--through-ros` (nodes/lockstep.py) and the tests.
 
 Who spins the client's node is the caller's choice: pass ``spin`` (a callable taking a
 timeout in seconds that processes callbacks once, e.g. ``executor.spin_once``) when the

@@ -1,7 +1,7 @@
 """The o4a_nav stack in one process: which nodes make it up (the launch files' nodes and
 order), their parameter overrides from the parameter files and NODE.PARAM=VALUE
 overrides, creating and stopping them. Used by `o4a bringup`, `o4a demo` /
-`o4a bench --through-ros` (commands/_lockstep.py) and the tests."""
+`o4a bench --through-ros` (nodes/lockstep.py) and the tests."""
 from __future__ import annotations
 
 # node name -> (module, class); the order of the launch files
