@@ -63,6 +63,31 @@ def test_model_dir_and_report(trained):
     assert (model_dir / "graph_two_rooms.npz").is_file()
 
 
+def test_graph_baseline_rebuilds_a_missing_graph_file_exactly(trained, tmp_path):
+    """Only the benchmark's graph baseline reads graph_<world>.npz (the shipped model keeps
+    them out of git): a model directory without it gets it rebuilt from the world's training
+    bags, the graph `o4a train` wrote; without the bags the error names them."""
+    from o4a_nav.bench.graph_baseline import TrainingGraph, load_training_graph
+    from o4a_nav.errors import ModelLoadError
+
+    model_dir, _ = trained
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    (copy / "graph_two_rooms.npz").unlink()
+    rebuilt = load_training_graph(copy, "two_rooms", log=lambda *_: None)
+    original = TrainingGraph.load(model_dir / "graph_two_rooms.npz")
+    assert (copy / "graph_two_rooms.npz").is_file()
+    assert np.array_equal(rebuilt.src, original.src) and np.array_equal(rebuilt.dst, original.dst)
+    assert np.array_equal(rebuilt.weight, original.weight) and np.array_equal(rebuilt.codes, original.codes)
+
+    (copy / "graph_two_rooms.npz").unlink()
+    report = json.loads((copy / "report.json").read_text())
+    report["worlds"]["two_rooms"]["bags"] = [str(tmp_path / "gone")]
+    (copy / "report.json").write_text(json.dumps(report))
+    with pytest.raises(ModelLoadError, match="training bags, which are missing: .*gone.*o4a collect"):
+        load_training_graph(copy, "two_rooms")
+
+
 def test_resume_reproduces_the_model(trained, bags, tmp_path):
     model_dir, work = trained
     again = tmp_path / "again"

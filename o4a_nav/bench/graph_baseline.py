@@ -11,6 +11,7 @@ is per step, so memory and per-step latency grow with the number of nodes N.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,78 @@ class TrainingGraph:
         remap[keep] = np.arange(n_nodes)
         mask = (remap[self.src] >= 0) & (remap[self.dst] >= 0)
         return TrainingGraph(self.codes[keep], remap[self.src[mask]], remap[self.dst[mask]], self.weight[mask])
+
+
+# Settings added to `o4a train` after models were shipped, with the value that reproduces
+# a run whose meta.json predates them (graph_closures: f-dagger's closures were the only rule).
+_SETTINGS_BEFORE_THEY_EXISTED = {"graph_closures": "image"}
+
+
+def load_training_graph(model_dir, world: str, log=print) -> TrainingGraph:
+    """The model's training graph of `world`: graph_<world>.npz in the model directory,
+    written by `o4a train`. Only this baseline reads it (O4A navigates without it), so a
+    model may come without it (the shipped model keeps its graphs out of git): it is then
+    rebuilt here (`rebuild_training_graph`) and written beside the weights."""
+    from o4a_nav.learning.graph import graph_name
+
+    path = Path(model_dir) / graph_name(world)
+    if not path.is_file():
+        rebuild_training_graph(model_dir, world, log=log)
+    return TrainingGraph.load(path)
+
+
+def rebuild_training_graph(model_dir, world: str, log=print) -> Path:
+    """graph_<world>.npz rebuilt as `o4a train`'s stage 2 built it: the world's training
+    bags (report.json) read with the last training run's settings (meta.json), embedded with
+    the model's h, closures by the same rule (pipeline.world_graph). ModelLoadError naming
+    the bags and how to record them when they are missing."""
+    import json
+    from dataclasses import fields
+
+    from o4a_nav.learning import graph as G
+    from o4a_nav.learning.config import TrainConfig
+    from o4a_nav.learning.dataset import load_worlds
+    from o4a_nav.learning.model_io import load_model
+    from o4a_nav.learning.pipeline import world_graph
+    from o4a_nav.learning.training import embed_frames
+
+    model_dir = Path(model_dir)
+    path = model_dir / G.graph_name(world)
+    try:
+        report = json.loads((model_dir / "report.json").read_text())
+        meta = json.loads((model_dir / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path} not found, and it cannot be rebuilt without the model's report.json and "
+                             f"meta.json: {exc}") from exc
+    bags = report.get("worlds", {}).get(world, {}).get("bags") or []
+    runs = [r for r in meta.get("training_runs", [meta.get("training", {})]) if world in r.get("frames", {})]
+    if not bags or not runs:
+        raise ModelLoadError(f"{path} not found, and the model's report names no training bags of world {world!r}")
+    missing = [b for b in bags if not Path(b).exists()]
+    if missing:
+        raise ModelLoadError(
+            f"{path} not found; it is rebuilt from the world's training bags, which are missing: "
+            f"{', '.join(missing)} (record them as the model's training did, e.g. `o4a collect --world {world} "
+            f"--steps 10000 --seed 0 --out {missing[0]}` for the shipped model: scripts/train_shipped_model.sh)")
+    known = {f.name for f in fields(TrainConfig)}
+    settings = {**_SETTINGS_BEFORE_THEY_EXISTED, **runs[-1].get("train_config", {})}
+    tcfg = TrainConfig(**{k: v for k, v in settings.items() if k in known})
+    log(f"graph baseline: {path} not found; rebuilding it from {', '.join(bags)} (o4a train's stage 2)")
+    import torch
+
+    model = load_model(model_dir)
+    [w] = [w for w in load_worlds(bags, val_fraction=tcfg.val_fraction, seed=tcfg.seed) if w.name == world]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, tcfg.threads))   # as the training ran (the same sums, the same graph)
+    try:
+        codes = embed_frames(model, w)
+        g, _ = world_graph(model, w, codes, tcfg, log=log)
+    finally:
+        torch.set_num_threads(threads)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")   # (bench workers may rebuild it at once)
+    G.save_graph(tmp, g, codes, world)
+    tmp.replace(path)
+    return path
 
 
 class GraphPlanner:

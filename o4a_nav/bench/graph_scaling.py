@@ -16,18 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from o4a_nav.learning.graph import graph_name
 from o4a_nav.plotting import pyplot, save_figure
 from o4a_nav.types import Action
 
-from .graph_baseline import GraphPolicy, TrainingGraph
+from .graph_baseline import GraphPolicy, TrainingGraph, load_training_graph
 from .policies import EpisodeContext, O4APolicy
 
 
-def merged_graph(model_dir, worlds) -> TrainingGraph:
-    """All worlds' training graphs side by side (node ids offset): the graph an SPTM-like
-    agent would keep to navigate in all of them."""
-    graphs = [TrainingGraph.load(Path(model_dir) / graph_name(w)) for w in worlds]
+def merged_graph(graphs) -> TrainingGraph:
+    """Training graphs side by side (node ids offset): the graph an SPTM-like agent would
+    keep to navigate in all of their worlds."""
     codes, src, dst, wt, off = [], [], [], [], 0
     for g in graphs:
         codes.append(g.codes)
@@ -83,12 +81,18 @@ def run_graph_scaling(cfg, sizes=None, repeats: int = 40, progress: bool = True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(cfg.model)
-    worlds = [w for w in cfg.worlds if (Path(cfg.model) / graph_name(w)).is_file()]
-    if not worlds:
-        from o4a_nav.errors import ModelLoadError
+    from o4a_nav.errors import ModelLoadError
 
-        raise ModelLoadError(f"{cfg.model}: no graph_<world>.npz for worlds {', '.join(cfg.worlds)}")
-    full = merged_graph(cfg.model, worlds)
+    graphs, why = {}, []
+    for w in cfg.worlds:   # (a missing graph file is rebuilt from the world's training bags)
+        try:
+            graphs[w] = load_training_graph(cfg.model, w)
+        except ModelLoadError as exc:
+            why.append(str(exc))
+    if not graphs:
+        raise ModelLoadError(f"{cfg.model}: no training graph for worlds {', '.join(cfg.worlds)}: {'; '.join(why)}")
+    worlds = list(graphs)
+    full = merged_graph(graphs.values())
     rng = np.random.default_rng(cfg.seed)
     if not sizes:
         sizes, n = [], 256

@@ -95,7 +95,9 @@ def check_config(cfg: BenchConfig) -> None:
 
 
 def make_policies(cfg: BenchConfig, model, world_name: str, notes: list[str]) -> list:
-    from .graph_baseline import GraphPolicy, TrainingGraph
+    from o4a_nav.errors import ModelLoadError
+
+    from .graph_baseline import GraphPolicy, load_training_graph
 
     policies = []
     for name in cfg.policies:
@@ -110,15 +112,14 @@ def make_policies(cfg: BenchConfig, model, world_name: str, notes: list[str]) ->
             except TypeError as exc:  # e.g. anti_oscillation not supported by this navigator
                 notes.append(f"policy {name} skipped: {exc}")
         elif name == "graph":
-            from o4a_nav.learning.graph import graph_name
-
-            gpath = Path(cfg.model) / graph_name(world_name)
-            if not gpath.is_file():
-                notes.append(f"policy graph skipped in world '{world_name}': {gpath} not found")
-                continue
             from o4a_nav.nav.navigator import NavigatorParams
 
-            policies.append(GraphPolicy(model, TrainingGraph.load(gpath), stop_threshold=NavigatorParams().stop_threshold,
+            try:
+                graph = load_training_graph(cfg.model, world_name)
+            except ModelLoadError as exc:
+                notes.append(f"policy graph skipped in world '{world_name}': {exc}")
+                continue
+            policies.append(GraphPolicy(model, graph, stop_threshold=NavigatorParams().stop_threshold,
                                         lookahead=cfg.graph_lookahead))
         elif name == "random":
             policies.append(RandomPolicy())

@@ -311,24 +311,9 @@ def _stage2(model, worlds, tcfg: TrainConfig, out, ctx, progress, log) -> tuple[
     for w in worlds:
         shard = ctx if ctx.enabled else None
         codes = embed_frames(model, w, progress=progress, dist=shard)
-        rule, mount, why = closure_rule(w, tcfg)
-        log(f"stage 2 graph {w.name}: {rule} loop closures ({why})")
-        laser = None
-        if rule == "laser":
-            if not ctx.is_main:   # registration is rank 0's (its graph is the one kept)
-                continue
-            laser = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, _closure_params(tcfg),
-                                     progress=progress, traj=w.traj)
-            st = laser["stats"]
-            log(f"stage 2 laser {w.name}: {st['candidates']} candidate pairs ({tcfg.laser_knn} nearest codes), "
-                f"{st['after_precheck']} after the range pre-check, {st['grown']} grown along the trajectories, "
-                f"{st['accepted']} of {st['registered']} registrations accepted, {st['edges']} "
-                f"one-action edges; {st['seconds']:.1f}s (registration {st['register_seconds']:.1f}s)")
-        g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress,
-                          nc_offset=graph_logit_offset(tcfg), dist=shard if laser is None else None,
-                          loops=None if laser is None else (laser["src"], laser["dst"], laser["action"]))
-        if laser is not None:
-            g["seconds"] += laser["stats"]["seconds"]
+        if not ctx.is_main and closure_rule(w, tcfg)[0] == "laser":
+            continue   # registration is rank 0's (its graph is the one kept)
+        g, closures = world_graph(model, w, codes, tcfg, progress=progress, log=log, dist=shard)
         if not ctx.is_main:   # the rest (Dijkstra, f, p+, files, report) is rank 0's
             continue
         G.save_graph(out / G.graph_name(w.name), g, codes, w.name)
@@ -344,10 +329,33 @@ def _stage2(model, worlds, tcfg: TrainConfig, out, ctx, progress, log) -> tuple[
             "frames": len(w), "trajectories": int(len(np.unique(w.traj))), "val_trajectories": len(w.val_traj),
             "bags": w.sources, "graph_seconds": g["seconds"], "graph_file": G.graph_name(w.name),
             "graph_edges": {"chain": int(g["chain"].sum()), "loop_closure": int((~g["chain"]).sum())},
-            "closures": {"rule": rule, "why": why,
-                         **({k: v for k, v in laser["stats"].items()} if laser is not None else {})},
+            "closures": closures,
         }
     return graphs, summary_worlds
+
+
+def world_graph(model, w, codes, tcfg: TrainConfig, progress=None, log=print, dist=None) -> tuple[dict, dict]:
+    """Stage 2 for one world: the loop-closure graph over its frames' codes (laser or
+    f-dagger closures, `closure_rule`) and how the closures were found ({rule, why, the
+    laser's counts}). `o4a train` and the graph baseline's rebuild of a graph file
+    (bench/graph_baseline.py `load_training_graph`) both build it here."""
+    rule, mount, why = closure_rule(w, tcfg)
+    log(f"stage 2 graph {w.name}: {rule} loop closures ({why})")
+    laser = None
+    if rule == "laser":
+        laser = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, _closure_params(tcfg),
+                                 progress=progress, traj=w.traj)
+        st = laser["stats"]
+        log(f"stage 2 laser {w.name}: {st['candidates']} candidate pairs ({tcfg.laser_knn} nearest codes), "
+            f"{st['after_precheck']} after the range pre-check, {st['grown']} grown along the trajectories, "
+            f"{st['accepted']} of {st['registered']} registrations accepted, {st['edges']} "
+            f"one-action edges; {st['seconds']:.1f}s (registration {st['register_seconds']:.1f}s)")
+    g = G.build_graph(model.inverse, codes, w.actions, w.next_ok, tcfg.graph_block, progress=progress,
+                      nc_offset=graph_logit_offset(tcfg), dist=dist if laser is None else None,
+                      loops=None if laser is None else (laser["src"], laser["dst"], laser["action"]))
+    if laser is not None:
+        g["seconds"] += laser["stats"]["seconds"]
+    return g, {"rule": rule, "why": why, **(dict(laser["stats"]) if laser is not None else {})}
 
 
 def closure_rule(w, tcfg: TrainConfig):
