@@ -223,11 +223,14 @@ def view_fraction(width: int, height: int, camera: CameraView | None, view_deg: 
     return (x1 - x0) / (2.0 * camera.fx * math.tan(math.radians(view_deg) / 2.0))
 
 
-def to_model_input(img: np.ndarray, camera: CameraView | None = None) -> np.ndarray:
+def to_model_input(img: np.ndarray, camera: CameraView | float | None = None) -> np.ndarray:
     """The model input, (96, 96, 3) uint8 RGB, from a decoded camera image of any size:
     (H, W) grey or (H, W, 3) RGB uint8 (what to_rgb / compressed_to_rgb return), cropped to
     the model's view (crop_box: from the camera's intrinsics when given, else the centred
-    square) and resized. The one converter: the dataset (through
+    square) and resized. `camera`: a CameraView (camera_info), or the camera's horizontal
+    field of view in degrees (principal point at the centre, square pixels), or None. An
+    image that is already 96x96 is the model input (a converted goal, a simulator image)
+    and is kept as it is. The one converter: the dataset (through
     ros_conv.image_msg_to_model_input) and the navigator core (goal and live images) call
     it, with the same camera in training and at run time."""
     img = np.asarray(img)
@@ -238,6 +241,8 @@ def to_model_input(img: np.ndarray, camera: CameraView | None = None) -> np.ndar
     if img.ndim == 3 and img.shape[:2] == (MODEL_SIZE, MODEL_SIZE):
         return resize_rgb(img)          # already the model input (a converted goal, a simulator image)
     if img.ndim == 3 and img.shape[0] and img.shape[1]:
+        if isinstance(camera, (int, float)):
+            camera = CameraView.from_hfov(float(camera), img.shape[1], img.shape[0]) if camera else None
         if camera is not None:
             camera = camera.for_size(img.shape[1], img.shape[0])
         x0, y0, x1, y1 = crop_box(img.shape[1], img.shape[0], camera)

@@ -4,6 +4,8 @@ from o4a_nav.errors import UserError
 
 FRONT_IMAGE = "front_camera/image_raw"
 REAR_IMAGE = "rear_camera/image_raw"
+FRONT_CAMERA_INFO = "front_camera/camera_info"   # sensor_msgs/CameraInfo: framing (image_conv.crop_box)
+REAR_CAMERA_INFO = "rear_camera/camera_info"
 SCAN = "scan"
 ODOM = "odom"
 CMD_VEL = "cmd_vel"

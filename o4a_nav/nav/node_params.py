@@ -72,6 +72,14 @@ class NavigatorNodeParams(Params):
     image_transport: str = param("raw", "camera input: raw (sensor_msgs/Image on the image topics) or compressed "
                                         "(sensor_msgs/CompressedImage, JPEG/PNG, on <image topic>/compressed)",
                                  read_only=True)
+    front_camera_hfov: float = param(0.0, "horizontal field of view of the front camera [deg]: its images are "
+                                          "cropped to the model's square 90 deg view with it (principal point at "
+                                          "the centre); 0 = none; the camera's camera_info "
+                                          "(front_camera/camera_info) replaces it when published", (0.0, 179.0),
+                                     read_only=True)
+    rear_camera_hfov: float = param(0.0, "horizontal field of view of the rear camera [deg] (as "
+                                         "front_camera_hfov; rear_camera/camera_info replaces it)", (0.0, 179.0),
+                                    read_only=True)
 
     def _check(self):
         if self.image_transport not in ("raw", "compressed"):
