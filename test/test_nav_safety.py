@@ -701,3 +701,33 @@ def test_rotation_cut_short_by_the_cap_is_the_base_dropping_late_time(clamp, cap
     else:
         assert not cap, cap
         assert all(y >= 13.5 for y, _ in results), sorted(y for y, _ in results)[:3]   # never short
+
+
+def test_base_reports_whether_it_can_move_and_the_runtime_refuses_goals_it_cannot_drive():
+    """Issue 28: with no odometry the base says so while idle (MotionState IDLE, sequence 0,
+    "not ready: no odometry"; on a change at once, else once a second) and the runtime refuses
+    a goal with that reason, publishing nothing (before: accepted, five motions sent and
+    aborted). Ready again: the goal is accepted. A base that never reported is taken as ready."""
+    from o4a_nav.nav.base_controller import NOT_READY, READY
+
+    ctl = BaseController()
+    rep = ctl.idle_report(0.0)
+    assert (rep.sequence, rep.state, rep.message) == (0, MotionStatus.IDLE, NOT_READY + "no odometry")
+    assert ctl.idle_report(0.5) is None                  # unchanged: once a second
+    assert ctl.idle_report(1.0).message == NOT_READY + "no odometry"
+    ctl.on_odom(Pose2D(0.0, 0.0, 0.0), 1.1, 1.1)
+    assert ctl.idle_report(1.1).message == READY         # a change: at once
+    assert ctl.idle_report(1.3) is None
+    ctl.command(Action.ROTATE_LEFT, 1, 1.3, 1.3)
+    assert ctl.idle_report(1.4) is None                  # moving: no readiness reports
+    assert ctl.inactive_report("base_controller inactive").message == NOT_READY + "base_controller inactive"
+
+    h = Harness()
+    h.observe(0.0)
+    h.rt.on_motion_state(0, MotionStatus.IDLE, 0.0, NOT_READY + "no odometry", 0.0)
+    ok, msg = h.rt.set_goal(*grid_obs(5, 0, 0), now=0.1)
+    assert not ok and "not ready: no odometry" in msg and h.actions == [] and not h.rt.active
+    h.rt.on_motion_state(0, MotionStatus.IDLE, 0.2, READY, 0.2)
+    assert h.rt.set_goal(*grid_obs(5, 0, 0), now=0.3)[0]
+    h2 = Harness()
+    assert h2.rt.base_problem(0.0) == "" and h2.rt.set_goal(*grid_obs(5, 0, 0), now=0.0)[0]

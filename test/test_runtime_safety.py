@@ -164,18 +164,21 @@ def test_odometry_faults_bound_the_motion(base_node, fault):
         base.stop()
 
 
-def test_missing_odometry_fails_the_goal_with_the_cause(ros, model_dir):  # noqa: F811
-    """No odometry: every motion aborts. The aborted motions are not counted, and the goal
-    fails after max_consecutive_aborts with the base's reason (on main: 100 aborts in 10 s,
-    counted as taken, until max_steps)."""
+def test_goal_without_odometry_is_refused_up_front_with_the_cause(ros, model_dir):  # noqa: F811
+    """No odometry: the base controller reports that it cannot move (MotionState IDLE "not
+    ready: no odometry"), and the navigator refuses the goal with that reason after waiting
+    base_ready_timeout for it to become ready, publishing no motion at all (before issue 28:
+    accepted, five motions published and aborted by the base, then FAILED). A goal sent
+    while odometry is still starting waits for the base and is accepted."""
     from o4a_nav.nodes.base_controller import BaseControllerNode
+    from test_runtime_nodes import call_set_goal
 
     ctx, add = ros
     nav = add(nav_node(ctx, model_dir, stop_threshold=0.0, max_steps=400))
     add(BaseControllerNode(context=ctx, namespace=NS))
     probe = add(Probe(ctx))
     client = ImageGoalClient(probe)   # the fixture's executor spins the probe
-    stop = threading.Event()
+    stop, odom = threading.Event(), threading.Event()
 
     def stream():
         k = 0
@@ -183,6 +186,8 @@ def test_missing_odometry_fails_the_goal_with_the_cause(ros, model_dir):  # noqa
             probe.images(rand_img(100 + k % 7))
             probe.scan()
             probe.free_all()
+            if odom.is_set():
+                probe.odom(Pose2D(0.0, 0.0, 0.0))
             k += 1
             time.sleep(0.05)
 
@@ -190,13 +195,22 @@ def test_missing_odometry_fails_the_goal_with_the_cause(ros, model_dir):  # noqa
     th.start()
     try:
         assert client.wait_for_server(10.0)
+        assert wait_until(lambda: nav.runtime.base_report is not None, 10.0)   # the base said it cannot move
+        t0 = time.monotonic()
         assert client.send(rand_img(1), rand_img(2), stamp=probe.now())
         assert client.wait(30.0), "the goal did not end"
-        res = client.result()
-        assert not res.success and "aborted by the base" in res.reason and "no odometry" in res.reason, res.reason
-        assert res.forwards == 0 and res.rotations == 0 and res.steps == 0
-        aborted = [m for m in probe.motion if m.state == 3]
-        assert len(aborted) == nav.runtime.params.max_consecutive_aborts
+        res, waited = client.result(), time.monotonic() - t0
+        print(f"\nno odometry: {res.reason!r} after {waited:.2f} s")
+        assert not res.success and "goal refused" in res.reason and "no odometry" in res.reason, res.reason
+        assert waited >= nav.runtime.params.base_ready_timeout
+        assert (res.steps, res.forwards, res.rotations) == (0, 0, 0)
+        reply = call_set_goal(probe, rand_img(1), rand_img(2))
+        assert not reply.accepted and "no odometry" in reply.message, reply.message
+        time.sleep(0.5)
+        assert probe.actions == [] and not any(m.state == 3 for m in probe.motion)   # no motion sent, none aborted
+        # odometry starts 0.5 s after the goal: the goal waits for the base and is accepted
+        threading.Timer(0.5, odom.set).start()
+        assert call_set_goal(probe, rand_img(1), rand_img(2)).accepted
     finally:
         stop.set()
         th.join(2.0)

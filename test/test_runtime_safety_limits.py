@@ -22,6 +22,7 @@ from o4a_nav.types import Action, Pose2D, ScanData, wrap_angle
 
 from conftest import wait_until  # noqa: E402
 from test_runtime_nodes import NS, Probe, send_action  # noqa: E402
+from test_runtime_nodes import model_dir  # noqa: E402,F401
 from test_runtime_safety import Base, final  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -183,3 +184,50 @@ def test_scan_heading_ends_a_forward_whose_odometry_hides_the_veer(base_process)
         assert veer <= 6.0
     finally:
         base.stop()
+
+
+def _grey_goal_msg(t, frame, h=4000, w=6000):
+    from sensor_msgs.msg import Image
+
+    m = Image()
+    ros_conv.fill_header(m.header, t, frame)
+    m.height, m.width, m.encoding, m.step = h, w, "mono8", w
+    m.data = np.random.default_rng(len(frame)).integers(0, 255, h * w, dtype=np.uint8).tobytes()
+    return m
+
+
+def test_status_keeps_publishing_while_a_large_goal_is_converted(ros, model_dir):  # noqa: F811
+    """A 6000x4000 grey goal pair (two 24 MP camera frames) sent to the navigator in a process
+    of its own (status at 50 Hz): its images are decoded and shrunk to the model input in a
+    worker thread, so the status goes on meanwhile; only rclpy's deserialisation of the
+    request (about 0.1 s here) holds the executor. Before issue 28 the conversion ran in the
+    service callback and the status stopped for it too."""
+    from o4a_msgs.srv import SetGoal
+
+    ctx, add = ros
+    probe = add(Probe(ctx))
+    proc = start_node("navigator", model_path=model_dir, status_rate=50.0, torch_threads=1)
+    try:
+        assert wait_until(lambda: len(probe.statuses) > 20, 60.0)
+        cli = probe.create_client(SetGoal, topics.SET_GOAL)
+        assert cli.wait_for_service(timeout_sec=30.0)
+        gaps = []
+        for trial in range(3):
+            req = SetGoal.Request()
+            req.front, req.rear = _grey_goal_msg(probe.now(), "front"), _grey_goal_msg(probe.now(), "rear")
+            time.sleep(0.5)
+            n0 = len(probe.statuses)
+            fut = cli.call_async(req)
+            assert wait_until(fut.done, 30.0) and fut.result().accepted, fut.result()
+            time.sleep(0.3)
+            stamps = [ros_conv.stamp_to_sec(s.header.stamp) for s in probe.statuses[n0 - 1:]]
+            gaps.append(float(np.max(np.diff(stamps))))
+        print(f"\nlongest status gap while a 2 x 6000x4000 goal was received and converted: "
+              f"{', '.join(f'{g * 1e3:.0f}' for g in gaps)} ms")
+        assert min(gaps) < 0.4   # before: 687-2251 ms
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -59,6 +59,11 @@ control period into a FORWARD would see the box reach that much beyond the motio
 and abort a FORWARD that A_free allowed. An intrusion zeroes the velocity at once (the
 ControlOutput of :meth:`on_scan` or :meth:`check_pending_scans`).
 
+Readiness: while no motion runs, :meth:`idle_report` says (MotionState IDLE, sequence 0)
+whether a motion could start now (``READY``, or ``NOT_READY`` and why: no or stale
+odometry), when that changes and every ``READY_REPORT_PERIOD`` s, so that a navigator can
+refuse a goal up front instead of sending motions that the base must abort.
+
 The node calls :meth:`on_odom` for each odometry message, :meth:`command` for each
 DiscreteAction and :meth:`update` at the control rate; each returns a
 :class:`ControlOutput` with the velocity to publish and, when the state changed, the
@@ -76,6 +81,8 @@ from o4a_nav.params import Params, param
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, MotionStatus, Pose2D, wrap_angle
 
 PREEMPTED = "pre-empted by a new command"  # ABORTED by the commander, not by a failure of the base
+READY, NOT_READY = "ready", "not ready: "   # MotionState IDLE messages of idle_report
+READY_REPORT_PERIOD = 1.0   # s between two readiness reports while idle (and on every change)
 HEADING_LAG_S = 0.25  # s: odometry's heading may trail or lead the commanded turn by this much time
 # scan heading check: a scan shows the base at most SCAN_BEFORE_S before it arrives (a 10 Hz
 # laser's sweep plus transport), odometry of an instant arrives at most ODOM_AFTER_S after it
@@ -218,6 +225,7 @@ class BaseController:
         self._yaw_hist: deque = deque(maxlen=512)   # (arrival, yaw)
         self._scan_turn = None                       # ScanTurn, made at the first motion that needs it
         self._scan_turns: list[tuple[float, float]] = []  # (scan arrival, registered turn) not yet judged
+        self._ready_said: tuple[bool, float] | None = None  # (ready, time) of the last idle_report
 
     # ---------------------------------------------------------------- inputs
     def on_odom(self, pose: Pose2D, stamp: float, now: float | None = None) -> bool:
@@ -282,6 +290,25 @@ class BaseController:
         if age > p.odom_timeout:
             return f"stale odometry: {age:.3f} s old (odom_timeout {p.odom_timeout} s)"
         return ""
+
+    def idle_report(self, now: float) -> MotionReport | None:
+        """While no motion runs: a MotionReport (sequence 0, STOP, IDLE) whose message is
+        READY or NOT_READY + why a motion could not start now (odometry), when readiness
+        changed or READY_REPORT_PERIOD after the last one; None otherwise."""
+        if self.state == MotionStatus.EXECUTING:
+            return None
+        why = self.odom_problem(now)
+        said = self._ready_said
+        if said is not None and said[0] == (not why) and 0.0 <= now - said[1] < READY_REPORT_PERIOD:
+            return None
+        self._ready_said = (not why, now)
+        return MotionReport(0, Action.STOP, MotionStatus.IDLE, NOT_READY + why if why else READY)
+
+    def inactive_report(self, why: str) -> MotionReport:
+        """The NOT_READY report of a base that stopped executing (``why``); the next
+        idle_report is sent whatever it says."""
+        self._ready_said = None
+        return MotionReport(0, Action.STOP, MotionStatus.IDLE, NOT_READY + why)
 
     def on_scan(self, scan, now: float) -> ControlOutput:
         """Collision monitor: store the scan (``now``: its arrival) and check the rest of the

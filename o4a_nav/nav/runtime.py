@@ -32,6 +32,12 @@ Rules:
   here). FORWARD is therefore never published while the latest scan has a return in the
   swept box, even if the collision checker node lags or is misconfigured.
 - No model: goals are refused with the load error; nothing but STOP is ever published.
+- No base: a goal is refused with the base controller's reason while its latest readiness
+  report (MotionState IDLE, base_controller.idle_report) says it could not start a motion
+  (no or stale odometry), so that no motion is sent only to be aborted. A base that never
+  reported (a replay driver, a base of another make) is taken as ready. The node waits up
+  to ``base_ready_timeout`` for a ready report before it asks (a goal sent while the
+  stack starts up).
 """
 from __future__ import annotations
 
@@ -44,7 +50,7 @@ import numpy as np
 
 from o4a_nav.errors import UserError
 from o4a_nav.params import Params, param
-from o4a_nav.nav.base_controller import PREEMPTED
+from o4a_nav.nav.base_controller import NOT_READY, PREEMPTED
 from o4a_nav.nav.collision import CollisionChecker
 from o4a_nav.nav.navigator import Candidate, Decision, O4ANavigator
 from o4a_nav.types import Action, MotionStatus, NavState, ScanData
@@ -65,6 +71,9 @@ class RuntimeParams(Params):
     max_clock_skew: float = param(0.2, "inputs stamped further ahead of this node's clock are clock faults "
                                        "(stale) [s]", (0.0, 10.0))
     max_consecutive_aborts: int = param(5, "motions aborted by the base in a row that fail the goal", (1, 1000))
+    base_ready_timeout: float = param(2.0, "a goal waits this long (wall clock) for the base controller to report "
+                                           "ready (fresh odometry) and is refused with the base's reason if it does "
+                                           "not [s]; 0 = refuse at once", (0.0, 60.0))
 
     def _check(self):
         if not (self.use_free_actions or self.use_scan_gate):
@@ -139,9 +148,9 @@ class NavigatorRuntime:
         self.motion_done_received = -math.inf  # node-clock time this node learned it
         self.last_obs_stamp = -math.inf   # newest image stamp already used for a decision
         self.stopped_for_stale = False
-        self.last_published: Action | None = None
         self._undo = None                 # navigator snapshot before the pending motion's decision
         self.consecutive_aborts = 0
+        self.base_report: tuple[str, float] | None = None   # (why the base is not ready, "" = ready; received)
         self.status = Status(state=NavState.NO_MODEL if navigator is None else NavState.IDLE, message=self.model_error)
         if navigator is not None:
             self.status.stop_threshold = navigator.params.stop_threshold
@@ -150,7 +159,6 @@ class NavigatorRuntime:
     def _publish(self, action: Action) -> int:
         self.seq += 1
         self._pub_action(Action(action), self.seq)
-        self.last_published = Action(action)
         return self.seq
 
     def _set_state(self, state: int, message: str | None = None) -> None:
@@ -235,6 +243,9 @@ class NavigatorRuntime:
                                         *self._counts()), state=NavState.FAILED)
 
     def on_motion_state(self, seq: int, state: int, stamp: float, message: str, now: float) -> None:
+        if state == MotionStatus.IDLE:   # the base's readiness (idle_report)
+            self.base_report = (message[len(NOT_READY):] if message.startswith(NOT_READY) else "", now)
+            return
         if self.pending_seq is not None and seq == self.pending_seq and state in (MotionStatus.SUCCEEDED, MotionStatus.ABORTED):
             self.motion_done = max(stamp, self.pending_since)
             self.motion_done_received = now
@@ -245,10 +256,20 @@ class NavigatorRuntime:
             self.tick(now)
 
     # ------------------------------------------------------------------ goals
+    def base_problem(self, now: float) -> str:
+        """Why the base controller cannot execute a motion, from its latest readiness
+        report ("" when it reported ready or never reported)."""
+        if self.base_report is None or not self.base_report[0]:
+            return ""
+        why, at = self.base_report
+        return f"the base controller is not ready: {why} (reported {max(now - at, 0.0):.1f} s ago)"
+
     def set_goal(self, front_rgb, rear_rgb, now: float, goal_id=None, max_steps: int = 0) -> tuple[bool, str]:
         """Accept (True, msg) or reject (False, reason) a goal; a rejected goal keeps the old one."""
         if self.nav is None:
             return False, f"navigator has no usable model: {self.model_error}"
+        if self.base_problem(now):
+            return False, f"goal refused: {self.base_problem(now)}"
         old_counts, was_active = self._counts(), self.active
         try:
             self.nav.set_goal(front_rgb, rear_rgb)

@@ -6,7 +6,10 @@ against the rest of the running motion with the footprint parameters shared with
 collision_checker, and a motion starts only when the latest scan allows it); publishes cmd_vel (geometry_msgs/Twist, or
 TwistStamped with use_stamped) and o4a/motion_state (o4a_msgs/MotionState) on every state
 change (and with publish_odom_tf odom -> base_link on /tf from each odometry message,
-for an odometry source that does not publish it). Closed loop on odometry; zero velocity on STOP, on stale odometry or commands and
+for an odometry source that does not publish it). While no motion runs it also says on
+o4a/motion_state whether it could start one (IDLE, sequence 0, "ready" or "not ready: no
+odometry" ...; on every change and once a second), so that the navigator refuses a goal up
+front instead of sending motions to be aborted. Closed loop on odometry; zero velocity on STOP, on stale odometry or commands and
 when a motion does not finish in time. Logic in o4a_nav/nav/base_controller.py.
 """
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 
 from o4a_nav import ros_conv, topics
 from o4a_nav.nav import diagnostics as diag
-from o4a_nav.nav.base_controller import BaseController, BaseControllerParams
+from o4a_nav.nav.base_controller import BaseController, BaseControllerParams, MotionReport
 from o4a_nav.nav.collision import CollisionChecker, FootprintParams
 from o4a_nav.nav.node_params import BaseControllerNodeParams
 from o4a_nav.nodes._common import (SENSOR_QOS, ManagedNode, declare_params, now_sec, on_parameter_changes,
@@ -89,6 +92,7 @@ class BaseControllerNode(ManagedNode):
         now = now_sec(self)
         self._emit(self.ctl.stop("base_controller deactivated"), now)
         self._publish_cmd(0.0, 0.0, now)
+        self._publish_state(self.ctl.inactive_report("base_controller inactive"), now)
 
     def _on_odom(self, msg):
         now = now_sec(self)
@@ -105,6 +109,7 @@ class BaseControllerNode(ManagedNode):
             out = self.ctl.check_pending_scans(now)
             if out is not None:
                 self._emit(out, now)
+            self._report_ready(now)
 
     def _on_scan(self, msg):
         """Collision monitor: an intrusion stops the robot from here, not at the next tick."""
@@ -134,6 +139,12 @@ class BaseControllerNode(ManagedNode):
             return
         now = now_sec(self)
         self._emit(self.ctl.update(now), now)
+        self._report_ready(now)
+
+    def _report_ready(self, now: float):
+        report = self.ctl.idle_report(now)
+        if report is not None:
+            self._publish_state(report, now)
 
     def _emit(self, out, now: float):
         moving = out.linear != 0.0 or out.angular != 0.0
@@ -145,16 +156,19 @@ class BaseControllerNode(ManagedNode):
                 self.faults, self.last_fault, self.last_failed = self.faults + 1, r.message, True
             elif r.state == MotionStatus.SUCCEEDED:
                 self.last_failed = False
-            m = self._MotionState()
-            ros_conv.fill_header(m.header, now, self.base_frame)
-            m.sequence, m.action, m.state, m.message = int(r.sequence), int(r.action), int(r.state), r.message
-            self.pub_state.publish(m)
+            self._publish_state(r, now)
             if r.state != MotionStatus.EXECUTING:
                 text = f"motion {r.sequence} {Action(r.action).name}: {MotionStatus(r.state).name} {r.message}"
                 if r.state == MotionStatus.ABORTED:
                     self.get_logger().warning(text)
                 else:
                     self.get_logger().debug(text)
+
+    def _publish_state(self, r: MotionReport, now: float):
+        m = self._MotionState()
+        ros_conv.fill_header(m.header, now, self.base_frame)
+        m.sequence, m.action, m.state, m.message = int(r.sequence), int(r.action), int(r.state), r.message
+        self.pub_state.publish(m)
 
     def _publish_cmd(self, v: float, w: float, now: float):
         if self.use_stamped:

@@ -9,6 +9,12 @@ o4a/motion_state. Serves o4a/set_goal (o4a_msgs/srv/SetGoal) and the o4a/navigat
 failure, cancel or pre-emption). Publishes o4a/action (o4a_msgs/DiscreteAction) and
 o4a/status (o4a_msgs/NavigatorStatus) on each decision, state change and periodically.
 
+Goals (service and action alike) are decoded and converted to the model input in a worker
+thread (a 4000x3000 pair takes 0.1-0.2 s), which then waits up to base_ready_timeout for
+the base controller to report ready; the executor meanwhile goes on deciding and publishing
+the status. The runtime gets the converted goal, and refuses it while the base reports
+that it cannot move (no odometry), with its reason.
+
 All decisions are taken by o4a_nav/nav/runtime.py (stop-and-go, stale inputs, safety
 gate) around o4a_nav/nav/navigator.py (the O4A rule). A missing or corrupt model leaves
 the node running in state NO_MODEL: it refuses goals with the load error and never
@@ -19,6 +25,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -51,6 +58,9 @@ class NavigatorNode(ManagedNode):
         self.runtime = None
         self.action_server = None
         self._goals: dict = {}   # goal id -> [future, goal_handle, canceled]
+        # goal images are decoded and converted here, one goal at a time in arrival order
+        self._goal_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="navigator-goal")
+        self._goal_group = ReentrantCallbackGroup()   # set_goal and navigate: never hold the inputs' group
         self.latencies_ms: list[float] = []
         self._declare_live_parameters()
         self.start()
@@ -58,7 +68,7 @@ class NavigatorNode(ManagedNode):
     def configure(self):
         from o4a_msgs.action import NavigateToImage
         from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
-        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, LaserScan
+        from sensor_msgs.msg import CompressedImage, Image, LaserScan
 
         setup = read_params(self, NavigatorNodeParams)
         self.model_path = resolve_model_path(setup.model_path)
@@ -75,8 +85,6 @@ class NavigatorNode(ManagedNode):
                 on_feedback=self._on_feedback, on_goal_done=self._on_goal_done, log=self._log)
             if navigator is None:
                 self.runtime.status.stop_threshold = nav_params.stop_threshold
-            else:   # framing: the cameras' field of view until (unless) their camera_info arrives
-                navigator.cameras = (setup.front_camera_hfov or None, setup.rear_camera_hfov or None)
 
         inputs = MutuallyExclusiveCallbackGroup()
         self.pub_action = self.pub(DiscreteAction, topics.ACTION, reliable(10))
@@ -85,10 +93,6 @@ class NavigatorNode(ManagedNode):
         self.sub(img_type, topics.FRONT_IMAGE + suffix, lambda m: self._on_image("front", m), SENSOR_QOS,
                  callback_group=inputs)
         self.sub(img_type, topics.REAR_IMAGE + suffix, lambda m: self._on_image("rear", m), SENSOR_QOS,
-                 callback_group=inputs)
-        self.sub(CameraInfo, topics.FRONT_CAMERA_INFO, lambda m: self._on_camera_info(0, m), SENSOR_QOS,
-                 callback_group=inputs)
-        self.sub(CameraInfo, topics.REAR_CAMERA_INFO, lambda m: self._on_camera_info(1, m), SENSOR_QOS,
                  callback_group=inputs)
         self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS, callback_group=inputs)
         self.sub(FreeActions, topics.FREE_ACTIONS, self._on_free, reliable(1), callback_group=inputs)
@@ -112,11 +116,11 @@ class NavigatorNode(ManagedNode):
             raise UserError(f"navigator: cannot navigate without a usable model (NO_MODEL): "
                             f"{self.runtime.model_error}")
         if self.action_server is None:
-            self.service(SetGoal, topics.SET_GOAL, self._on_set_goal, callback_group=self._inputs)
+            self.service(SetGoal, topics.SET_GOAL, self._on_set_goal, callback_group=self._goal_group)
             self.action_server = ActionServer(
                 self, self._NavigateToImage, topics.NAVIGATE, execute_callback=self._execute,
                 goal_callback=lambda req: GoalResponse.ACCEPT if self.active else GoalResponse.REJECT,
-                cancel_callback=self._on_cancel, callback_group=ReentrantCallbackGroup())
+                cancel_callback=self._on_cancel, callback_group=self._goal_group)
 
             def destroy(server):
                 server.destroy()
@@ -267,26 +271,6 @@ class NavigatorNode(ManagedNode):
         with self.lock:
             self.runtime.on_image(which, img, stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), now, arrival)
 
-    def _on_camera_info(self, k: int, msg):
-        """A camera's intrinsics frame its images from now on (image_conv.to_model_input in
-        the core, as in training); they take the place of the *_camera_hfov parameter."""
-        which = ("front", "rear")[k]
-        try:
-            view = ros_conv.camera_info_to_view(msg)
-        except UserError as exc:
-            self.get_logger().warning(f"{which} camera_info ignored (framing: the *_camera_hfov parameter, else "
-                                      f"the centred square): {exc}", throttle_duration_sec=30.0)
-            return
-        with self.lock:
-            nav = self.runtime.nav if self.runtime is not None else None
-            if nav is None or nav.cameras[k] == view:
-                return
-            cams = list(nav.cameras)
-            cams[k] = view
-            nav.cameras = tuple(cams)
-        self.get_logger().info(f"{which} camera framed with its camera_info: {view.width}x{view.height}, "
-                               f"{view.hfov_deg:.1f} deg wide, cropped to the model's 90 deg square")
-
     def _on_scan(self, msg):
         if not self.active:
             return
@@ -319,20 +303,51 @@ class NavigatorNode(ManagedNode):
             self.runtime.tick(now_sec(self))
 
     # ------------------------------------------------------------------ goals
-    def _set_goal(self, front_msg, rear_msg, gid=None, max_steps: int = 0) -> tuple[bool, str]:
+    def _prepare_goal(self, front_msg, rear_msg):
+        """Worker thread: (front, rear) converted to the model input, or the UserError's
+        text; then wait up to base_ready_timeout (wall clock) for the base to be ready."""
+        try:
+            goal = O4ANavigator.prepare_goal(ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg))
+        except UserError as exc:
+            return None, f"goal rejected: {exc}"
+        deadline = time.monotonic() + self.runtime.params.base_ready_timeout
+        while self.active and time.monotonic() < deadline:
+            with self.lock:
+                if not self.runtime.base_problem(now_sec(self)):
+                    break
+            time.sleep(0.02)
+        return goal, ""
+
+    async def _set_goal(self, front_msg, rear_msg, gid=None, max_steps: int = 0) -> tuple[bool, str]:
+        """A coroutine: the conversion runs in the worker thread while the executor goes on."""
+        from rclpy.task import Future
+
         if not self.active:
             return False, "navigator inactive (lifecycle): activate it first"
-        try:
-            front, rear = ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg)
-        except UserError as exc:
-            return False, f"goal rejected: {exc}"
+        done, executor = Future(), self.executor
+
+        def work():
+            try:
+                result = self._prepare_goal(front_msg, rear_msg)
+            except Exception as exc:   # a failing conversion refuses the goal, never kills the node
+                result = None, f"goal rejected: {type(exc).__name__}: {exc}"
+            done.set_result(result)
+            if executor is not None:
+                executor.wake()   # resume the waiting coroutine now, not at the next event
+
+        self._goal_worker.submit(work)
+        goal, error = await done
+        if error:
+            return False, error
+        if not self.active:
+            return False, "navigator inactive (lifecycle): activate it first"
         with self.lock:
             if self.runtime.nav is None:
                 return False, f"navigator has no usable model: {self.runtime.model_error}"
-            return self.runtime.set_goal(front, rear, now_sec(self), goal_id=gid, max_steps=max_steps)
+            return self.runtime.set_goal(*goal, now_sec(self), goal_id=gid, max_steps=max_steps)
 
-    def _on_set_goal(self, request, response):
-        response.accepted, response.message = self._set_goal(request.front, request.rear)
+    async def _on_set_goal(self, request, response):
+        response.accepted, response.message = await self._set_goal(request.front, request.rear)
         self._log("info" if response.accepted else "warn", f"{topics.SET_GOAL}: {response.message}")
         return response
 
@@ -356,7 +371,10 @@ class NavigatorNode(ManagedNode):
         entry = [Future(), goal_handle, False]
         self._goals[gid] = entry
         req = goal_handle.request
-        ok, msg = self._set_goal(req.front, req.rear, gid, int(req.max_steps))
+        ok, msg = await self._set_goal(req.front, req.rear, gid, int(req.max_steps))
+        if ok and entry[2]:   # canceled while its images were converted
+            with self.lock:
+                self.runtime.cancel(gid, "canceled")
         if not ok:
             self._goals.pop(gid, None)
             self.get_logger().warning(f"{topics.NAVIGATE}: {msg}")
@@ -388,6 +406,7 @@ class NavigatorNode(ManagedNode):
 
     def shutdown(self):
         self._end_goals("navigator shutting down")
+        self._goal_worker.shutdown(wait=False, cancel_futures=True)
         self._destroy_entities()
 
 
