@@ -113,7 +113,8 @@ class O4ANavigator:
     """O4A decision rule around a loaded model (o4a_nav.learning.model_io API:
     embed, forward_kinematics, geodesic, inverse_logits, worlds)."""
 
-    def __init__(self, model, world: str | None = None, params: NavigatorParams | None = None):
+    def __init__(self, model, world: str | None = None, params: NavigatorParams | None = None,
+                 cameras: tuple = (None, None)):
         import torch
 
         self._torch = torch
@@ -131,6 +132,9 @@ class O4ANavigator:
         if world is not None and worlds and world not in worlds:
             raise UserError(f"model has no p+ head for world {world!r}; it knows: {', '.join(worlds)}")
         self.world = world
+        # (front, rear) framing of camera images (image_conv.to_model_input's camera: a CameraView
+        # from camera_info, a horizontal field of view in deg, or None: the centred square)
+        self.cameras = tuple(cameras)
         self._x_g = None
         self._memory = None   # torch (memory_size, n) ring buffer
         self._mem_len = 0
@@ -144,30 +148,32 @@ class O4ANavigator:
 
     # ------------------------------------------------------------------ goal
     @staticmethod
-    def prepare_goal(front, rear) -> tuple[np.ndarray, np.ndarray]:
+    def prepare_goal(front, rear, cameras: tuple = (None, None)) -> tuple[np.ndarray, np.ndarray]:
         """A goal's images checked and converted to the model input, as set_goal does
-        (ImageFormatError for bad ones); thread-safe (no model): the navigator node runs it
-        off its executor, so that a camera-sized goal does not hold the control path, and
-        hands set_goal the result (which converting again leaves as it is)."""
-        return O4ANavigator._prepare(front, rear, goal=True)
+        (ImageFormatError for bad ones; `cameras`: the navigator's); thread-safe (no model):
+        the navigator node runs it off its executor, so that a camera-sized goal does not
+        hold the control path, and hands set_goal the result (which converting again leaves
+        as it is)."""
+        return O4ANavigator._prepare(front, rear, goal=True, cameras=cameras)
 
     @staticmethod
-    def _prepare(front, rear, goal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare(front, rear, goal: bool = False, cameras: tuple = (None, None)) -> tuple[np.ndarray, np.ndarray]:
         """The one image contract of the navigator: decoded RGB (or grey) uint8 images of
-        any size, live and goal alike, converted here by image_conv.to_model_input; a goal's
-        front and rear must have the same size (one picture pair), live cameras may differ."""
+        any size, live and goal alike, converted here by image_conv.to_model_input with the
+        cameras' framing (`cameras`: the navigator's, as in training); a goal's front and rear
+        must have the same size (one picture pair), live cameras may differ."""
         front, rear = np.asarray(front), np.asarray(rear)
         for name, img in (("front", front), ("rear", rear)):
             if img.size == 0:
                 raise ImageFormatError(f"{name} image is empty")
         if goal:
             image_conv.check_pair(front.shape, rear.shape)
-        return image_conv.to_model_input(front), image_conv.to_model_input(rear)
+        return image_conv.to_model_input(front, cameras[0]), image_conv.to_model_input(rear, cameras[1])
 
     def set_goal(self, front, rear) -> None:
         """Cache x_g = h(o_g) and clear the repulsive memory and step counters. Raises
         ImageFormatError (and keeps the current goal) for bad images."""
-        f, r = self._prepare(front, rear, goal=True)
+        f, r = self._prepare(front, rear, goal=True, cameras=self.cameras)
         x_g = self.model.embed(f, r)
         self._x_g = x_g.reshape(1, -1).float()
         self.reset_memory()
@@ -196,7 +202,7 @@ class O4ANavigator:
         """d_h between an observation and the goal."""
         if self._x_g is None:
             raise UserError("no goal set")
-        f, r = self._prepare(front, rear)
+        f, r = self._prepare(front, rear, cameras=self.cameras)
         x = self.model.embed(f, r).reshape(1, -1).float()
         return float(self._torch.linalg.vector_norm(x - self._x_g))
 
@@ -335,7 +341,7 @@ class O4ANavigator:
         p = self.params
         if self._x_g is None:
             raise UserError("no goal set: call set_goal first")
-        f, r = self._prepare(front, rear)
+        f, r = self._prepare(front, rear, cameras=self.cameras)
         with torch.inference_mode():
             x = self.model.embed(f, r).reshape(1, -1).float()
             d_h = float(torch.linalg.vector_norm(x - self._x_g))

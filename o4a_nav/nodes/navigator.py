@@ -68,7 +68,7 @@ class NavigatorNode(ManagedNode):
     def configure(self):
         from o4a_msgs.action import NavigateToImage
         from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
-        from sensor_msgs.msg import CompressedImage, Image, LaserScan
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, LaserScan
 
         setup = read_params(self, NavigatorNodeParams)
         self.model_path = resolve_model_path(setup.model_path)
@@ -85,6 +85,8 @@ class NavigatorNode(ManagedNode):
                 on_feedback=self._on_feedback, on_goal_done=self._on_goal_done, log=self._log)
             if navigator is None:
                 self.runtime.status.stop_threshold = nav_params.stop_threshold
+            else:   # framing: the cameras' field of view until (unless) their camera_info arrives
+                navigator.cameras = (setup.front_camera_hfov or None, setup.rear_camera_hfov or None)
 
         inputs = MutuallyExclusiveCallbackGroup()
         self.pub_action = self.pub(DiscreteAction, topics.ACTION, reliable(10))
@@ -93,6 +95,10 @@ class NavigatorNode(ManagedNode):
         self.sub(img_type, topics.FRONT_IMAGE + suffix, lambda m: self._on_image("front", m), SENSOR_QOS,
                  callback_group=inputs)
         self.sub(img_type, topics.REAR_IMAGE + suffix, lambda m: self._on_image("rear", m), SENSOR_QOS,
+                 callback_group=inputs)
+        self.sub(CameraInfo, topics.FRONT_CAMERA_INFO, lambda m: self._on_camera_info(0, m), SENSOR_QOS,
+                 callback_group=inputs)
+        self.sub(CameraInfo, topics.REAR_CAMERA_INFO, lambda m: self._on_camera_info(1, m), SENSOR_QOS,
                  callback_group=inputs)
         self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS, callback_group=inputs)
         self.sub(FreeActions, topics.FREE_ACTIONS, self._on_free, reliable(1), callback_group=inputs)
@@ -271,6 +277,26 @@ class NavigatorNode(ManagedNode):
         with self.lock:
             self.runtime.on_image(which, img, stamp_or(ros_conv.stamp_to_sec(msg.header.stamp), now), now, arrival)
 
+    def _on_camera_info(self, k: int, msg):
+        """A camera's intrinsics frame its images from now on (image_conv.to_model_input in
+        the core, as in training); they take the place of the *_camera_hfov parameter."""
+        which = ("front", "rear")[k]
+        try:
+            view = ros_conv.camera_info_to_view(msg)
+        except UserError as exc:
+            self.get_logger().warning(f"{which} camera_info ignored (framing: the *_camera_hfov parameter, else "
+                                      f"the centred square): {exc}", throttle_duration_sec=30.0)
+            return
+        with self.lock:
+            nav = self.runtime.nav if self.runtime is not None else None
+            if nav is None or nav.cameras[k] == view:
+                return
+            cams = list(nav.cameras)
+            cams[k] = view
+            nav.cameras = tuple(cams)
+        self.get_logger().info(f"{which} camera framed with its camera_info: {view.width}x{view.height}, "
+                               f"{view.hfov_deg:.1f} deg wide, cropped to the model's 90 deg square")
+
     def _on_scan(self, msg):
         if not self.active:
             return
@@ -307,7 +333,9 @@ class NavigatorNode(ManagedNode):
         """Worker thread: (front, rear) converted to the model input, or the UserError's
         text; then wait up to base_ready_timeout (wall clock) for the base to be ready."""
         try:
-            goal = O4ANavigator.prepare_goal(ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg))
+            nav = self.runtime.nav
+            goal = O4ANavigator.prepare_goal(ros_conv.image_msg_to_rgb(front_msg), ros_conv.image_msg_to_rgb(rear_msg),
+                                             cameras=nav.cameras if nav is not None else (None, None))
         except UserError as exc:
             return None, f"goal rejected: {exc}"
         deadline = time.monotonic() + self.runtime.params.base_ready_timeout
