@@ -1,6 +1,7 @@
 """The `o4a` command: one CLI with subcommands.
 
 Each subcommand is a module in ``o4a_nav.commands`` that defines ``HELP`` (one line),
+``EXAMPLES`` (the end of its --help: example command lines and when to use it),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are discovered, so adding a
 command is adding a file. Heavy imports (torch, rclpy, miniworld) happen inside ``run``
 so that ``o4a --help`` stays fast.
@@ -16,6 +17,15 @@ from o4a_nav import __version__, commands
 from o4a_nav.errors import UserError
 
 
+EXAMPLES = """the robot workflow (README.md):
+  o4a record -a -o data/bags/run1                       # drive the robot around, recording
+  o4a train --bags data/bags/run1 --out models/mine     # learn the place
+  o4a bringup --model models/mine                       # navigate ...
+  o4a goal front.png rear.png                           # ... to the place in these pictures
+in the simulator: o4a demo (one episode), o4a bench (the benchmark); `o4a COMMAND --help`
+ends with examples."""
+
+
 def _command_modules():
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -27,12 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="o4a",
         description="One-4-All image-goal navigation for ROS 2: simulate, collect, train, navigate, benchmark.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"o4a_nav {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in _command_modules():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, epilog=module.EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

@@ -43,6 +43,34 @@ def test_cli_lists_every_command_module():
             assert info.name.replace("_", "-") in text
 
 
+def test_every_command_help_ends_with_examples_of_itself():
+    """`o4a COMMAND --help` ends with example command lines of that command (EXAMPLES),
+    and the top-level help shows the robot workflow; `o4a train` keeps its topic and
+    odometry-label flags in their own groups."""
+    import argparse
+
+    from o4a_nav import cli
+
+    parser = cli.build_parser()
+    assert "the robot workflow" in parser.format_help()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) >= {"bench", "demo", "diagnose", "train", "sim", "bringup"}
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        examples = text.split("examples:\n", 1)
+        assert len(examples) == 2, f"o4a {name} --help has no examples"
+        block = examples[1].split("\n\n", 1)[0]
+        lines = [line.strip() for line in block.splitlines()]
+        assert lines and all(line.startswith(f"o4a {name}") for line in lines), (name, lines)
+    groups = {g.title: [a.dest for a in g._group_actions] for g in sub.choices["train"]._action_groups}
+    assert "scan_topic" in groups["topics"] and "odom_forward" in groups["odometry labels"]
+    assert "bags" not in groups["topics"] and "odom_topic" not in groups["odometry labels"]
+    bench = sub.choices["bench"].format_help()
+    assert "How long" in bench and "default 500" in bench
+    for name in ("demo", "bringup", "sim"):
+        assert "which of the three runs the simulator" in sub.choices[name].format_help()
+
+
 def test_commands_do_not_use_each_other_as_a_library():
     """What two commands share lives in a core module or in o4a_nav/nodes (the stack plan,
     the goal client, the lockstep episode)."""

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 HELP = "bag maintenance: `o4a bag repair BAG` rebuilds a cut-off recording (killed recorder, power loss)"
 
+EXAMPLES = """examples:
+  o4a bag repair data/bags/run1                # in place; the damaged folder is kept as run1.damaged
+  o4a bag repair data/bags/run1 -o data/bags/run1_fixed
+"""
+
 
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="bag_command", metavar="ACTION")

@@ -14,6 +14,18 @@ from o4a_nav.errors import UserError
 
 HELP = "benchmark image-goal navigation policies (o4a, ablations, random, graph, oracle) in the simulator"
 
+EXAMPLES = """How long: the default run is 20 episodes x 4 difficulties x every world the model knows
+(9 for the shipped model: 720 episodes) x 8 policies, each episode up to --max-steps
+(default 500) decisions: hours on 2 CPU cores (--jobs N runs N at once; results.json is
+checkpointed every 2 minutes). One world, two episodes and one policy take a minute or two.
+
+examples:
+  o4a bench --worlds two_rooms --episodes 2 --policy o4a,oracle            # a quick look
+  o4a bench --episodes 20 --seed 0 --jobs 2 --out runs/bench                # the full benchmark
+  o4a bench --graph-scaling --policy none --out runs/scaling
+  o4a bench --through-ros --worlds two_rooms --episodes 3 --seed 1 --out runs/bench_ros
+"""
+
 DEFAULT_MODEL = "models/o4a_default"
 
 
@@ -36,7 +48,7 @@ def add_arguments(p) -> None:
                         "o4a-no-repulsor o4a-no-attractor random graph oracle; 'none' to skip the episodes)")
     p.add_argument("--difficulties", nargs="+", metavar="D",
                    help="subset of easy medium hard very_hard (default: all)")
-    p.add_argument("--max-steps", type=int, default=500, help="decisions per episode (paper 500)")
+    p.add_argument("--max-steps", type=int, default=500, help="decisions per episode (default 500, the paper's)")
     p.add_argument("--trajectories", type=int, default=1,
                    help="top-down trajectory pictures for the first N episodes of each world and difficulty")
     p.add_argument("--nav-param", action="append", default=[], metavar="KEY=VALUE",

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 HELP = "explore a simulated world with the random-walk policy and record a rosbag2 for `o4a train`"
 
+EXAMPLES = """examples:
+  o4a collect --world two_rooms --steps 10000 --seed 0 --out data/bags/two_rooms_s0
+  o4a collect --world data/worlds/my_world.yaml --steps 2000 --out data/bags/my_world_s0
+"""
+
 from o4a_nav import topics as _T
 
 # Topic names in the bag (fully qualified, as `ros2 bag record` writes them).

@@ -4,13 +4,12 @@ training graph's distance, or by the true distance, to find which part of the po
 keeps the robot from the goal. A diagnostic, not a policy."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 HELP = "which part of the potential loses episodes: the rule with p+ swapped for graph or true distances"
 
-EPILOG = """modes (--mode):
+EXAMPLES = """modes (--mode):
   pplus          the model's p+ (control: the benchmark's o4a outcomes, exactly)
   graph          d_G of the training graph, waypoints localised at the nearest node code
   graph-knn      the same, smoothed over the --knn nearest nodes
@@ -36,8 +35,6 @@ def add_arguments(p) -> None:
     from o4a_nav.bench.diagnose import MODES, DiagnoseConfig
 
     d = DiagnoseConfig()
-    p.epilog = EPILOG
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--model", default=d.model, help=f"model directory (default {d.model})")
     p.add_argument("--worlds", nargs="+", default=d.worlds, help="worlds (default: %(default)s)")
     p.add_argument("--difficulties", nargs="+", default=d.difficulties, help="default: all four")

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 HELP = "send a goal (front + rear image files, or a bag and a time) to a running navigator and print the outcome"
 
+EXAMPLES = """examples:
+  o4a goal front.png rear.png                  # images of the place, seen by the robot's two cameras
+  o4a goal --bag data/bags/run1 --time 42.5    # the views recorded 42.5 s into a bag
+  o4a goal front.png rear.png --timeout 120 --namespace /robot1
+"""
+
 
 def add_arguments(p) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE", help="FRONT.png REAR.png (any size; colour or grey)")

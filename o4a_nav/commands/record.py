@@ -5,6 +5,12 @@ from pathlib import Path
 
 HELP = "record topics into a rosbag2 folder (MCAP by default), like `ros2 bag record`"
 
+EXAMPLES = """examples:
+  o4a record -a -o data/bags/run1              # every topic, until Ctrl-C
+  o4a record front_camera/image_raw rear_camera/image_raw scan odom o4a/action -o data/bags/run2
+  o4a record -a -o data/bags/nav1 --goal front.png rear.png   # a navigation run, for replay-check
+"""
+
 
 def add_arguments(p) -> None:
     p.add_argument("topics", nargs="*", metavar="TOPIC", help="topics to record (or use --topics / --all)")

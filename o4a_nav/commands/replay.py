@@ -3,6 +3,12 @@ from __future__ import annotations
 
 HELP = "play a rosbag2 folder (MCAP or sqlite3) on its topics, like `ros2 bag play`"
 
+EXAMPLES = """examples:
+  o4a replay data/bags/run1
+  o4a replay data/bags/run1 --rate 2 --topics scan odom --clock
+  o4a replay data/bags/run1 --remap scan:=/robot1/scan
+"""
+
 
 def add_arguments(p) -> None:
     p.add_argument("bag", metavar="BAG", help="rosbag2 folder (with metadata.yaml)")

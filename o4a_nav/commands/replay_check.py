@@ -4,6 +4,11 @@ from __future__ import annotations
 
 HELP = "replay a recorded navigation run through the navigator and compare its decisions"
 
+EXAMPLES = """examples:
+  o4a replay-check data/bags/nav1 --model models/o4a_default
+  o4a replay-check data/bags/nav1 --model models/o4a_default --min-agreement 99 --report runs/nav1.json
+"""
+
 
 def add_arguments(p) -> None:
     p.add_argument("bag", metavar="BAG", help="navigation-run bag (layout: docs/BAGS.md)")

@@ -3,6 +3,13 @@ from __future__ import annotations
 
 HELP = "train an O4A model from exploration bags (all four stages), or add worlds to a model with --base"
 
+EXAMPLES = """examples:
+  o4a train --bags data/bags/two_rooms_s0 --out models/my_model                 # all four stages
+  o4a train --base models/my_model --bags data/bags/apartment_s0 --out models/my_model   # add a place: p+ only
+  o4a train --init models/my_model --bags data/bags/two_rooms_s0 data/bags/apartment_s0 --out models/my_model2
+  o4a train --bags data/bags/robot_run1 --odom-topic /wheel/odom --world lab --out models/lab   # a teleop recording
+"""
+
 
 def add_arguments(p) -> None:
     p.add_argument("--bags", nargs="+", required=True, metavar="BAG",
@@ -26,37 +33,41 @@ def add_arguments(p) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="stage-1 device (default cpu); under torchrun: cpu = gloo, cuda = NCCL with one GPU per "
                         "process (docs/LEARNING.md, Scale-out)")
-    p.add_argument("--front-topic", default=None, metavar="TOPIC", help="front camera topic (default front_camera/image_raw)")
-    p.add_argument("--rear-topic", default=None, metavar="TOPIC", help="rear camera topic (default rear_camera/image_raw)")
-    p.add_argument("--front-info-topic", default=None, metavar="TOPIC",
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing model directory at --out (it stays intact until the new one is complete)")
+
+    t = p.add_argument_group("topics", "names in the bags, for recordings whose topics are not o4a's defaults")
+    t.add_argument("--front-topic", default=None, metavar="TOPIC", help="front camera topic (default front_camera/image_raw)")
+    t.add_argument("--rear-topic", default=None, metavar="TOPIC", help="rear camera topic (default rear_camera/image_raw)")
+    t.add_argument("--front-info-topic", default=None, metavar="TOPIC",
                    help="sensor_msgs/CameraInfo of the front camera, whose intrinsics crop its images to the model's "
                         "square 90 deg view (default: beside the image topic, front_camera/camera_info; without "
                         "one the centred square)")
-    p.add_argument("--rear-info-topic", default=None, metavar="TOPIC",
+    t.add_argument("--rear-info-topic", default=None, metavar="TOPIC",
                    help="sensor_msgs/CameraInfo of the rear camera (default rear_camera/camera_info)")
-    p.add_argument("--action-topic", default=None, metavar="TOPIC", help="action topic (default o4a/action)")
-    p.add_argument("--pose-topic", default=None, metavar="TOPIC",
+    t.add_argument("--action-topic", default=None, metavar="TOPIC", help="action topic (default o4a/action)")
+    t.add_argument("--pose-topic", default=None, metavar="TOPIC",
                    help="ground-truth pose topic, used only for the report (default ground_truth/pose)")
-    p.add_argument("--odom-topic", default=None, metavar="TOPIC",
+    t.add_argument("--odom-topic", default=None, metavar="TOPIC",
                    help="nav_msgs/Odometry topic that labels bags without an action topic (driven with a "
                         "joystick / velocities; default odom)")
-    p.add_argument("--scan-topic", default=None, metavar="TOPIC",
+    t.add_argument("--scan-topic", default=None, metavar="TOPIC",
                    help="sensor_msgs/LaserScan topic whose scans verify the loop closures (default scan; "
                         "train.graph_closures, docs/LEARNING.md)")
-    p.add_argument("--motion-state-topic", default=None, metavar="TOPIC",
+    t.add_argument("--motion-state-topic", default=None, metavar="TOPIC",
                    help="o4a_msgs/MotionState topic: motions not SUCCEEDED are never transitions "
                         "(default o4a/motion_state, used when present)")
-    p.add_argument("--odom-forward", type=float, default=None, metavar="M",
+    o = p.add_argument_group("odometry labels", "bags without an action topic (driven with a joystick or "
+                             "velocities) are labelled from odometry: how a motion becomes an action")
+    o.add_argument("--odom-forward", type=float, default=None, metavar="M",
                    help="odometry labels: advance that makes a FORWARD (default 0.25)")
-    p.add_argument("--odom-rotate", type=float, default=None, metavar="DEG",
+    o.add_argument("--odom-rotate", type=float, default=None, metavar="DEG",
                    help="odometry labels: turn in place that makes a ROTATE (default 15)")
-    p.add_argument("--odom-max-turn", type=float, default=None, metavar="DEG",
+    o.add_argument("--odom-max-turn", type=float, default=None, metavar="DEG",
                    help="odometry labels: a FORWARD turns less than this (default 5; more is an arc, skipped)")
-    p.add_argument("--odom-max-shift", type=float, default=None, metavar="M",
+    o.add_argument("--odom-max-shift", type=float, default=None, metavar="M",
                    help="odometry labels: a ROTATE (and a FORWARD sideways) moves less than this "
                         "(default 0.05; more is an arc, skipped)")
-    p.add_argument("--force", action="store_true",
-                   help="replace an existing model directory at --out (it stays intact until the new one is complete)")
 
 
 def run(args) -> int:

@@ -4,6 +4,12 @@ from __future__ import annotations
 HELP = ("list the built-in simulator worlds, one name per line (--long: size and description); "
         "--check world files; --generate N new ones")
 
+EXAMPLES = """examples:
+  o4a worlds --long
+  o4a worlds --check data/worlds/my_world.yaml
+  o4a worlds --generate 20 --seed 0 --out data/worlds/gen
+"""
+
 
 def add_arguments(p) -> None:
     p.add_argument("-l", "--long", action="store_true",
