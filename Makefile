@@ -20,8 +20,11 @@ test: setup lint
 test-fast: setup lint
 	$(PY) -m pytest -q -m "not ros and not slow" --durations=10 $(PYTEST_ARGS)
 
+# ruff: syntax errors, pyflakes and function complexity (ruff.toml); vulture: code nothing uses
+# (vulture_whitelist.py lists what frameworks call).
 lint: setup
 	.venv/bin/ruff check --no-cache $(LINT_PATHS)
+	.venv/bin/vulture $(LINT_PATHS) vulture_whitelist.py --min-confidence 60
 
 bench: setup
 	bash scripts/run_benchmark.sh

@@ -66,7 +66,7 @@ def yaw_of(t: Transform) -> float:
 
 def is_level(t: Transform, tol_rad: float = 0.02) -> bool:
     """Whether the child's z axis is the parent's (no roll or pitch): a planar sensor."""
-    zx, zy, zz = _rotate((t.qx, t.qy, t.qz, t.qw), (0.0, 0.0, 1.0))
+    _, _, zz = _rotate((t.qx, t.qy, t.qz, t.qw), (0.0, 0.0, 1.0))
     return zz >= math.cos(tol_rad)
 
 

@@ -129,7 +129,7 @@ def test_segmentation_of_a_scripted_drive():
         else:
             assert abs(abs(turn) - math.radians(15)) <= 0.5 / 15 / 2 + 1e-6 and math.hypot(ahead, left) < 0.05
     # thresholds are options
-    _, actions2, _, stats2 = segment(poses, ok, SegmentParams(forward_m=0.5, rotate_deg=30.0, max_shift_m=0.1))
+    _, actions2, _, _ = segment(poses, ok, SegmentParams(forward_m=0.5, rotate_deg=30.0, max_shift_m=0.1))
     assert [int((actions2 == a).sum()) for a in Action.motions()] == [3, 2, 1]
 
 

@@ -82,9 +82,6 @@ class Probe(Node):
         ros_conv.set_pose_msg(m.pose.pose, pose)
         self.pub_odom.publish(m)
 
-    def status_states(self):
-        return [s.state for s in self.statuses]
-
 
 # ------------------------------------------------------------------ collision checker
 def test_collision_checker_node_publishes_free_actions_and_box(ros):

@@ -88,8 +88,23 @@ def extract_run(records, bag: str = "bag") -> NavRun:
 
     Raises BagError naming the topic when a required topic has no message, or when an
     action comes before any goal or any observation."""
-    seen = {t: 0 for t in REQUIRED}
     run = NavRun()
+    seen, motion, statuses, actions = _read(records, run)
+    for name in REQUIRED:
+        if seen[name] == 0:
+            raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
+                           f"(required: {', '.join(REQUIRED)})")
+    run.steps, run.skipped_stops = _decisions(actions, motion, statuses, bag)
+    if not run.steps:
+        raise BagError(f"bag {bag} has no messages on topic {ACTION}")
+    return run
+
+
+def _read(records, run: NavRun):
+    """One pass over the records: the goals (into run.goals), and (message counts of the
+    required topics, final motion states by sequence, navigator states, the actions with
+    the observation each was decided on and its goal's index)."""
+    seen = {t: 0 for t in REQUIRED}
     latest: dict[str, object] = {}
     by_stamp: dict[str, dict[float, object]] = {FRONT: {}, REAR: {}}
     pending_goal: dict[str, object] = {}
@@ -123,13 +138,15 @@ def extract_run(records, bag: str = "bag") -> NavRun:
                 if key in by_stamp[name]:
                     obs[name] = by_stamp[name][key]
             actions.append((t, msg, obs, len(run.goals) - 1))
-    for name in REQUIRED:
-        if seen[name] == 0:
-            raise BagError(f"bag {bag} has no messages on topic {name}, which replay-check needs "
-                           f"(required: {', '.join(REQUIRED)})")
+    return seen, motion, statuses, actions
+
+
+def _decisions(actions, motion: dict, statuses: list, bag: str) -> tuple[list, int]:
+    """(the Steps: every recorded action that was a decision, the number of safety /
+    cancel STOPs skipped)."""
     statuses.sort()
     stamps = [s for s, _ in statuses]
-    skipped = 0
+    skipped, steps = 0, []
     for t, msg, obs, goal in actions:
         if statuses and int(msg.action) == int(Action.STOP):
             i = bisect.bisect_left(stamps, _stamp(msg) - 1e-9)
@@ -146,12 +163,9 @@ def extract_run(records, bag: str = "bag") -> NavRun:
             action = Action(int(msg.action))
         except ValueError:
             raise BagError(f"bag {bag}: invalid action value {msg.action} on {ACTION} at t={t:.3f}s") from None
-        run.steps.append(Step(len(run.steps), t, goal, obs[FRONT], obs[REAR], obs[SCAN], action, int(msg.sequence),
-                              *motion.get(int(msg.sequence), (SUCCEEDED, ""))))
-    run.skipped_stops = skipped
-    if not run.steps:
-        raise BagError(f"bag {bag} has no messages on topic {ACTION}")
-    return run
+        steps.append(Step(len(steps), t, goal, obs[FRONT], obs[REAR], obs[SCAN], action, int(msg.sequence),
+                          *motion.get(int(msg.sequence), (SUCCEEDED, ""))))
+    return steps, skipped
 
 
 @dataclass

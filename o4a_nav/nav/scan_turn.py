@@ -37,7 +37,6 @@ class ScanTurn:
         self.ref_arrival: float | None = None   # arrival time of the reference scan (node clock)
         self._ref_scan = None
         self._ref_cloud = None                  # prepared lazily (off the command's path); False: unusable
-        self.registered = self.untrusted = 0
 
     def start(self, scan, arrival: float) -> None:
         """A new motion: ``scan`` (None: no reference, nothing is measured) is its reference."""
@@ -60,11 +59,6 @@ class ScanTurn:
             self._ref_cloud = self._cloud(self._ref_scan) or False
         cloud = self._cloud(scan) if self._ref_cloud else None
         if cloud is None:
-            self.untrusted += 1
             return None
         r = scanreg.register(self._ref_cloud, cloud, init, self.params)
-        if not r.ok:
-            self.untrusted += 1
-            return None
-        self.registered += 1
-        return r.yaw
+        return r.yaw if r.ok else None

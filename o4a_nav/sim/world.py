@@ -520,6 +520,23 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
     if wall_thickness > MAX_WALL_THICKNESS:
         raise ctx.err("wall_thickness", f"at most {MAX_WALL_THICKNESS} m, got {wall_thickness!r}")
 
+    rooms, by_name = _rooms(ctx, data)
+    openings = _openings(ctx, data, by_name)
+    boxes = _boxes(ctx, data, rooms)
+    pictures = _pictures(ctx, data, by_name)
+    light, colours = _lighting(ctx, data, rooms, wall_height)
+    segments = _wall_segments(rooms, openings, boxes, wall_thickness)
+    desc = data.get("description", "")
+    if not isinstance(desc, str):
+        raise ctx.err("description", "expected a string")
+    return World(name=name, path=path, description=desc.strip(), rooms=rooms, openings=openings, boxes=boxes,
+                 pictures=pictures, wall_height=wall_height, light=light, segments=segments,
+                 light_color=colours.get("light_color"), ambient=colours.get("ambient"), text=text,
+                 wall_thickness=wall_thickness)
+
+
+def _rooms(ctx: "_Ctx", data) -> tuple[list[Room], dict[str, Room]]:
+    """The rooms (unique names, no overlaps) and the rooms by name."""
     rooms: list[Room] = []
     by_name: dict[str, Room] = {}
     for where, rr in ctx.items(data, "rooms", {"name", "rect", "wall", "floor", "ceiling"}, required=True):
@@ -536,7 +553,12 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
                 raise ctx.err(f"{where}.rect", f"room '{rname}' overlaps room '{other.name}'")
         rooms.append(room)
         by_name[rname] = room
+    return rooms, by_name
 
+
+
+def _openings(ctx: "_Ctx", data, by_name: dict) -> list[Opening]:
+    """Openings in the walls two rooms share, wide enough for the robot."""
     openings: list[Opening] = []
     for where, ro in ctx.items(data, "openings", {"rooms", "from", "to"}):
         pair = ro.get("rooms")
@@ -560,7 +582,12 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
         if end - start < 2 * ROBOT_RADIUS + 0.1:
             raise ctx.err(f"{where}", f"opening of {end - start:.2f} m is too narrow for the robot (>= {2 * ROBOT_RADIUS + 0.1:.2f} m)")
         openings.append(Opening(a.name, b.name, axis, coord, start, end))
+    return openings
 
+
+
+def _boxes(ctx: "_Ctx", data, rooms: list[Room]) -> list[Box]:
+    """Boxes inside the rooms."""
     boxes: list[Box] = []
     for where, rb in ctx.items(data, "boxes", {"pos", "size", "yaw_deg", "color"}):
         x, y = ctx.numbers(rb, "pos", where, 2)
@@ -575,7 +602,12 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
         if not all(any(r.x0 <= cx <= r.x1 and r.y0 <= cy <= r.y1 for r in rooms) for cx, cy in box.corners()):
             raise ctx.err(f"{where}.pos", f"box at ({x}, {y}) is not inside the rooms")
         boxes.append(box)
+    return boxes
 
+
+
+def _pictures(ctx: "_Ctx", data, by_name: dict) -> list[Picture]:
+    """Pictures on the rooms' walls."""
     pictures: list[Picture] = []
     for where, rp in ctx.items(data, "pictures", {"room", "wall", "at", "texture", "width", "height"}):
         rn = rp.get("room")
@@ -600,7 +632,12 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
                 raise ctx.err(f"{where}.at", f"y={at} puts the picture outside the {side} wall of '{rn}' (y in [{r.y0}, {r.y1}])")
             x = r.x1 - eps if side == "east" else r.x0 + eps
             pictures.append(Picture(x, at, math.pi if side == "east" else 0.0, tex, width, z))
+    return pictures
 
+
+
+def _lighting(ctx: "_Ctx", data, rooms: list[Room], wall_height: float) -> tuple[tuple, dict]:
+    """(the light's position, {light_color, ambient} given in the file)."""
     light = data.get("light")
     if light is None:
         xs = [v for r in rooms for v in (r.x0, r.x1)]
@@ -615,15 +652,7 @@ def world_from_data(data, path: Path | str = "<data>", text: str = "") -> World:
             if not all(0.0 <= v <= 1.0 for v in rgb):
                 raise ctx.err(key, f"expected 3 numbers in [0, 1] (red, green, blue), got {data[key]!r}")
             colours[key] = tuple(rgb)
-
-    segments = _wall_segments(rooms, openings, boxes, wall_thickness)
-    desc = data.get("description", "")
-    if not isinstance(desc, str):
-        raise ctx.err("description", "expected a string")
-    return World(name=name, path=path, description=desc.strip(), rooms=rooms, openings=openings, boxes=boxes,
-                 pictures=pictures, wall_height=wall_height, light=light, segments=segments,
-                 light_color=colours.get("light_color"), ambient=colours.get("ambient"), text=text,
-                 wall_thickness=wall_thickness)
+    return light, colours
 
 
 def _shared_wall(a: Room, b: Room):
