@@ -54,11 +54,17 @@ def test_teleop_bag_trains_from_odometry_with_no_option(robot_bags, tmp_path, ca
                 + TINY + TRAIN) == 0
     log = capsys.readouterr().out
     assert "labels from odometry:" in log
+    # the laser cross-check, the camera stamp offset and the framing are in the log and the report
+    assert "laser cross-check of the" in log and "camera stamps" in log and "images framed:" in log
     model = load_model(out)
     frames = json.loads((out / "meta.json").read_text())["training"]["frames"]["two_rooms"]
     assert 20 < frames < 600          # only the frames one primitive apart are kept
     rep = json.loads((out / "report.json").read_text())
     assert rep["worlds"]["two_rooms"]["geodesic"]["available"] is True     # ground truth in the bag: scored
+    [labels] = rep["worlds"]["two_rooms"]["labels"].values()
+    lc = labels["counts"]["laser"]
+    assert lc["checked"] > 0 and lc["agree"] + lc["disagree"] == lc["checked"] and "true" in lc
+    assert f"- labels of {robot_bags['teleop']}: odometry:" in (out / "report.md").read_text()
     assert model.worlds == ["two_rooms"]
 
 

@@ -357,12 +357,18 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     if use_actions:
         picked = _pair_actions(path, names, actions, motion, ft, rt, max_image_age, max_gap)
     else:
-        picked = _pair_odometry(path, names, _sorted(*odom), ft, rt, max_image_age, segment)
+        odom = _sorted(*odom)
+        lag, lag_info = _image_lag(path, names.front, ft, ff, odom)
+        ft, rt = [t + lag for t in ft], [t + lag for t in rt]      # the cameras' stamps on the odometry's clock
+        picked = _pair_odometry(path, names, odom, ft, rt, max_image_age, segment)
+        picked["stats"]["image_lag"] = {"seconds": lag, **lag_info}
     eps = 1e-6
     out_pose = []
     if has_pose:
         for t_a in picked["times"]:
             k = max(0, bisect.bisect_right(pt, t_a + eps) - 1)
+            if not use_actions and k + 1 < len(pt) and pt[k + 1] - t_a < t_a - pt[k]:
+                k += 1              # a frame's time is an estimate (stamp offset): the nearest pose
             out_pose.append(pp[k])
     laser = _laser_frames(path, names, scans, scan_meta, tf_tree, np.asarray(picked["times"], float)) \
         if has_scan and scans[0] else None
@@ -541,6 +547,41 @@ def _pair_actions(path, names, actions, motion, ft, rt, max_image_age, max_gap) 
     return out
 
 
+IMAGE_LAG_FRAMES = 3000    # the camera-to-odometry offset is estimated on the bag's first this many frames
+
+
+def _image_lag(path, topic: str, ft: list, ff: list, odom) -> tuple[float, dict]:
+    """The offset to add to the camera stamps to put them on the odometry's clock
+    (odometry.estimate_image_lag on the front camera's images: their horizontal shift
+    between consecutive frames against the odometry's turn), 0.0 when it cannot be
+    estimated (info["why"])."""
+    import cv2
+
+    from o4a_nav.learning.odometry import LagParams, estimate_image_lag, image_shift
+    from o4a_nav.ros_conv import image_msg_to_rgb
+
+    params = LagParams()
+    n = min(len(ft), IMAGE_LAG_FRAMES)
+    want = {int(p): k for k, p in enumerate(ff[:n])}        # message position -> sorted frame index
+    grey: list = [None] * n
+    last = max(want, default=-1)
+    for pos, (_, _, t_bag, msg) in enumerate(bagio.read(path, [topic])):
+        if pos in want:
+            try:
+                img = cv2.cvtColor(image_msg_to_rgb(msg), cv2.COLOR_RGB2GRAY)
+            except ImageFormatError as exc:
+                raise BagError(f"bag {path}: unusable image on topic {topic} at t={t_bag:.3f}s: {exc}") from None
+            h, w = img.shape
+            grey[want[pos]] = cv2.resize(img, (params.width, max(8, round(h * params.width / w))),
+                                         interpolation=cv2.INTER_AREA)
+        if pos >= last:
+            break
+    shifts = np.array([image_shift(grey[k], grey[k + 1]) for k in range(n - 1)])
+    lag, info = estimate_image_lag(np.asarray(ft[:n]), shifts, np.asarray(odom[0], float),
+                                   np.asarray(odom[1], float), params)
+    return lag, info
+
+
 def _pair_odometry(path, names, odom, ft, rt, max_image_age, params: SegmentParams) -> dict:
     """Front frames (with the nearest rear image) kept where the odometry shows one primitive."""
     odom_t, odom_p = np.asarray(odom[0], float), np.asarray(odom[1], float).reshape(-1, 3)
@@ -697,6 +738,12 @@ def _describe_labels(d: BagFrames) -> str:
     if d.labels == "odometry":
         text = (f"odometry: {st['forward']} FORWARD and {st['rotate']} ROTATE transitions from {st['frames']} "
                 f"frames, {st['breaks']} chain breaks (arcs, gaps)")
+        lag = st.get("image_lag", {})
+        if "why" in lag:
+            text += f"; camera stamps taken as they are (offset to the odometry not estimated: {lag['why']})"
+        elif lag:
+            text += (f"; camera stamps {1000 * lag['seconds']:+.1f} ms onto the odometry's clock (estimated from "
+                     f"{lag['turning']} turning frame pairs, correlation {lag['corr']:.3f})")
         lc = st.get("laser", {})
         if "not_run" in lc:
             text += f"; laser cross-check not run ({lc['not_run']})"

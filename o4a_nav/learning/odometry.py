@@ -310,3 +310,75 @@ def laser_check(actions: np.ndarray, chains: np.ndarray, ranges: np.ndarray, geo
     for k in range(1, len(actions)):
         new[k] = new[k - 1] + int(chains[k] != chains[k - 1] or cut[k - 1])
     return actions, new, counts
+
+
+# ---- camera stamps against odometry: the offset between the two clocks, per bag ----------
+
+@dataclass
+class LagParams:
+    """The camera-to-odometry stamp offset estimate (estimate_image_lag)."""
+
+    max_lag: float = 0.15            # [s] offsets searched: -max_lag .. +max_lag
+    step: float = 0.0025             # [s] grid step (then refined to the parabola's vertex)
+    min_turning: int = 20            # frame pairs that turn (odometry) needed for an estimate
+    min_corr: float = 0.8            # image turn vs odometry turn correlation needed at the best offset
+    width: int = 160                 # images are compared at this width (grey)
+
+
+def image_shift(a: np.ndarray, b: np.ndarray) -> float:
+    """Horizontal shift (pixels, + = the scene moved right, the camera turned left) from
+    grey image a to grey image b (phase correlation, Hann window)."""
+    import cv2
+
+    win = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
+    (dx, _), _ = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), win)
+    return float(dx)
+
+
+def estimate_image_lag(img_t: np.ndarray, shifts: np.ndarray, odom_t: np.ndarray, odom_xyyaw: np.ndarray,
+                       params: LagParams = LagParams(), max_gap: float = 0.5) -> tuple[float, dict]:
+    """The offset L (seconds) to add to the camera stamps so that they read on the
+    odometry's clock: the L whose odometry turn between consecutive frames, yaw(t_k+1 + L)
+    - yaw(t_k + L), best explains the images' horizontal shift between them (a linear fit,
+    its correlation maximised over -max_lag..max_lag). Turning in place starts and stops
+    sharply, so the frames around each start and stop fix L to a few milliseconds.
+
+    img_t: (N,) the images' stamps; shifts: (N-1,) image_shift from frame k to k+1 (NaN:
+    not measured). Returns (L, info): info has corr, turning (pairs that turn), and
+    `why` when no estimate was made (then L = 0)."""
+    img_t = np.asarray(img_t, float)
+    shifts = np.asarray(shifts, float)
+    odom_t = np.asarray(odom_t, float)
+    yaw = np.unwrap(np.asarray(odom_xyyaw, float).reshape(-1, 3)[:, 2])
+    info: dict = {"pairs": int(np.isfinite(shifts).sum())}
+    if len(odom_t) < 2 or len(img_t) < 3:
+        return 0.0, {**info, "why": "too few images or odometry messages"}
+    # pairs whose odometry is dense enough around both frames at every lag searched
+    near = np.searchsorted(odom_t, img_t)
+    gap = np.full(len(img_t), np.inf)
+    inside = (near > 0) & (near < len(odom_t))
+    gap[inside] = (odom_t[np.minimum(near, len(odom_t) - 1)] - odom_t[np.maximum(near - 1, 0)])[inside]
+    ok = np.isfinite(shifts) & (gap[:-1] <= max_gap) & (gap[1:] <= max_gap) & \
+        (img_t[:-1] - params.max_lag > odom_t[0]) & (img_t[1:] + params.max_lag < odom_t[-1])
+    turn0 = np.diff(np.interp(img_t, odom_t, yaw))
+    turning = ok & (np.abs(turn0) > math.radians(0.5))
+    info["turning"] = int(turning.sum())
+    if info["turning"] < params.min_turning:
+        return 0.0, {**info, "why": f"{info['turning']} frame pairs turn (need {params.min_turning})"}
+    lags = np.arange(-params.max_lag, params.max_lag + params.step / 2, params.step)
+    s = shifts[ok]
+    corr = np.empty(len(lags))
+    for i, lag in enumerate(lags):
+        d = np.diff(np.interp(img_t + lag, odom_t, yaw))[ok]
+        corr[i] = np.corrcoef(d, s)[0, 1] if d.std() > 0 and s.std() > 0 else 0.0
+    best = int(np.argmax(np.abs(corr)))
+    info["corr"] = float(abs(corr[best]))
+    if info["corr"] < params.min_corr:
+        return 0.0, {**info, "why": f"the images' shift follows the odometry's turn poorly (correlation "
+                                    f"{info['corr']:.2f} < {params.min_corr})"}
+    if best in (0, len(lags) - 1):
+        return 0.0, {**info, "why": f"the best offset is at the edge of the search (+-{params.max_lag} s)"}
+    a, b, c = np.abs(corr[best - 1:best + 2])
+    den = a - 2 * b + c
+    frac = 0.5 * (a - c) / den if den < 0 else 0.0
+    return float(lags[best] + frac * params.step), info
