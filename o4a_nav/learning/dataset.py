@@ -258,94 +258,12 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
     path = Path(path)
     bag_topics = bagio.topics(path)
     names = _resolve_names(names, bag_topics)
-    have = ", ".join(sorted(bag_topics)) or "none"
-    for role, topic in (("front camera", names.front), ("rear camera", names.rear)):
-        empty = [t for t in _candidates(topic, camera=True) if t in bag_topics and bag_topics[t][1] == 0]
-        if not _present(bag_topics, topic) and empty:
-            raise BagError(f"bag {path}: {role} topic {empty[0]} has no messages (it is in the bag with "
-                           f"0 messages: nothing was received on it while recording); record the camera, or "
-                           f"set another topic with the topic options of `o4a train`")
-        if not _present(bag_topics, topic):
-            raise BagError(f"bag {path} has no {role} topic {topic} (topics in the bag: {have}); "
-                           f"set it with the topic options of `o4a train`")
-        if bag_topics[topic][0] not in IMAGE_TYPES:
-            raise BagError(f"bag {path}: {role} topic {topic} has type {bag_topics[topic][0]}, "
-                           f"not {' or '.join(IMAGE_TYPES)}")
-    use_actions = _present(bag_topics, names.action)
-    if use_actions and bag_topics[names.action][0] != ACTION_TYPE:
-        raise BagError(f"bag {path}: action topic {names.action} has type {bag_topics[names.action][0]}, "
-                       f"not {ACTION_TYPE}; a recording driven with velocities (joystick, cmd_vel) trains "
-                       f"from its odometry: leave --action-topic out and set --odom-topic if it is not "
-                       f"{TopicNames.odom}")
-    if not use_actions:
-        if not _present(bag_topics, names.odom):
-            raise BagError(f"bag {path} has no action topic {names.action} and no odometry topic {names.odom} "
-                           f"(topics in the bag: {have}); set them with --action-topic / --odom-topic")
-        if bag_topics[names.odom][0] != ODOM_TYPE:
-            raise BagError(f"bag {path}: odometry topic {names.odom} has type {bag_topics[names.odom][0]}, "
-                           f"not {ODOM_TYPE}")
+    use_actions = _check_topics(path, names, bag_topics)
     segment = (segment or SegmentParams()).validate()
-    wanted = [names.front, names.rear, names.action if use_actions else names.odom]
-    has_pose = _present(bag_topics, names.pose)
-    has_world = _present(bag_topics, names.world)
-    has_motion = use_actions and _present(bag_topics, names.motion_state)
-    wanted += [names.pose] if has_pose else []
-    wanted += [names.world] if has_world else []
-    wanted += [names.motion_state] if has_motion else []
-    if _present(bag_topics, names.world_definition):
-        wanted.append(names.world_definition)
-    has_scan = _present(bag_topics, names.scan) and bag_topics[names.scan][0] == SCAN_TYPE
-    has_tf = _present(bag_topics, names.tf_static) and bag_topics[names.tf_static][0] == TF_TYPE
-    wanted += [names.scan] if has_scan else []
-    infos = {t: None for t in (names.front_info, names.rear_info)
-             if _present(bag_topics, t) and bag_topics[t][0] == CAMERA_INFO_TYPE}
-    wanted += list(infos)
-    wanted += [names.tf_static] if has_tf else []
-    scans: tuple[list, list] = ([], [])
-    scan_meta: dict = {}
-    tf_tree = TransformTree()
-
-    images = {names.front: ([], []), names.rear: ([], [])}
-    actions, poses, odom, world, world_text = [], ([], []), ([], []), None, None
-    motion: dict[int, int] = {}
-    total = sum(bag_topics[t][1] for t in wanted)
-    bar = progress(total=total, desc=f"reading {path.name}", unit="msg") if progress else None
-    for topic, msgtype, t_bag, msg in bagio.read(path, wanted):
-        if bar is not None:
-            bar.update(1)
-        if topic in images:     # the stamp and the message's position; decoded later (read_images)
-            times, positions = images[topic]
-            times.append(_header_time(msg, t_bag))
-            positions.append(len(positions))
-        elif topic == names.action and use_actions:
-            a = int(msg.action)
-            if a not in (0, 1, 2, 3):
-                raise BagError(f"bag {path}: action value {a} on topic {topic} at t={t_bag:.3f}s is not a DiscreteAction")
-            actions.append((_header_time(msg, t_bag), a, int(getattr(msg, "sequence", len(actions)))))
-        elif topic == names.odom and not use_actions:
-            p = pose_msg_to_pose2d(msg.pose.pose)
-            odom[0].append(_header_time(msg, t_bag))
-            odom[1].append((p.x, p.y, p.yaw))
-        elif topic == names.motion_state and has_motion:
-            if int(msg.state) in FINAL_MOTION_STATES:
-                motion[int(msg.sequence)] = int(msg.state)
-        elif topic == names.pose:
-            p = pose_msg_to_pose2d(msg.pose)
-            poses[0].append(_header_time(msg, t_bag))
-            poses[1].append((p.x, p.y, p.yaw))
-        elif topic == names.world and world is None:
-            world = str(msg.data)
-        elif topic == names.world_definition and world_text is None:
-            world_text = str(msg.data)
-        elif topic == names.scan and has_scan:
-            _add_scan(path, msg, t_bag, scans, scan_meta)
-        elif topic in infos and infos[topic] is None:
-            infos[topic] = msg
-        elif topic == names.tf_static and has_tf:
-            for tr in msg.transforms:
-                tf_tree.add(transform_from_msg(tr))
-    if bar is not None:
-        bar.close()
+    s = _read_streams(path, names, bag_topics, use_actions, progress)
+    images, actions, poses, odom, motion, infos = s.images, s.actions, s.poses, s.odom, s.motion, s.infos
+    world, world_text, scans, scan_meta, tf_tree = s.world, s.world_text, s.scans, s.scan_meta, s.tf_tree
+    has_pose, has_scan = s.has_pose, s.has_scan
 
     def _sorted(times, items):
         order = np.argsort(np.asarray(times), kind="stable")
@@ -384,6 +302,130 @@ def scan_bag(path, names: TopicNames | None = None, max_image_age: float = 0.5, 
         world=world, world_text=world_text, labels="actions" if use_actions else "odometry",
         skipped=picked["skipped"], stats=picked["stats"], source=str(path), laser=laser,
         **_cameras(names, infos))
+
+
+def _check_topics(path, names: TopicNames, bag_topics: dict) -> bool:
+    """The bag has both cameras and labels (BagError naming what is missing or of the
+    wrong type): True when the labels are DiscreteActions, False when odometry."""
+    have = ", ".join(sorted(bag_topics)) or "none"
+    for role, topic in (("front camera", names.front), ("rear camera", names.rear)):
+        empty = [t for t in _candidates(topic, camera=True) if t in bag_topics and bag_topics[t][1] == 0]
+        if not _present(bag_topics, topic) and empty:
+            raise BagError(f"bag {path}: {role} topic {empty[0]} has no messages (it is in the bag with "
+                           f"0 messages: nothing was received on it while recording); record the camera, or "
+                           f"set another topic with the topic options of `o4a train`")
+        if not _present(bag_topics, topic):
+            raise BagError(f"bag {path} has no {role} topic {topic} (topics in the bag: {have}); "
+                           f"set it with the topic options of `o4a train`")
+        if bag_topics[topic][0] not in IMAGE_TYPES:
+            raise BagError(f"bag {path}: {role} topic {topic} has type {bag_topics[topic][0]}, "
+                           f"not {' or '.join(IMAGE_TYPES)}")
+    use_actions = _present(bag_topics, names.action)
+    if use_actions and bag_topics[names.action][0] != ACTION_TYPE:
+        raise BagError(f"bag {path}: action topic {names.action} has type {bag_topics[names.action][0]}, "
+                       f"not {ACTION_TYPE}; a recording driven with velocities (joystick, cmd_vel) trains "
+                       f"from its odometry: leave --action-topic out and set --odom-topic if it is not "
+                       f"{TopicNames.odom}")
+    if not use_actions:
+        if not _present(bag_topics, names.odom):
+            raise BagError(f"bag {path} has no action topic {names.action} and no odometry topic {names.odom} "
+                           f"(topics in the bag: {have}); set them with --action-topic / --odom-topic")
+        if bag_topics[names.odom][0] != ODOM_TYPE:
+            raise BagError(f"bag {path}: odometry topic {names.odom} has type {bag_topics[names.odom][0]}, "
+                           f"not {ODOM_TYPE}")
+    return use_actions
+
+
+@dataclass
+class _Streams:
+    """What scan_bag's one pass over a bag keeps, per topic role (stamps and values)."""
+
+    images: dict                 # image topic -> (stamps, message positions)
+    infos: dict                  # CameraInfo topic -> its first message (None: not seen)
+    has_pose: bool
+    has_scan: bool
+    actions: list = field(default_factory=list)      # (stamp, action, sequence)
+    poses: tuple = field(default_factory=lambda: ([], []))
+    odom: tuple = field(default_factory=lambda: ([], []))
+    motion: dict = field(default_factory=dict)       # sequence -> final MotionState
+    world: str | None = None
+    world_text: str | None = None
+    scans: tuple = field(default_factory=lambda: ([], []))
+    scan_meta: dict = field(default_factory=dict)
+    tf_tree: TransformTree = field(default_factory=TransformTree)
+
+
+def _wanted(names: TopicNames, bag_topics: dict, use_actions: bool) -> tuple[list, dict]:
+    """(the topics to read, flags: has_pose, has_world, has_motion, has_scan, has_tf, infos)."""
+    wanted = [names.front, names.rear, names.action if use_actions else names.odom]
+    f = {"has_pose": _present(bag_topics, names.pose), "has_world": _present(bag_topics, names.world),
+         "has_motion": use_actions and _present(bag_topics, names.motion_state),
+         "has_scan": _present(bag_topics, names.scan) and bag_topics[names.scan][0] == SCAN_TYPE,
+         "has_tf": _present(bag_topics, names.tf_static) and bag_topics[names.tf_static][0] == TF_TYPE,
+         "infos": {t: None for t in (names.front_info, names.rear_info)
+                   if _present(bag_topics, t) and bag_topics[t][0] == CAMERA_INFO_TYPE}}
+    wanted += [names.pose] if f["has_pose"] else []
+    wanted += [names.world] if f["has_world"] else []
+    wanted += [names.motion_state] if f["has_motion"] else []
+    if _present(bag_topics, names.world_definition):
+        wanted.append(names.world_definition)
+    wanted += [names.scan] if f["has_scan"] else []
+    wanted += list(f["infos"])
+    wanted += [names.tf_static] if f["has_tf"] else []
+    return wanted, f
+
+
+def _read_streams(path, names: TopicNames, bag_topics: dict, use_actions: bool, progress) -> _Streams:
+    """One pass over the bag's wanted topics; images keep only their stamps and positions."""
+    wanted, f = _wanted(names, bag_topics, use_actions)
+    s = _Streams(images={names.front: ([], []), names.rear: ([], [])}, infos=f["infos"], has_pose=f["has_pose"],
+                 has_scan=f["has_scan"])
+    total = sum(bag_topics[t][1] for t in wanted)
+    bar = progress(total=total, desc=f"reading {path.name}", unit="msg") if progress else None
+    for topic, _, t_bag, msg in bagio.read(path, wanted):
+        if bar is not None:
+            bar.update(1)
+        if topic in s.images:     # the stamp and the message's position; decoded later (read_images)
+            times, positions = s.images[topic]
+            times.append(_header_time(msg, t_bag))
+            positions.append(len(positions))
+        elif topic == names.action and use_actions:
+            a = int(msg.action)
+            if a not in (0, 1, 2, 3):
+                raise BagError(f"bag {path}: action value {a} on topic {topic} at t={t_bag:.3f}s is not a DiscreteAction")
+            s.actions.append((_header_time(msg, t_bag), a, int(getattr(msg, "sequence", len(s.actions)))))
+        elif topic == names.odom and not use_actions:
+            p = pose_msg_to_pose2d(msg.pose.pose)
+            s.odom[0].append(_header_time(msg, t_bag))
+            s.odom[1].append((p.x, p.y, p.yaw))
+        elif topic == names.motion_state and f["has_motion"]:
+            if int(msg.state) in FINAL_MOTION_STATES:
+                s.motion[int(msg.sequence)] = int(msg.state)
+        elif topic == names.pose:
+            p = pose_msg_to_pose2d(msg.pose)
+            s.poses[0].append(_header_time(msg, t_bag))
+            s.poses[1].append((p.x, p.y, p.yaw))
+        else:
+            _read_other(path, names, topic, t_bag, msg, s, f)
+    if bar is not None:
+        bar.close()
+    return s
+
+
+def _read_other(path, names: TopicNames, topic: str, t_bag: float, msg, s: _Streams, f: dict) -> None:
+    """_read_streams for the topics read once or rarely: world name and file, scans, camera
+    infos, /tf_static."""
+    if topic == names.world and s.world is None:
+        s.world = str(msg.data)
+    elif topic == names.world_definition and s.world_text is None:
+        s.world_text = str(msg.data)
+    elif topic == names.scan and f["has_scan"]:
+        _add_scan(path, msg, t_bag, s.scans, s.scan_meta)
+    elif topic in s.infos and s.infos[topic] is None:
+        s.infos[topic] = msg
+    elif topic == names.tf_static and f["has_tf"]:
+        for tr in msg.transforms:
+            s.tf_tree.add(transform_from_msg(tr))
 
 
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
