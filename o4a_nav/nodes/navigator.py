@@ -103,7 +103,6 @@ class NavigatorNode(ManagedNode):
         self.sub(LaserScan, topics.SCAN, self._on_scan, SENSOR_QOS, callback_group=inputs)
         self.sub(FreeActions, topics.FREE_ACTIONS, self._on_free, reliable(1), callback_group=inputs)
         self.sub(MotionState, topics.MOTION_STATE, self._on_motion, reliable(10), callback_group=inputs)
-        self._inputs = inputs
         self.timer(0.1, self._tick, callback_group=inputs)
         # NO_MODEL is said while inactive too: a client sees why nothing will navigate
         self.timer(1.0 / setup.status_rate,
