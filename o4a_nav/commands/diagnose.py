@@ -21,7 +21,7 @@ EXAMPLES = """modes (--mode):
 graph variants (--graph-variant, graph modes): shipped (the model's graph_<world>.npz), or
 built from --bags with the model's h and f-dagger: built, gt, exact, ideal, chain,
 laser[=K], offset=X, classw, cap=C, loopw=K; comma-separated, e.g. gt,offset=0
-(docs/BENCHMARK.md, "which part of the potential loses the episodes").
+(docs/journal/benchmark.md, "which part of the potential loses the episodes").
 
 examples:
   o4a diagnose --mode truth --worlds two_rooms --difficulties easy --episodes 3 --out runs/diag/truth.json

@@ -99,7 +99,7 @@ class TrainConfig:
     # Share of stage-4 sources given as f's prediction f(x_{s-1}, a_{s-1}) from the recorded
     # predecessor instead of h's code x_s (same target d_G(s, t)): at run time p+ is only
     # ever queried on f's predictions, which lie off the codes p+ was fitted on. 0 = paper;
-    # 0.5 won on two benchmark seeds (docs/BENCHMARK.md, decision-rule experiments).
+    # 0.5 won on two benchmark seeds (docs/journal/benchmark.md, decision-rule experiments).
     geodesic_predicted_share: float = 0.5
     # data
     val_fraction: float = 0.3             # share of trajectories held out (paper 30 %)
