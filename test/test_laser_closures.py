@@ -270,3 +270,46 @@ def test_teleop_bag_closures_are_exact(tmp_path):
     out = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, C.ClosureParams(workers=1), traj=w.traj)
     assert out["stats"]["edges"] > 20
     assert exact_closures(P, out["src"], out["dst"], out["action"]).mean() >= 0.98
+
+
+# ---- stage 1: revisit positives ---------------------------------------------------------------
+def test_pair_labels_name_a_revisit_partner():
+    from o4a_nav.learning.config import action_to_class
+    from o4a_nav.learning.losses import pair_labels
+
+    frames = torch.tensor([10, 50, 90])
+    trajs = torch.tensor([0, 1, 2])
+    actions = torch.tensor([int(Action.FORWARD), int(Action.STOP), int(Action.ROTATE_LEFT)])
+    plain, _ = pair_labels(frames, trajs, actions)
+    same, _ = pair_labels(frames, trajs, actions, partner_ids=frames + 1, partner_traj=trajs)
+    assert torch.equal(plain, same)                                  # default: the recorded transition
+    lab, neg = pair_labels(frames, trajs, actions, partner_ids=torch.tensor([11, 300, 91]),
+                           partner_traj=torch.tensor([0, 7, 2]))
+    assert lab[1, 3 + 1] == action_to_class(int(Action.STOP))        # frame 50's partner: frame 300, STOP
+    assert lab[0, 3 + 1] == 0 and neg[0, 3 + 1]                      # not frame 10's partner
+    assert lab[0, 3] == action_to_class(int(Action.FORWARD))
+
+
+def test_stage1_data_draws_revisit_positives_of_the_split():
+    from o4a_nav.learning.dataset import from_arrays
+    from o4a_nav.learning.training import Stage1Data
+
+    n = 60
+    front = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 96, 96, 3), np.uint8)
+    actions = np.full(n, int(Action.FORWARD), np.int8)
+    actions[29] = actions[59] = int(Action.STOP)
+    traj = np.repeat([0, 1], 30)
+    w = from_arrays("w", front, front.copy(), actions, traj, val_fraction=0.0, seed=0)
+    plain = Stage1Data([w], val=False)
+    w.revisits = np.array([[i, 30 + i, int(Action.STOP)] for i in range(20)], np.int64)
+    data = Stage1Data([w], val=False, revisit_share=0.25, seed=0)
+    assert data.revisits == round(0.25 / 0.75 * len(plain))          # capped at the share
+    assert len(data) == len(plain) + data.revisits
+    assert np.array_equal(data.index[:len(plain)], plain.index)      # transitions first, unchanged
+    sel = np.arange(len(plain), len(data))
+    fr, _, f_ids, _, act, p_ids, p_traj = data.batch(sel)
+    b = len(sel)
+    assert torch.all(p_ids - f_ids == 30) and torch.all(act == int(Action.STOP)) and torch.all(p_traj == 1)
+    # the second half of the images are the partners' (pixel value = frame index)
+    assert torch.allclose(fr[b:, 0, 0, 0] * 255 - fr[:b, 0, 0, 0] * 255, torch.full((b,), 30.0), atol=1e-3)
+    assert Stage1Data([w], val=False, revisit_share=0.0).revisits == 0

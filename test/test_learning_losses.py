@@ -111,7 +111,8 @@ def test_stage1_batch_gathers_each_transitions_frames_across_worlds(world):
                         val_fraction=0.0)
     data = Stage1Data([world, other], val=False)
     sel = np.array([0, len(data) - 1, 5, len(data) // 2 + 3])
-    front, rear, frames, _, actions = data.batch(sel)
+    front, rear, frames, _, actions, partners, _ = data.batch(sel)
+    assert torch.equal(partners, frames + 1)                # recorded transitions: the partner is o_t+1
     b = len(sel)
     for k, s in enumerate(sel):
         w = (world, other)[data.world[s]]

@@ -68,6 +68,10 @@ class TrainConfig:
     contrastive_weight: float = 1.0
     freeze_h_epochs: int = 1              # last epochs: h frozen, f-dagger fine-tuned alone
     augment: bool = True                  # small brightness/contrast jitter
+    # Revisit positives: this share of stage-1 positive pairs are laser-verified one-action
+    # pairs of frames on different visits (from the start model's h with laser closures; needs
+    # --init). 0 = the paper's: recorded transitions only. Not a default until it wins.
+    revisit_share: float = 0.0
     # stage 2: graph
     graph_block: int = 256                # f-dagger evaluated on block x block pairs at once
     # Stage-1 CE weights give NOT_CONNECTED half the weight although it is ~(B-1) times more
@@ -127,6 +131,8 @@ class TrainConfig:
             raise UserError(f"train.lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
         if not 0.0 <= self.lr_min <= self.lr:
             raise UserError(f"train.lr_min must be in [0, train.lr], not {self.lr_min}")
+        if not 0.0 <= self.revisit_share < 1.0:
+            raise UserError(f"train.revisit_share must be in [0, 1), not {self.revisit_share}")
         if self.graph_closures not in ("auto", "laser", "image"):
             raise UserError(f"train.graph_closures must be 'auto', 'laser' or 'image', not {self.graph_closures!r}")
         if self.laser_knn < 1 or self.laser_workers < 1 or not self.laser_tol_m > 0 or not self.laser_tol_deg > 0:

@@ -30,19 +30,24 @@ def contrastive_loss(x: torch.Tensor, x_next: torch.Tensor, neg_mask: torch.Tens
     return (huber_to(d_pos, m_pos) + neg.sum(1) / n_neg).mean()
 
 
-def pair_labels(frame_ids: torch.Tensor, traj: torch.Tensor, actions: torch.Tensor, ignore_window: int = 2):
-    """Labels for the (B, 2B) in-batch pairs (x_i, z_j), z = concat(o_t, o_t+1).
+def pair_labels(frame_ids: torch.Tensor, traj: torch.Tensor, actions: torch.Tensor, ignore_window: int = 2,
+                partner_ids: torch.Tensor | None = None, partner_traj: torch.Tensor | None = None):
+    """Labels for the (B, 2B) in-batch pairs (x_i, z_j), z = concat(o_i, partner of o_i).
 
-    frame_ids, traj: (B,) global frame index and trajectory of o_t; actions: (B,) Action a_t.
+    frame_ids, traj: (B,) global frame index and trajectory of o_i; actions: (B,) the
+    action from o_i to its partner; partner_ids, partner_traj: the partners' (default
+    o_i+1 on the same trajectory: a recorded transition; a revisit positive names another).
     Returns (labels (B, 2B) long with -1 = ignored, neg_mask (B, 2B) bool).
-    Same frame -> STOP; z_j == o_{t_i + 1} -> class of a_i; another frame of the same
+    Same frame -> STOP; z_j == partner of o_i -> class of a_i; another frame of the same
     trajectory within `ignore_window` steps -> ignored; everything else NOT_CONNECTED.
     """
     b = frame_ids.shape[0]
-    z_ids = torch.cat([frame_ids, frame_ids + 1])
-    z_traj = torch.cat([traj, traj])
+    partner_ids = frame_ids + 1 if partner_ids is None else partner_ids
+    partner_traj = traj if partner_traj is None else partner_traj
+    z_ids = torch.cat([frame_ids, partner_ids])
+    z_traj = torch.cat([traj, partner_traj])
     same = frame_ids[:, None] == z_ids[None, :]
-    nxt = (frame_ids[:, None] + 1) == z_ids[None, :]
+    nxt = partner_ids[:, None] == z_ids[None, :]
     near = (traj[:, None] == z_traj[None, :]) & ((frame_ids[:, None] - z_ids[None, :]).abs() <= ignore_window)
     labels = torch.full((b, 2 * b), NOT_CONNECTED, dtype=torch.long)
     labels[near] = -1

@@ -44,6 +44,7 @@ from o4a_nav.learning.training import (chain_predictions, embed_frames, inverse_
 
 STAGE1_KEYS = ("batch_size", "lr", "margin_pos", "margin_neg", "ce_weight", "not_connected_share",
                "contrastive_weight", "augment", "val_fraction", "seed")
+STAGE1_NEW_KEYS = {"revisit_share": 0.0}   # in the fingerprint only when not at their default (older runs resume)
 
 
 def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None, segment: SegmentParams | None = None) -> str:
@@ -59,6 +60,9 @@ def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None, segment: Segmen
         train.update(lr_schedule=tcfg.lr_schedule, lr_min=tcfg.lr_min)
     if tcfg.data_shards != 1:            # (1: likewise)
         train.update(data_shards=tcfg.data_shards)
+    for k, default in STAGE1_NEW_KEYS.items():
+        if getattr(tcfg, k) != default:
+            train[k] = getattr(tcfg, k)
     ident = {"bags": items, "train": train, "model": to_dict(mcfg), "base": str(base)}
     if segment is not None and segment != SegmentParams():   # odometry labels with other thresholds
         ident["segment"] = vars(segment)
@@ -287,9 +291,33 @@ def _initial_model(mode: _Scratch, start_model, mcfg, worlds, tcfg: TrainConfig,
     return model
 
 
+def _revisits(model, worlds, tcfg: TrainConfig, mode: _Scratch, ctx, progress, log) -> None:
+    """With train.revisit_share > 0: each world's laser-verified loop pairs by the start
+    model's h (w.revisits: (K, 3) frame i, frame j, action), stage 1's revisit positives."""
+    if tcfg.revisit_share <= 0 or not mode.trains_h:
+        return
+    if mode.init is None:
+        log("stage 1: train.revisit_share needs a start model (--init) whose h proposes the revisits; "
+            "training on the recorded transitions only")
+        return
+    for w in worlds:
+        rule, mount, why = closure_rule(w, tcfg)
+        if rule != "laser":
+            log(f"stage 1 {w.name}: no revisit positives ({why})")
+            continue
+        codes = embed_frames(model, w, progress=progress, dist=ctx if ctx.enabled else None)
+        lc = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, _closure_params(tcfg),
+                              progress=progress, traj=w.traj)
+        other_visit = (w.traj[lc["src"]] != w.traj[lc["dst"]]) | (np.abs(lc["src"] - lc["dst"]) > 2)
+        w.revisits = np.stack([lc["src"], lc["dst"], lc["action"]], 1)[other_visit].astype(np.int64)
+        log(f"stage 1 {w.name}: {len(w.revisits)} revisit positives from {mode.init}'s h ({lc['stats']['edges']} "
+            f"laser one-action pairs, {lc['stats']['seconds']:.0f}s)")
+
+
 def _stage1(model, worlds, tcfg: TrainConfig, work: Path, mode: _Scratch, ctx, progress, log):
     """h + f-dagger (checkpointed in work/stage1.pt after every epoch); then frozen."""
     history = None
+    _revisits(model, worlds, tcfg, mode, ctx, progress, log)
     if mode.trains_h:
         history = train_stage1(model, worlds, tcfg, checkpoint=work / "stage1.pt", progress=progress, log=log,
                                dist=ctx if ctx.enabled or ctx.device.type != "cpu" else None)

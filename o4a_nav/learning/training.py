@@ -43,28 +43,42 @@ def default_progress():
 
 
 class Stage1Data:
-    """Transitions of all worlds with globally unique frame / trajectory ids."""
+    """Positive pairs (o_i, o_j, a) of all worlds with globally unique frame / trajectory
+    ids: the recorded transitions (j = i + 1), plus, with `revisit_share` > 0, revisit
+    positives: pairs of frames on different visits that the laser verified as one action
+    apart (WorldData.revisits, set by the pipeline from a graph built with laser closures),
+    at most that share of all pairs (a seeded draw), both frames in the split and in one
+    data shard. With none, the pairs and batches are exactly the transitions'."""
 
-    def __init__(self, worlds: list[WorldData], val: bool):
+    def __init__(self, worlds: list[WorldData], val: bool, revisit_share: float = 0.0, seed: int = 0):
         self.worlds = worlds
-        idx, wid, fid, tid, act, shard = [], [], [], [], [], []
+        idx, part, wid, fid, pfid, tid, ptid, act, shard = [], [], [], [], [], [], [], [], []
         frame_off, traj_off = 0, 0
+        self.revisits = 0
         for k, w in enumerate(worlds):
             t = w.transitions(val)
+            p = t + 1
+            rv = _revisit_pairs(w, val, len(t), revisit_share, seed + k)
+            self.revisits += len(rv)
+            t, p, a = np.concatenate([t, rv[:, 0]]), np.concatenate([p, rv[:, 1]]), \
+                np.concatenate([w.actions[t].astype(np.int64), rv[:, 2]])
             idx.append(t)
+            part.append(p)
             wid.append(np.full(len(t), k))
             fid.append(t + frame_off)
+            pfid.append(p + frame_off)
             tid.append(w.traj[t].astype(np.int64) + traj_off)
-            act.append(w.actions[t].astype(np.int64))
+            ptid.append(w.traj[p].astype(np.int64) + traj_off)
+            act.append(a)
             shard.append(w.shards[t])
             frame_off += len(w)
             traj_off += int(w.traj.max()) + 1 if len(w) else 0
-        self.index = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-        self.world = np.concatenate(wid) if wid else np.zeros(0, np.int64)
-        self.frame = np.concatenate(fid) if fid else np.zeros(0, np.int64)
-        self.trajid = np.concatenate(tid) if tid else np.zeros(0, np.int64)
-        self.action = np.concatenate(act) if act else np.zeros(0, np.int64)
-        self.shard = np.concatenate(shard) if shard else np.zeros(0, np.int64)   # data shard of each
+        cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        self.index, self.partner, self.world = cat(idx), cat(part), cat(wid)
+        self.frame, self.partner_frame = cat(fid), cat(pfid)
+        self.trajid, self.partner_traj = cat(tid), cat(ptid)
+        self.action = cat(act)
+        self.shard = cat(shard)   # data shard of each
 
     def __len__(self):
         return len(self.index)
@@ -87,17 +101,35 @@ class Stage1Data:
             for k, cam in enumerate(("front", "rear")):
                 imgs[cam] = _apply_jitter(imgs[cam], jitter[2 * k][both], jitter[2 * k + 1][both])
         return (imgs["front"], imgs["rear"], torch.as_tensor(self.frame[sel]), torch.as_tensor(self.trajid[sel]),
-                torch.as_tensor(self.action[sel]))
+                torch.as_tensor(self.action[sel]), torch.as_tensor(self.partner_frame[sel]),
+                torch.as_tensor(self.partner_traj[sel]))
 
-    def _images(self, cam: str, sel: np.ndarray, shift: int) -> np.ndarray:
-        """uint8 (len(sel), 96, 96, 3): camera `cam` at frame t + shift of transitions sel
-        (one fancy-indexed copy per world)."""
+    def _images(self, cam: str, sel: np.ndarray, second: int) -> np.ndarray:
+        """uint8 (len(sel), 96, 96, 3): camera `cam` at the first (0) or second (1) frame of
+        the pairs sel (one fancy-indexed copy per world)."""
         out = np.empty((len(sel), 96, 96, 3), np.uint8)
         wid = self.world[sel]
+        frames = self.partner if second else self.index
         for k in np.unique(wid):
             m = wid == k
-            out[m] = self.worlds[k].images(cam, self.index[sel[m]] + shift)
+            out[m] = self.worlds[k].images(cam, frames[sel[m]])
         return out
+
+
+def _revisit_pairs(w: WorldData, val: bool, n_transitions: int, share: float, seed: int) -> np.ndarray:
+    """(K, 3) int64 rows (i, j, action) of w.revisits usable as stage-1 positives of this
+    split: both frames in it, in one data shard, at most share / (1 - share) x the
+    transitions (a seeded draw)."""
+    rv = getattr(w, "revisits", None)
+    if share <= 0 or rv is None or not len(rv):
+        return np.zeros((0, 3), np.int64)
+    rv = np.asarray(rv, np.int64)
+    in_split = (w.is_val[rv[:, 0]] == val) & (w.is_val[rv[:, 1]] == val)
+    rv = rv[in_split & (w.shards[rv[:, 0]] == w.shards[rv[:, 1]])]
+    cap = int(round(share / (1.0 - share) * n_transitions)) if share < 1 else len(rv)
+    if len(rv) > cap:
+        rv = rv[np.sort(np.random.default_rng(seed).choice(len(rv), cap, replace=False))]
+    return rv
 
 
 class ShardedSampler:
@@ -171,7 +203,7 @@ def autocast(cfg: TrainConfig, device: torch.device | str = "cpu"):
 def stage1_step(model, batch, cfg: TrainConfig, freeze_h: bool = False):
     """Loss of one batch -> (total, ce, contrastive) tensors (float32; the forward passes in
     cfg.precision)."""
-    front, rear, frames, trajs, actions = batch
+    front, rear, frames, trajs, actions, partners, partner_trajs = batch
     b = frames.shape[0]
     with autocast(cfg, front.device):
         if freeze_h:
@@ -179,12 +211,14 @@ def stage1_step(model, batch, cfg: TrainConfig, freeze_h: bool = False):
                 codes = model.backbone(front, rear)
         else:
             codes = model.backbone(front, rear)
-        return _pair_losses(model.inverse, codes[:b], codes[b:], frames, trajs, actions, cfg, freeze_h)
+        return _pair_losses(model.inverse, codes[:b], codes[b:], frames, trajs, actions, partners, partner_trajs,
+                            cfg, freeze_h)
 
 
-def _pair_losses(inverse, x, x_next, frames, trajs, actions, cfg: TrainConfig, freeze_h: bool):
-    """Stage-1 losses of the in-batch pairs of codes x (o_t) and x_next (o_t+1)."""
-    labels, neg_mask = pair_labels(frames, trajs, actions)
+def _pair_losses(inverse, x, x_next, frames, trajs, actions, partners, partner_trajs, cfg: TrainConfig,
+                 freeze_h: bool):
+    """Stage-1 losses of the in-batch pairs of codes x (o_i) and x_next (their partners)."""
+    labels, neg_mask = pair_labels(frames, trajs, actions, partner_ids=partners, partner_traj=partner_trajs)
     weights = batch_class_weights(labels, cfg.not_connected_share)
     if x.device.type != "cpu":
         labels, neg_mask, weights = labels.to(x.device), neg_mask.to(x.device), weights.to(x.device)
@@ -214,7 +248,7 @@ class _ShardedStage1(torch.nn.Module):
             self.backbone = backbone
         self.cfg, self.ctx, self.freeze_h = cfg, ctx, freeze_h
 
-    def forward(self, front, rear, frames, trajs, actions):
+    def forward(self, front, rear, frames, trajs, actions, partners, partner_trajs):
         from o4a_nav.learning.distributed import gather_codes
 
         with autocast(self.cfg, front.device):
@@ -227,7 +261,8 @@ class _ShardedStage1(torch.nn.Module):
         half = local.shape[0] // 2                       # rows: this rank's o_t, then its o_t+1
         x, x_next = gather_codes(local[:half], self.ctx), gather_codes(local[half:], self.ctx)
         with autocast(self.cfg, front.device):
-            return _pair_losses(self.inverse, x, x_next, frames, trajs, actions, self.cfg, self.freeze_h)
+            return _pair_losses(self.inverse, x, x_next, frames, trajs, actions, partners, partner_trajs, self.cfg,
+                                self.freeze_h)
 
 
 def stage1_lr(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -248,14 +283,17 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
     load_worlds; rank 0 writes the checkpoint); None: one process."""
     tqdm = _tqdm(progress)
     assign_shards(worlds, cfg.data_shards)    # (as load_worlds did when it read only this process's shards)
-    data = Stage1Data(worlds, val=False)
+    data = Stage1Data(worlds, val=False, revisit_share=cfg.revisit_share, seed=cfg.seed)
+    if data.revisits:
+        log(f"stage 1: {data.revisits} revisit positives (laser-verified pairs on different visits) among "
+            f"{len(data)} positive pairs")
     if len(data) < 2:
         raise ValueError("stage 1 needs at least 2 training transitions")
     sampler = ShardedSampler(data, cfg.data_shards, cfg.batch_size, cfg.seed, cfg.augment)
     if sampler.steps == 0:
         raise UserError(f"train.data_shards={cfg.data_shards}: a shard has no training transition (transitions per "
                         f"shard: {', '.join(map(str, sampler.sizes))}); use fewer shards")
-    val = Stage1Data(worlds, val=True)
+    val = Stage1Data(worlds, val=True, revisit_share=cfg.revisit_share, seed=cfg.seed)
     val_sizes = ShardedSampler(val, cfg.data_shards, cfg.batch_size, 0, False).sizes
     if len(val) >= 2 and min(val_sizes) == 0:
         log(f"stage 1: no validation loss: a data shard has no validation transition (validation transitions per "
