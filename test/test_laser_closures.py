@@ -313,3 +313,13 @@ def test_stage1_data_draws_revisit_positives_of_the_split():
     # the second half of the images are the partners' (pixel value = frame index)
     assert torch.allclose(fr[b:, 0, 0, 0] * 255 - fr[:b, 0, 0, 0] * 255, torch.full((b,), 30.0), atol=1e-3)
     assert Stage1Data([w], val=False, revisit_share=0.0).revisits == 0
+
+
+def test_action_weights_count_motions():
+    from o4a_nav.learning import graph as G
+
+    w = G.action_weights(np.array([int(Action.STOP), int(Action.FORWARD), int(Action.ROTATE_LEFT),
+                                   int(Action.ROTATE_RIGHT)]))
+    assert w.tolist() == pytest.approx([G.STOP_EDGE_WEIGHT, 1.0, 1.0, 1.0])
+    with pytest.raises(UserError, match="graph_weights"):
+        make_configs("compact", ["train.graph_weights=unit"])

@@ -84,6 +84,11 @@ class TrainConfig:
     # registration and labelled by the registered pose (o4a_nav/learning/closures.py; refused
     # when a bag has no usable scans); "image" = f-dagger on all pairs (the paper's rule).
     graph_closures: str = "auto"
+    # Edge weights of the graph: "dh" = d_h(x_i, x_j) (the paper's); "actions" = what the
+    # edge's action costs: 1 per FORWARD or rotation, 0.05 per STOP (same place) edge, so
+    # that d_G counts the motions to the goal, turns included (meaningful when the actions of
+    # the loop closures are exact: the laser rule).
+    graph_weights: str = "dh"
     laser_knn: int = 20                   # candidates per frame: its nearest codes
     laser_tol_m: float = 0.1              # a registered pose is an action within these
     laser_tol_deg: float = 7.5
@@ -131,6 +136,8 @@ class TrainConfig:
             raise UserError(f"train.lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
         if not 0.0 <= self.lr_min <= self.lr:
             raise UserError(f"train.lr_min must be in [0, train.lr], not {self.lr_min}")
+        if self.graph_weights not in ("dh", "actions"):
+            raise UserError(f"train.graph_weights must be 'dh' or 'actions', not {self.graph_weights!r}")
         if not 0.0 <= self.revisit_share < 1.0:
             raise UserError(f"train.revisit_share must be in [0, 1), not {self.revisit_share}")
         if self.graph_closures not in ("auto", "laser", "image"):

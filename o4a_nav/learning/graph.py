@@ -149,6 +149,16 @@ def edge_weights(codes: torch.Tensor, src: np.ndarray, dst: np.ndarray, chunk: i
     return np.maximum(out, 1e-6)
 
 
+STOP_EDGE_WEIGHT = 0.05
+
+
+def action_weights(action: np.ndarray) -> np.ndarray:
+    """train.graph_weights=actions: 1 per motion edge, STOP_EDGE_WEIGHT per same-place edge."""
+    from o4a_nav.types import Action
+
+    return np.where(np.asarray(action) == int(Action.STOP), STOP_EDGE_WEIGHT, 1.0).astype(np.float32)
+
+
 def to_csr(graph: dict):
     from scipy.sparse import csr_matrix
 
