@@ -196,7 +196,7 @@ def test_a_bag_that_does_not_place_its_laser_needs_the_mount(collected, tmp_path
     _copy_without(collected, bag, "/tf_static")
     (w,) = load_worlds([bag])
     assert w.laser.mount is None and "train.laser_mount" in w.laser.mount_source
-    _, auto = make_configs("compact", [])
+    _, auto = make_configs("compact", ["train.graph_closures=auto"])
     rule, mount, why = closure_rule(w, auto)
     assert rule == "image" and "train.laser_mount" in why          # auto falls back, saying why
     _, laser = make_configs("compact", ["train.graph_closures=laser"])
@@ -216,7 +216,7 @@ def test_a_bag_without_scans_uses_image_closures(collected, tmp_path):
     _copy_without(collected, bag, "/scan")
     (w,) = load_worlds([bag])
     assert w.laser is None
-    _, auto = make_configs("compact", [])
+    _, auto = make_configs("compact", ["train.graph_closures=auto"])
     assert closure_rule(w, auto)[0] == "image"
     _, laser = make_configs("compact", ["train.graph_closures=laser"])
     with pytest.raises(UserError, match="no laser scans"):
@@ -262,7 +262,7 @@ def test_teleop_bag_closures_are_exact(tmp_path):
     write_teleop_bag(tmp_path / "tele", "two_rooms", 90.0, seed=3, params=TeleopParams(style="steps"))
     (w,) = load_worlds([tmp_path / "tele"])
     assert w.laser is not None and np.isfinite(w.laser.ranges).any(1).mean() > 0.99
-    _, auto = make_configs("compact", [])
+    _, auto = make_configs("compact", ["train.graph_closures=auto"])
     rule, mount, _ = closure_rule(w, auto)
     assert rule == "laser" and mount == Pose2D(0.0, 0.0, 0.0)
     P = w.poses.astype(np.float64)

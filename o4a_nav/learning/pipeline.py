@@ -383,7 +383,7 @@ def world_graph(model, w, codes, tcfg: TrainConfig, progress=None, log=print, di
                       loops=None if laser is None else (laser["src"], laser["dst"], laser["action"]))
     if laser is not None:
         g["seconds"] += laser["stats"]["seconds"]
-    if tcfg.graph_weights == "actions":
+    if tcfg.graph_weights == "actions" or (tcfg.graph_weights == "auto" and laser is not None):
         g["weight"] = G.action_weights(g["action"])
     return g, {"rule": rule, "why": why, **(dict(laser["stats"]) if laser is not None else {})}
 
