@@ -282,21 +282,16 @@ class SimNode(Node):
     def _tick(self):
         now = self.now()
         # wall-clock mode: integrate the time that really passed (a late timer must not
-        # slow the robot down, nor drop time: a base controller bounds its motions by the
-        # velocity it commanded, so a base that executes less cuts them short), the latest
-        # command for as long as it holds (cmd_vel_timeout after it arrived, as a real base
-        # driver); simulated-clock mode: exactly one physics period
-        v, w = self.cmd
-        if self.cmd_time is None:
-            held = 0.0
-        elif self.publish_clock or self._last_tick is None:
-            held = self.dt if now - self.cmd_time <= self.cmd_timeout else 0.0
-        else:   # the part of [last tick, now] in which the command held
-            held = min(now - self._last_tick, self.cmd_time + self.cmd_timeout - self._last_tick)
+        # slow the robot down); simulated-clock mode: exactly one physics period
+        if self.publish_clock or self._last_tick is None:
+            step = self.dt
+        else:
+            step = min(max(now - self._last_tick, 0.0), 5 * self.dt)
         self._last_tick = now
-        if held <= 0.0:
-            v = w = held = 0.0
-        self._step_physics(v, w, held)
+        v, w = self.cmd
+        if self.cmd_time is None or now - self.cmd_time > self.cmd_timeout:
+            v = w = 0.0
+        self._step_physics(v, w, step)
         self._publish_tick()
 
     def _step_physics(self, v: float, w: float, step: float) -> None:
