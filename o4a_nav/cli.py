@@ -2,7 +2,8 @@
 
 Each subcommand is a module in ``o4a_nav.commands`` that defines ``HELP`` (one line),
 ``EXAMPLES`` (the end of its --help: example command lines and when to use it),
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are discovered, so adding a
+``add_arguments(parser)`` and ``run(args) -> int``; ``RUNS_SIMULATOR = True`` adds
+``WHICH_SIM`` (when to use demo, bringup --sim or sim) to its help. Modules are discovered, so adding a
 command is adding a file. Heavy imports (torch, rclpy, miniworld) happen inside ``run``
 so that ``o4a --help`` stays fast.
 """
@@ -25,6 +26,17 @@ EXAMPLES = """the robot workflow (README.md):
 in the simulator: o4a demo (one episode), o4a bench (the benchmark); `o4a COMMAND --help`
 ends with examples."""
 
+WHICH_SIM = """
+which of the three runs the simulator:
+  o4a demo            one episode to a goal, everything in one process with the sim in lockstep
+                      (the same run on any machine); the quickest check that the stack works
+  o4a bringup --sim   the navigation stack and the sim in one process, running until stopped,
+                      for your own goals (o4a goal) or tools (rviz2, ros2 topic) on the same
+                      machine; without --sim the same stack drives a real robot
+  o4a sim             the simulated robot alone (cameras, scan, odom, cmd_vel), e.g. for
+                      `ros2 launch o4a_nav navigation.launch.py` or a teleop/recording session
+"""
+
 
 def _command_modules():
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -43,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in _command_modules():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP, epilog=module.EXAMPLES,
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, epilog=module.EXAMPLES + (WHICH_SIM if getattr(module, "RUNS_SIMULATOR", False) else ""),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

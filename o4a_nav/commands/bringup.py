@@ -11,16 +11,8 @@ EXAMPLES = """examples:
   o4a bringup --sim --world two_rooms         # stack + simulator; then `o4a goal FRONT.png REAR.png`
   o4a bringup --model models/my_model          # on a robot: its drivers publish the cameras, scan, odom
   o4a bringup --sim --set navigator.stop_threshold=3.0 --duration 60
-
-which of the three runs the simulator:
-  o4a demo            one episode to a goal, everything in one process with the sim in lockstep
-                      (the same run on any machine); the quickest check that the stack works
-  o4a bringup --sim   the navigation stack and the sim in one process, running until stopped,
-                      for your own goals (o4a goal) or tools (rviz2, ros2 topic) on the same
-                      machine; without --sim the same stack drives a real robot
-  o4a sim             the simulated robot alone (cameras, scan, odom, cmd_vel), e.g. for
-                      `ros2 launch o4a_nav navigation.launch.py` or a teleop/recording session
 """
+RUNS_SIMULATOR = True   # the CLI ends the help with cli.WHICH_SIM
 
 def add_arguments(p) -> None:
     p.add_argument("--sim", action="store_true", help="also start the simulator (sim node, config/sim.yaml)")

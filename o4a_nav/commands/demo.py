@@ -18,16 +18,8 @@ EXAMPLES = """examples:
   o4a demo                                     # two_rooms, easy, seed 0, the shipped model
   o4a demo --seed 3 --difficulty medium
   o4a demo --model models/my_model --world apartment --out runs/demo_apartment
-
-which of the three runs the simulator:
-  o4a demo            one episode to a goal, everything in one process with the sim in lockstep
-                      (the same run on any machine); the quickest check that the stack works
-  o4a bringup --sim   the navigation stack and the sim in one process, running until stopped,
-                      for your own goals (o4a goal) or tools (rviz2, ros2 topic) on the same
-                      machine; without --sim the same stack drives a real robot
-  o4a sim             the simulated robot alone (cameras, scan, odom, cmd_vel), e.g. for
-                      `ros2 launch o4a_nav navigation.launch.py` or a teleop/recording session
 """
+RUNS_SIMULATOR = True   # the CLI ends the help with cli.WHICH_SIM
 
 DEFAULT_MODEL = "models/o4a_default"
 

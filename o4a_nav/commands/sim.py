@@ -7,16 +7,8 @@ EXAMPLES = """examples:
   o4a sim --world office                       # then e.g. ros2 launch o4a_nav navigation.launch.py
   o4a sim --world two_rooms --seed 3 --clock
   o4a sim --pose 1.0 2.0 0.0 --params-file config/sim.yaml
-
-which of the three runs the simulator:
-  o4a demo            one episode to a goal, everything in one process with the sim in lockstep
-                      (the same run on any machine); the quickest check that the stack works
-  o4a bringup --sim   the navigation stack and the sim in one process, running until stopped,
-                      for your own goals (o4a goal) or tools (rviz2, ros2 topic) on the same
-                      machine; without --sim the same stack drives a real robot
-  o4a sim             the simulated robot alone (cameras, scan, odom, cmd_vel), e.g. for
-                      `ros2 launch o4a_nav navigation.launch.py` or a teleop/recording session
 """
+RUNS_SIMULATOR = True   # the CLI ends the help with cli.WHICH_SIM
 
 
 def add_arguments(p) -> None:
