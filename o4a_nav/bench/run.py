@@ -43,25 +43,18 @@ class BenchConfig:
 
 def check_noise(cfg: BenchConfig) -> None:
     """UserError for a bad --motion-noise / --laser-noise."""
-    from o4a_nav.errors import UserError
-    from o4a_nav.sim.robot import MotionNoise
+    from o4a_nav.sim.robot import noise_options
 
-    try:
-        if cfg.motion_noise:
-            MotionNoise.parse(cfg.motion_noise)
-    except ValueError as exc:
-        raise UserError(f"--motion-noise: {exc}") from None
-    if not 0.0 <= cfg.laser_noise < 1.0:
-        raise UserError(f"--laser-noise must be in [0, 1) m, not {cfg.laser_noise}")
+    noise_options(cfg.motion_noise, cfg.laser_noise)
 
 
 def sim_robot(cfg: BenchConfig, world):
     """The benchmark's simulated robot in `world`, with the run's noise."""
     from o4a_nav.sim import SimRobot
-    from o4a_nav.sim.robot import LaserParams, MotionNoise
+    from o4a_nav.sim.robot import noise_options
 
-    return SimRobot(world, seed=cfg.seed, laser=LaserParams(noise_std=cfg.laser_noise),
-                    motion_noise=MotionNoise.parse(cfg.motion_noise) if cfg.motion_noise else MotionNoise())
+    motion, laser = noise_options(cfg.motion_noise, cfg.laser_noise)
+    return SimRobot(world, seed=cfg.seed, laser=laser, motion_noise=motion)
 
 
 def _git_commit() -> str | None:

@@ -54,18 +54,12 @@ def run(args) -> int:
         raise UserError(f"--dt must be > 0 (got {args.dt})")
     from pathlib import Path
 
-    from o4a_nav.sim.robot import LaserParams, MotionNoise
+    from o4a_nav.sim.robot import noise_options
 
-    try:
-        noise = MotionNoise.parse(args.motion_noise) if args.motion_noise else MotionNoise()
-    except ValueError as exc:
-        raise UserError(f"--motion-noise: {exc}") from None
-    if not 0.0 <= args.laser_noise < 1.0:
-        raise UserError(f"--laser-noise must be in [0, 1) m (got {args.laser_noise})")
+    noise, laser = noise_options(args.motion_noise, args.laser_noise)
     if (noise.active or args.laser_noise) and args.drive == "teleop":
         raise UserError("--motion-noise and --laser-noise apply to --drive explore (teleop records its own "
                         "stream; see o4a_nav/sim/teleop.py)")
-    laser = LaserParams(noise_std=args.laser_noise)
     if Path(args.out).exists():
         raise UserError(f"--out {args.out} exists already; choose a new folder (a bag is never overwritten)")
 

@@ -59,6 +59,20 @@ class MotionNoise:
         return MotionNoise(frac, deg)
 
 
+def noise_options(motion_noise: str, laser_noise: float) -> tuple[MotionNoise, LaserParams]:
+    """The --motion-noise ('FRAC,DEG' or '') and --laser-noise (sigma [m]) options of `o4a
+    collect` and `o4a bench` as the robot's settings; UserError naming the bad option."""
+    from o4a_nav.errors import UserError
+
+    try:
+        motion = MotionNoise.parse(motion_noise) if motion_noise else MotionNoise()
+    except ValueError as exc:
+        raise UserError(f"--motion-noise: {exc}") from None
+    if not 0.0 <= laser_noise < 1.0:
+        raise UserError(f"--laser-noise must be in [0, 1) m, not {laser_noise}")
+    return motion, LaserParams(noise_std=laser_noise)
+
+
 @dataclass(frozen=True)
 class CameraParams:
     width: int = 96
