@@ -79,23 +79,17 @@ def relative_poses(poses: np.ndarray, s: np.ndarray, d: np.ndarray):
     P = poses.astype(np.float64)
     dx, dy = P[d, 0] - P[s, 0], P[d, 1] - P[s, 1]
     c, si = np.cos(P[s, 2]), np.sin(P[s, 2])
-    return c * dx + si * dy, -si * dx + c * dy, np.asarray(_wrap(P[d, 2] - P[s, 2]))
-
-
-def _wrap(a):
-    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+    return c * dx + si * dy, -si * dx + c * dy, wrap_angle(P[d, 2] - P[s, 2])
 
 
 def exact_closures(poses: np.ndarray, s: np.ndarray, d: np.ndarray, action: np.ndarray) -> np.ndarray:
     """Per edge: is the true displacement the action it claims (within EXACT_TOL_M and
     EXACT_TOL_RAD)? (The targets' rule for a correct closure.)"""
-    from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD
-
     x, y, yaw = relative_poses(poses, s, d)
     a = np.asarray(action)
     want_x = np.where(a == 1, FORWARD_STEP_M, 0.0)
     want_yaw = np.select([a == 2, a == 3], [ROTATE_STEP_RAD, -ROTATE_STEP_RAD], 0.0)
-    return (np.hypot(x - want_x, y) <= EXACT_TOL_M) & (np.abs(_wrap(yaw - want_yaw)) <= EXACT_TOL_RAD)
+    return (np.hypot(x - want_x, y) <= EXACT_TOL_M) & (np.abs(wrap_angle(yaw - want_yaw)) <= EXACT_TOL_RAD)
 
 
 def ideal_pairs(poses: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, Pose2D
+from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, Action, Pose2D, wrap_angle
 
 LAYERS_M = (-0.1, 0.0, 0.1)
 
@@ -172,7 +172,7 @@ def one_action(x, y, yaw, tol_m: float = 0.1, tol_deg: float = 7.5):
     ROTATE_LEFT / ROTATE_RIGHT (same place, turned by +/- ROTATE_STEP_RAD), each within
     tol_m and tol_deg; -1 for none. Vectorised over arrays."""
     x, y, yaw = (np.asarray(v, np.float64) for v in (x, y, yaw))
-    yaw = (yaw + np.pi) % (2 * np.pi) - np.pi
+    yaw = wrap_angle(yaw)
     tol = math.radians(tol_deg)
     here = np.hypot(x, y) < tol_m
     out = np.full(np.broadcast(x, y, yaw).shape, -1, np.int8)
