@@ -273,15 +273,9 @@ def stage1_lr(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * frac))
 
 
-def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: Path | None = None,
-                 progress=None, log=print, dist=None) -> dict:
-    """Train h + f-dagger. Resumes from `checkpoint` (saved after every epoch). Returns history.
-
-    Batches come from ShardedSampler over cfg.data_shards shards of whole trajectories.
-    dist: a o4a_nav.learning.distributed.DistContext to train data-parallel (every rank
-    calls this with the same arguments, its worlds holding the images of its data shards,
-    load_worlds; rank 0 writes the checkpoint); None: one process."""
-    tqdm = _tqdm(progress)
+def _stage1_data(worlds: list[WorldData], cfg: TrainConfig, log):
+    """The training transitions, their sampler and the validation transitions; refuses too
+    few transitions or a data shard without any."""
     assign_shards(worlds, cfg.data_shards)    # (as load_worlds did when it read only this process's shards)
     data = Stage1Data(worlds, val=False, revisit_share=cfg.revisit_share, seed=cfg.seed)
     if data.revisits:
@@ -298,8 +292,124 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
     if len(val) >= 2 and min(val_sizes) == 0:
         log(f"stage 1: no validation loss: a data shard has no validation transition (validation transitions per "
             f"shard: {', '.join(map(str, val_sizes))}; more trajectories or fewer shards)")
-    sharded = dist is not None and dist.enabled
-    main = dist is None or dist.is_main
+    return data, sampler, val
+
+
+def _resume_stage1(model, opt, sampler: ShardedSampler, cfg: TrainConfig, checkpoint: Path | None, dist,
+                   log) -> tuple[dict, int]:
+    """(history, epochs done): from the checkpoint when there is one (rank 0's on every rank;
+    model, optimizer and sampler restored), else an empty history."""
+    history = {"step": [], "loss": [], "ce": [], "contrastive": [], "epoch_val": []}
+    ck = None
+    if checkpoint is not None and Path(checkpoint).is_file() and (dist is None or dist.is_main):
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if dist is not None and dist.enabled:   # rank 0's checkpoint (or none) on every rank
+        ck = dist.broadcast(ck)
+    if ck is None:
+        return history, 0
+    if ck.get("data_shards", 1) != cfg.data_shards:
+        raise UserError(f"stage-1 checkpoint {checkpoint} was trained with train.data_shards="
+                        f"{ck.get('data_shards', 1)}, this run has {cfg.data_shards}: its batches continue only "
+                        f"with the same shards (set it back, or start over with --no-resume)")
+    model.backbone.load_state_dict(ck["backbone"])
+    model.inverse.load_state_dict(ck["inverse"])
+    opt.load_state_dict(ck["opt"])
+    history, start_epoch = ck["history"], ck["epoch"]
+    if "sampler_state" in ck:    # the generators as they were: the run continues as if never stopped
+        sampler.set_state(ck["sampler_state"])
+    else:                        # a checkpoint written before the sampler's state was kept
+        sampler.gens[0] = np.random.default_rng(ck.get("rng_seed", cfg.seed + start_epoch))
+    log(f"stage 1: resumed from {checkpoint} after epoch {start_epoch}")
+    return history, start_epoch
+
+
+class _Stage1Loss:
+    """The stage-1 losses of the batch of sampler rows `sel`: in this process, or under
+    torch.distributed with one DistributedDataParallel module per h frozen or not (built at
+    its first batch), this rank giving the rows of its data shards."""
+
+    def __init__(self, model, data: Stage1Data, cfg: TrainConfig, dist, device):
+        self.model, self.data, self.cfg, self.dist, self.device = model, data, cfg, dist, device
+        self.ddp: dict = {}
+
+    def __call__(self, sel, jitter, freeze: bool):
+        if self.dist is not None and self.dist.enabled:   # this rank's rows: its data shards' (shard order = rank)
+            return self._sharded(self.data.batch(sel, jitter, rows=self.dist.shard(len(sel))), freeze)
+        batch = self.data.batch(sel, jitter)
+        if self.device.type != "cpu":
+            batch = tuple(t.to(self.device) for t in batch)
+        return stage1_step(self.model, batch, self.cfg, freeze_h=freeze)
+
+    def _sharded(self, batch, freeze: bool):
+        if freeze not in self.ddp:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model, device = self.model, self.device
+            self.ddp[freeze] = DistributedDataParallel(
+                _ShardedStage1(model.backbone, model.inverse, self.cfg, self.dist, freeze),
+                device_ids=[device.index] if device.type == "cuda" else None)
+        return self.ddp[freeze](*[t.to(self.device) for t in batch])
+
+
+def _stage1_epoch(model, opt, sampler: ShardedSampler, loss: _Stage1Loss, cfg: TrainConfig, epoch: int,
+                  step: int, freeze: bool, history: dict, tqdm):
+    """The optimizer steps of one epoch -> (sums of the (total, ce, contrastive) losses, the
+    last learning rate, the next step). Every 10th step's losses go into history."""
+    steps_per_epoch = sampler.steps
+    model.train()
+    if freeze:
+        model.backbone.eval()
+    sampler.epoch()
+    sums = np.zeros(3)
+    bar = tqdm(range(steps_per_epoch), desc=f"stage 1 h+f-dagger epoch {epoch + 1}/{cfg.local_epochs}"
+               + (" (h frozen)" if freeze else ""), unit="batch", leave=False)
+    for s in bar:
+        sel, jitter = sampler.batch(s)
+        total, ce, con = loss(sel, jitter, freeze)
+        lr = stage1_lr(cfg, step, steps_per_epoch * cfg.local_epochs)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        vals = (total.item(), ce.item(), con.item())
+        sums += vals
+        if step % 10 == 0:
+            history["step"].append(step)
+            history["loss"].append(vals[0])
+            history["ce"].append(vals[1])
+            history["contrastive"].append(vals[2])
+        bar.set_postfix(loss=f"{vals[0]:.3f}", ce=f"{vals[1]:.3f}", con=f"{vals[2]:.3f}", lr=f"{lr:.1e}",
+                        refresh=False)
+        step += 1
+    bar.close()
+    return sums, lr, step
+
+
+def _save_stage1(checkpoint: Path, model, opt, sampler: ShardedSampler, history: dict, epochs: int,
+                 cfg: TrainConfig, main: bool):
+    """The checkpoint after `epochs` epochs (written by rank 0 only, via a .tmp file)."""
+    # a draw kept from the checkpoints before the sampler: runs give the batches they gave then
+    rng_seed = int(sampler.gens[0].integers(1 << 31))   # on every rank: the generators stay equal
+    if main:
+        tmp = Path(str(checkpoint) + ".tmp")
+        torch.save({"backbone": model.backbone.state_dict(), "inverse": model.inverse.state_dict(),
+                    "opt": opt.state_dict(), "history": history, "epoch": epochs,
+                    "rng_seed": rng_seed, "sampler_state": sampler.state(),
+                    "data_shards": cfg.data_shards}, tmp)
+        tmp.replace(checkpoint)
+
+
+def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: Path | None = None,
+                 progress=None, log=print, dist=None) -> dict:
+    """Train h + f-dagger. Resumes from `checkpoint` (saved after every epoch). Returns history.
+
+    Batches come from ShardedSampler over cfg.data_shards shards of whole trajectories.
+    dist: a o4a_nav.learning.distributed.DistContext to train data-parallel (every rank
+    calls this with the same arguments, its worlds holding the images of its data shards,
+    load_worlds; rank 0 writes the checkpoint); None: one process."""
+    tqdm = _tqdm(progress)
+    data, sampler, val = _stage1_data(worlds, cfg, log)
     device = dist.device if dist is not None else torch.device("cpu")
     if device.type != "cpu":
         model.backbone.to(device)
@@ -310,74 +420,13 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
     model.backbone.to(memory_format=torch.channels_last)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(list(model.backbone.parameters()) + list(model.inverse.parameters()), lr=cfg.lr)
-    history = {"step": [], "loss": [], "ce": [], "contrastive": [], "epoch_val": []}
-    start_epoch = 0
-    ck = None
-    if checkpoint is not None and Path(checkpoint).is_file() and main:
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if sharded:   # rank 0's checkpoint (or none) on every rank
-        ck = dist.broadcast(ck)
-    if ck is not None:
-        if ck.get("data_shards", 1) != cfg.data_shards:
-            raise UserError(f"stage-1 checkpoint {checkpoint} was trained with train.data_shards="
-                            f"{ck.get('data_shards', 1)}, this run has {cfg.data_shards}: its batches continue only "
-                            f"with the same shards (set it back, or start over with --no-resume)")
-        model.backbone.load_state_dict(ck["backbone"])
-        model.inverse.load_state_dict(ck["inverse"])
-        opt.load_state_dict(ck["opt"])
-        history, start_epoch = ck["history"], ck["epoch"]
-        if "sampler_state" in ck:    # the generators as they were: the run continues as if never stopped
-            sampler.set_state(ck["sampler_state"])
-        else:                        # a checkpoint written before the sampler's state was kept
-            sampler.gens[0] = np.random.default_rng(ck.get("rng_seed", cfg.seed + start_epoch))
-        log(f"stage 1: resumed from {checkpoint} after epoch {start_epoch}")
+    history, start_epoch = _resume_stage1(model, opt, sampler, cfg, checkpoint, dist, log)
     steps_per_epoch = sampler.steps
     step = start_epoch * steps_per_epoch   # (a resumed run continues the step count of the history)
-    ddp: dict = {}
-
-    def sharded_loss(batch, freeze):
-        if freeze not in ddp:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ddp[freeze] = DistributedDataParallel(_ShardedStage1(model.backbone, model.inverse, cfg, dist, freeze),
-                                                  device_ids=[device.index] if device.type == "cuda" else None)
-        return ddp[freeze](*[t.to(device) for t in batch])
-
+    loss = _Stage1Loss(model, data, cfg, dist, device)
     for epoch in range(start_epoch, cfg.local_epochs):
         freeze = epoch >= cfg.local_epochs - cfg.freeze_h_epochs and cfg.local_epochs > cfg.freeze_h_epochs
-        model.train()
-        if freeze:
-            model.backbone.eval()
-        sampler.epoch()
-        sums = np.zeros(3)
-        bar = tqdm(range(steps_per_epoch), desc=f"stage 1 h+f-dagger epoch {epoch + 1}/{cfg.local_epochs}"
-                   + (" (h frozen)" if freeze else ""), unit="batch", leave=False)
-        for s in bar:
-            sel, jitter = sampler.batch(s)
-            if sharded:   # this rank's rows are its data shards' (shard order = rank order)
-                total, ce, con = sharded_loss(data.batch(sel, jitter, rows=dist.shard(len(sel))), freeze)
-            else:
-                batch = data.batch(sel, jitter)
-                if device.type != "cpu":
-                    batch = tuple(t.to(device) for t in batch)
-                total, ce, con = stage1_step(model, batch, cfg, freeze_h=freeze)
-            lr = stage1_lr(cfg, step, steps_per_epoch * cfg.local_epochs)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            vals = (total.item(), ce.item(), con.item())
-            sums += vals
-            if step % 10 == 0:
-                history["step"].append(step)
-                history["loss"].append(vals[0])
-                history["ce"].append(vals[1])
-                history["contrastive"].append(vals[2])
-            bar.set_postfix(loss=f"{vals[0]:.3f}", ce=f"{vals[1]:.3f}", con=f"{vals[2]:.3f}", lr=f"{lr:.1e}",
-                            refresh=False)
-            step += 1
-        bar.close()
+        sums, lr, step = _stage1_epoch(model, opt, sampler, loss, cfg, epoch, step, freeze, history, tqdm)
         val_loss = validation_loss(model, val, cfg, dist=dist) if len(val) >= 2 else None
         history["epoch_val"].append({"epoch": epoch + 1, "train_loss": float(sums[0] / steps_per_epoch),
                                      "train_ce": float(sums[1] / steps_per_epoch),
@@ -387,15 +436,7 @@ def train_stage1(model, worlds: list[WorldData], cfg: TrainConfig, checkpoint: P
             f"(ce {sums[1] / steps_per_epoch:.4f}, contrastive {sums[2] / steps_per_epoch:.4f})"
             + (f", val loss {val_loss:.4f}" if val_loss is not None else ""))
         if checkpoint is not None:
-            # a draw kept from the checkpoints before the sampler: runs give the batches they gave then
-            rng_seed = int(sampler.gens[0].integers(1 << 31))   # on every rank: the generators stay equal
-            if main:
-                tmp = Path(str(checkpoint) + ".tmp")
-                torch.save({"backbone": model.backbone.state_dict(), "inverse": model.inverse.state_dict(),
-                            "opt": opt.state_dict(), "history": history, "epoch": epoch + 1,
-                            "rng_seed": rng_seed, "sampler_state": sampler.state(),
-                            "data_shards": cfg.data_shards}, tmp)
-                tmp.replace(checkpoint)
+            _save_stage1(checkpoint, model, opt, sampler, history, epoch + 1, cfg, dist is None or dist.is_main)
     model.eval()
     model.backbone.to(memory_format=torch.contiguous_format)
     if device.type != "cpu":   # the later stages run on the CPU
