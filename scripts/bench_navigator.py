@@ -89,23 +89,184 @@ def bench_core(model, n, rng):
     return stats(embed), stats(core)
 
 
+def _start_navigator(ctx, ns, overrides: dict, separate_process: bool):
+    """The navigator under test in namespace ns: (its node in this process, None) or, with
+    separate_process, (None, the process of its `navigator` console script)."""
+    if separate_process:
+        import subprocess
+
+        exe = Path(sys.executable).with_name("navigator")
+        cmd = [str(exe), "--ros-args", "-r", f"__ns:={ns}", "--log-level", "warn"]
+        for k, v in overrides.items():
+            cmd += ["-p", f"{k}:={v}"]
+        return None, subprocess.Popen(cmd, env=os.environ.copy())
+    from rclpy.parameter import Parameter
+
+    from o4a_nav.nodes.navigator import NavigatorNode
+
+    return NavigatorNode(context=ctx, namespace=ns,
+                         parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]), None
+
+
+class _Probe:
+    """The node playing the robot: publishes the scan, A_free, camera frames and the end of
+    each motion; keeps the last DiscreteAction with the time it came and the navigator's
+    own decision latencies (NavigatorStatus)."""
+
+    def __init__(self, ctx, ns):
+        import rclpy
+
+        from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
+        from o4a_nav import topics
+        from o4a_nav.nodes._common import SENSOR_QOS, reliable
+        from sensor_msgs.msg import Image, LaserScan
+
+        self.node = probe = rclpy.create_node("bench_probe", context=ctx, namespace=ns)
+        self.pf = probe.create_publisher(Image, topics.FRONT_IMAGE, SENSOR_QOS)
+        self.pr = probe.create_publisher(Image, topics.REAR_IMAGE, SENSOR_QOS)
+        self.ps = probe.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
+        self.pa = probe.create_publisher(FreeActions, topics.FREE_ACTIONS, reliable(1))
+        self.pm = probe.create_publisher(MotionState, topics.MOTION_STATE, reliable(10))
+        self.got = {"t": None, "msg": None}
+        self.node_lat = []
+        self.resent = 0   # frames sent again because no decision came (reported)
+        self.ev = threading.Event()
+        probe.create_subscription(DiscreteAction, topics.ACTION, self._on_action, reliable(10))
+        probe.create_subscription(NavigatorStatus, topics.STATUS, self._on_status, reliable(100))
+
+    def _on_action(self, msg):
+        self.got["t"], self.got["msg"] = time.perf_counter(), msg
+        self.ev.set()
+
+    def _on_status(self, msg):
+        from o4a_nav.types import NavState
+
+        if msg.state == NavState.WAITING_MOTION and msg.message.startswith(("FORWARD", "ROTATE")):  # WAITING_MOTION after a decision
+            self.node_lat.append((msg.step, float(msg.decision_latency_ms)))
+
+    def now(self):
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def inputs(self):
+        """A scan and A_free (all three actions free), stamped now."""
+        from o4a_msgs.msg import FreeActions
+        from o4a_nav import ros_conv, topics
+        from o4a_nav.types import ScanData
+
+        t = self.now()
+        self.ps.publish(ros_conv.scan_data_to_msg(ScanData(np.full(271, np.inf, np.float32), -2.356, 0.01745, 0.05,
+                                                           10.0, stamp=t), topics.LASER_FRAME))
+        fa = FreeActions()
+        ros_conv.fill_header(fa.header, t, topics.LASER_FRAME)
+        fa.forward = fa.rotate_left = fa.rotate_right = True
+        self.pa.publish(fa)
+
+    def frame(self, f, r):
+        """One camera frame pair, stamped now; returns when the second went out."""
+        from o4a_nav import ros_conv
+
+        t = self.now()
+        fm, rm = ros_conv.rgb_to_image_msg(f, t, "f"), ros_conv.rgb_to_image_msg(r, t, "r")
+        self.pf.publish(fm)
+        t_pub = time.perf_counter()
+        self.pr.publish(rm)
+        return t_pub
+
+    def motion_done(self, action):
+        """The base finished the motion of this DiscreteAction."""
+        from o4a_msgs.msg import MotionState
+        from o4a_nav import ros_conv
+        from o4a_nav.types import MotionStatus
+
+        m = MotionState()
+        ros_conv.fill_header(m.header, self.now(), "base_link")
+        m.sequence, m.action, m.state = action.sequence, action.action, MotionStatus.SUCCEEDED
+        self.pm.publish(m)
+
+    def set_goal(self, front, rear):
+        """Sets the goal images through o4a/set_goal (the navigator up within 60 s, the goal
+        accepted within 30 s, else RuntimeError)."""
+        from o4a_msgs.srv import SetGoal
+        from o4a_nav import ros_conv, topics
+
+        cli = self.node.create_client(SetGoal, topics.SET_GOAL)
+        if not cli.wait_for_service(timeout_sec=60.0):
+            raise RuntimeError("navigator did not come up")
+        req = SetGoal.Request()
+        req.front = ros_conv.rgb_to_image_msg(front, self.now(), "f")
+        req.rear = ros_conv.rgb_to_image_msg(rear, self.now(), "r")
+        fut = cli.call_async(req)
+        t_end = time.monotonic() + 30
+        while not fut.done() and time.monotonic() < t_end:
+            time.sleep(0.01)
+        if not fut.done() or not fut.result().accepted:
+            raise RuntimeError(f"goal not accepted: {fut.result().message if fut.done() else 'timeout'}")
+
+    def decide(self, f, r, i):
+        """Sends the frame pair until a decision other than STOP comes (RuntimeError after 5 s)
+        -> when the frame that got it went out."""
+        from o4a_nav.types import Action
+
+        self.ev.clear()
+        t_pub = self.frame(f, r)
+        deadline = time.monotonic() + 5.0
+        while True:
+            if self.ev.wait(0.5):
+                self.ev.clear()
+                if self.got["msg"].action != Action.STOP:
+                    return t_pub
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no decision within 5 s at step {i}")
+            # no decision yet: a STOP (stale input: start-up, or a stall of this shared
+            # CPU) or the frame arrived before the motion's end was processed (the
+            # navigator decides on a frame taken after it). A camera streams: send the
+            # next frame, and time the decision from it.
+            self.inputs()
+            t_pub = self.frame(f, r)
+            self.resent += 1
+
+
+def _measure(probe: _Probe, imgs, n):
+    """Goal imgs[0], then n + 10 decisions (the first 10 not timed) -> (stats of the end-to-end
+    latency with the frames sent again, stats of the navigator's own latency or None)."""
+    probe.set_goal(imgs[0, 0], imgs[0, 1])
+    time.sleep(0.5)
+    lat = []
+    last = None
+    for i in range(n + 10):
+        if last is not None:  # the base finished the last motion
+            probe.motion_done(last)
+        time.sleep(0.01)
+        probe.inputs()
+        time.sleep(0.01)
+        f, r = imgs[(i % 7) + 1]
+        t_pub = probe.decide(f, r, i)
+        last = probe.got["msg"]
+        if i >= 10:
+            lat.append((probe.got["t"] - t_pub) * 1e3)
+    time.sleep(0.3)
+    node = [v for step, v in probe.node_lat if step > 10]
+    return {**stats(lat), "frames_resent": probe.resent}, stats(node) if node else None
+
+
+def _stop_process(proc):
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
     """End-to-end latency with a probe node playing the robot. The navigator runs in this
     process (same executor as the probe) or, with separate_process, as the `navigator`
     console script in its own process (the deployed configuration)."""
-    import subprocess
     import uuid
 
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
-
-    from o4a_msgs.msg import DiscreteAction, FreeActions, MotionState, NavigatorStatus
-    from o4a_msgs.srv import SetGoal
-    from o4a_nav import ros_conv, topics
-    from o4a_nav.nodes._common import SENSOR_QOS, reliable
-    from o4a_nav.types import Action, MotionStatus, NavState, ScanData
-    from sensor_msgs.msg import Image, LaserScan
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     ns = f"/bench_{uuid.uuid4().hex[:8]}"
@@ -113,129 +274,26 @@ def bench_ros(model_dir, world, n, rng, threads, separate_process: bool):
                  "max_steps": 10**6}
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    nav, proc = None, None
-    if separate_process:
-        exe = Path(sys.executable).with_name("navigator")
-        cmd = [str(exe), "--ros-args", "-r", f"__ns:={ns}", "--log-level", "warn"]
-        for k, v in overrides.items():
-            cmd += ["-p", f"{k}:={v}"]
-        proc = subprocess.Popen(cmd, env=os.environ.copy())
-    else:
-        from o4a_nav.nodes.navigator import NavigatorNode
-
-        nav = NavigatorNode(context=ctx, namespace=ns,
-                            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-    probe = rclpy.create_node("bench_probe", context=ctx, namespace=ns)
-    pf = probe.create_publisher(Image, topics.FRONT_IMAGE, SENSOR_QOS)
-    pr = probe.create_publisher(Image, topics.REAR_IMAGE, SENSOR_QOS)
-    ps = probe.create_publisher(LaserScan, topics.SCAN, SENSOR_QOS)
-    pa = probe.create_publisher(FreeActions, topics.FREE_ACTIONS, reliable(1))
-    pm = probe.create_publisher(MotionState, topics.MOTION_STATE, reliable(10))
-    got = {"t": None, "msg": None}
-    node_lat = []
-    resent = [0]   # frames sent again because no decision came (reported)
-    ev = threading.Event()
-
-    def on_action(msg):
-        got["t"], got["msg"] = time.perf_counter(), msg
-        ev.set()
-
-    def on_status(msg):
-        if msg.state == NavState.WAITING_MOTION and msg.message.startswith(("FORWARD", "ROTATE")):  # WAITING_MOTION after a decision
-            node_lat.append((msg.step, float(msg.decision_latency_ms)))
-
-    probe.create_subscription(DiscreteAction, topics.ACTION, on_action, reliable(10))
-    probe.create_subscription(NavigatorStatus, topics.STATUS, on_status, reliable(100))
+    nav, proc = _start_navigator(ctx, ns, overrides, separate_process)
+    probe = _Probe(ctx, ns)
     ex = MultiThreadedExecutor(num_threads=4, context=ctx)
     if nav is not None:
         ex.add_node(nav)
-    ex.add_node(probe)
+    ex.add_node(probe.node)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()
     imgs = rng.integers(0, 255, (8, 2, 96, 96, 3), dtype=np.uint8)
-
-    def now():
-        return probe.get_clock().now().nanoseconds * 1e-9
-
-    def inputs():
-        t = now()
-        ps.publish(ros_conv.scan_data_to_msg(ScanData(np.full(271, np.inf, np.float32), -2.356, 0.01745, 0.05, 10.0,
-                                                      stamp=t), topics.LASER_FRAME))
-        fa = FreeActions()
-        ros_conv.fill_header(fa.header, t, topics.LASER_FRAME)
-        fa.forward = fa.rotate_left = fa.rotate_right = True
-        pa.publish(fa)
-
-    def frame(f, r):   # one camera frame pair, stamped now; returns when the second went out
-        t = now()
-        fm, rm = ros_conv.rgb_to_image_msg(f, t, "f"), ros_conv.rgb_to_image_msg(r, t, "r")
-        pf.publish(fm)
-        t_pub = time.perf_counter()
-        pr.publish(rm)
-        return t_pub
-
     try:
-        cli = probe.create_client(SetGoal, topics.SET_GOAL)
-        if not cli.wait_for_service(timeout_sec=60.0):
-            raise RuntimeError("navigator did not come up")
-        req = SetGoal.Request()
-        req.front = ros_conv.rgb_to_image_msg(imgs[0, 0], now(), "f")
-        req.rear = ros_conv.rgb_to_image_msg(imgs[0, 1], now(), "r")
-        fut = cli.call_async(req)
-        t_end = time.monotonic() + 30
-        while not fut.done() and time.monotonic() < t_end:
-            time.sleep(0.01)
-        if not fut.done() or not fut.result().accepted:
-            raise RuntimeError(f"goal not accepted: {fut.result().message if fut.done() else 'timeout'}")
-        time.sleep(0.5)
-        lat = []
-        last = None
-        for i in range(n + 10):
-            if last is not None:  # the base finished the last motion
-                m = MotionState()
-                ros_conv.fill_header(m.header, now(), "base_link")
-                m.sequence, m.action, m.state = last.sequence, last.action, MotionStatus.SUCCEEDED
-                pm.publish(m)
-            time.sleep(0.01)
-            inputs()
-            time.sleep(0.01)
-            ev.clear()
-            f, r = imgs[(i % 7) + 1]
-            t_pub = frame(f, r)
-            deadline = time.monotonic() + 5.0
-            while True:
-                if ev.wait(0.5):
-                    ev.clear()
-                    if got["msg"].action != Action.STOP:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no decision within 5 s at step {i}")
-                # no decision yet: a STOP (stale input: start-up, or a stall of this shared
-                # CPU) or the frame arrived before the motion's end was processed (the
-                # navigator decides on a frame taken after it). A camera streams: send the
-                # next frame, and time the decision from it.
-                inputs()
-                t_pub = frame(f, r)
-                resent[0] += 1
-            last = got["msg"]
-            if i >= 10:
-                lat.append((got["t"] - t_pub) * 1e3)
-        time.sleep(0.3)
-        node = [v for step, v in node_lat if step > 10]
-        return {**stats(lat), "frames_resent": resent[0]}, stats(node) if node else None
+        return _measure(probe, imgs, n)
     finally:
         ex.shutdown(timeout_sec=2.0)
         if nav is not None:
             nav.shutdown()
             nav.destroy_node()
-        probe.destroy_node()
+        probe.node.destroy_node()
         rclpy.shutdown(context=ctx)
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop_process(proc)
 
 
 def main(argv=None):
