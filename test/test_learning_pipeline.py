@@ -16,7 +16,7 @@ TINY = ["--set", "model.compact_channels=8,8,16,16,16", "--set", "model.image_fe
         "--set", "model.forward_hidden=32", "--set", "model.geodesic_dim=16", "--set", "model.geodesic_hidden=16"]
 TRAIN = ["--set", "train.local_epochs=2", "--set", "train.freeze_h_epochs=1", "--set", "train.batch_size=16",
          "--set", "train.geodesic_steps=60", "--set", "train.geodesic_batch=64", "--set", "train.forward_steps=20",
-         "--set", "train.geodesic_sources=40", "--threads", "1"]
+         "--set", "train.geodesic_sources=40", "--set", "train.report_graph_episodes=0", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def trained(bags, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     model_dir, work = root / "m1", root / "work1"
     assert main(["train", "--bags", str(bags["two_rooms"]), "--out", str(model_dir), "--work-dir", str(work)]
-                + TINY + TRAIN) == 0
+                + TINY + TRAIN + ["--set", "train.report_graph_episodes=1"]) == 0
     return model_dir, work
 
 
@@ -61,6 +61,30 @@ def test_model_dir_and_report(trained):
         assert (model_dir / fig).is_file()
     assert (model_dir / "report.md").is_file()
     assert (model_dir / "graph_two_rooms.npz").is_file()
+
+
+def test_report_runs_the_graph_check_on_the_benchmark_episodes(trained):
+    """The report navigates the benchmark's episodes of each world by d_G of the new graph at
+    perfect localisation (`o4a diagnose --mode graph-pose`), one per difficulty here."""
+    from o4a_nav.bench.episodes import sample_episodes
+    from o4a_nav.sim import load_world
+
+    model_dir, _ = trained
+    rep = json.loads((model_dir / "report.json").read_text())
+    gp = rep["worlds"]["two_rooms"]["graph_pose"]
+    expected = sample_episodes(load_world("two_rooms"), "two_rooms", 1, 1,
+                               ("easy", "medium", "hard", "very_hard")).episodes
+    assert gp["available"] is True and gp["seed"] == 1
+    assert gp["episodes"] == len(expected) == sum(n for _, n in gp["per_difficulty"].values())
+    assert set(gp["per_difficulty"]) == {e.difficulty for e in expected}
+    assert 0 <= gp["succeeded"] <= gp["episodes"] and gp["rotations_per_forward"] >= 0
+    assert "graph check" in (model_dir / "report.md").read_text()
+    # the same check from the command line, the graph's poses read from the training bags
+    out = model_dir.parent / "graph_pose.json"
+    assert main(["diagnose", "--mode", "graph-pose", "--model", str(model_dir), "--worlds", "two_rooms",
+                 "--episodes", "1", "--seed", "1", "--out", str(out)]) == 0
+    diag = json.loads(out.read_text())["summary"]
+    assert (diag["episodes"], diag["succeeded"]) == (gp["episodes"], gp["succeeded"])
 
 
 def test_graph_baseline_rebuilds_a_missing_graph_file_exactly(trained, tmp_path):
@@ -103,7 +127,7 @@ def test_base_adds_a_world_keeping_shared_networks(trained, bags, tmp_path):
     model_dir, _ = trained
     out = tmp_path / "m2"
     assert main(["train", "--base", str(model_dir), "--bags", str(bags["lab"]), "--out", str(out),
-                 "--work-dir", str(tmp_path / "w2")] + TRAIN) == 0
+                 "--work-dir", str(tmp_path / "w2")] + TRAIN + ["--set", "train.report_graph_episodes=1"]) == 0
     base, new = load_model(model_dir), load_model(out)
     assert new.worlds == ["two_rooms", "lab"]
     bs, ns = base.state_dict(), new.state_dict()
@@ -115,6 +139,7 @@ def test_base_adds_a_world_keeping_shared_networks(trained, bags, tmp_path):
     assert rep["worlds"]["lab"]["geodesic"]["available"] is False
     assert "poses" in rep["worlds"]["lab"]["geodesic"]["reason"]
     assert rep["worlds"]["lab"]["loop_closure"]["available"] is False
+    assert rep["worlds"]["lab"]["graph_pose"] == {"available": False, "reason": "the bags have no true poses"}
     # the kept world's picture comes along: every figure the merged report shows exists
     assert "latent_map_two_rooms" in rep["figures"]
     for fig in rep["figures"].values():

@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from o4a_nav.errors import UserError
+
 MODES = ("pplus", "graph", "graph-knn", "graph-pose", "truth", "truth-pos", "truth-lattice", "truth-snap")
 
 CODE_UNITS_PER_M = 4.0
@@ -332,7 +334,28 @@ class DiagnoseConfig:
     max_steps: int = 500
 
 
-def _attractor(cfg: DiagnoseConfig, raw, robot, world, wname: str, log):
+def _training_poses(model_dir, wname: str) -> np.ndarray:
+    """The true poses of the frames of the model's graph of `wname`: its training bags (the
+    report's), read in the order stage 2 read them."""
+    import json
+
+    from o4a_nav.learning.dataset import load_worlds
+
+    try:
+        bags = json.loads((Path(model_dir) / "report.json").read_text())["worlds"][wname]["bags"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"graph-pose on the model's graph needs its training bags of {wname!r} (report.json): "
+                        f"{exc}") from exc
+    missing = [b for b in bags if not Path(b).exists()]
+    if missing:
+        raise UserError(f"graph-pose needs the training bags of {wname!r}, missing: {', '.join(missing)}")
+    (w,) = load_worlds(bags)
+    if w.poses is None:
+        raise UserError(f"graph-pose needs true poses; the bags of {wname!r} have none")
+    return w.poses
+
+
+def _attractor(cfg: DiagnoseConfig, raw, robot, world, wname: str, log, graph_poses: dict | None = None):
     """The model the policy navigates with: p+ itself, or a wrapper whose geodesic is the mode's."""
     if cfg.mode == "pplus":
         return raw
@@ -346,6 +369,12 @@ def _attractor(cfg: DiagnoseConfig, raw, robot, world, wname: str, log):
         from o4a_nav.bench.graph_baseline import load_training_graph
 
         graph = load_training_graph(cfg.model, wname, log=log)
+        if cfg.mode == "graph-pose":
+            graph.poses = (graph_poses or {}).get(wname)
+            if graph.poses is None:
+                graph.poses = _training_poses(cfg.model, wname)
+            if len(graph.poses) != graph.n_nodes:
+                raise UserError(f"{wname}: the graph has {graph.n_nodes} nodes, its bags {len(graph.poses)} frames")
     else:
         graph = build_graph_variant(raw._model, bags, cfg.graph_variant, Path(cfg.cache_dir), log)
     if cfg.mode == "graph-pose":
@@ -353,15 +382,17 @@ def _attractor(cfg: DiagnoseConfig, raw, robot, world, wname: str, log):
     return GraphAttractor(raw, graph, knn=cfg.knn if cfg.mode == "graph-knn" else 0)
 
 
-def diagnose(cfg: DiagnoseConfig, log=print) -> dict:
-    """Run the benchmark's episodes with the mode's attractor: {"episodes": [...], "summary": {...}}."""
+def diagnose(cfg: DiagnoseConfig, log=print, sim_worlds: dict | None = None, graph_poses: dict | None = None) -> dict:
+    """Run the benchmark's episodes with the mode's attractor: {"episodes": [...], "summary": {...}}.
+    sim_worlds: {name: World} for worlds that are not built in (a world file's text in the
+    bags); graph_poses: {name: (N, 3) true poses of the model graph's frames} (graph-pose on
+    the model's graph; else read from its training bags)."""
     import torch
 
     from o4a_nav.bench.cache import EmbedCache, ViewCache
     from o4a_nav.bench.episodes import sample_episodes
     from o4a_nav.bench.policies import O4APolicy
     from o4a_nav.bench.runner import render_goal, run_episode
-    from o4a_nav.errors import UserError
     from o4a_nav.learning.model_io import load_model
     from o4a_nav.nav.collision import CollisionChecker
     from o4a_nav.sim import SimRobot, load_world
@@ -372,10 +403,10 @@ def diagnose(cfg: DiagnoseConfig, log=print) -> dict:
     raw = EmbedCache(load_model(cfg.model))
     records, t0 = [], time.time()
     for wname in cfg.worlds:
-        world = load_world(wname)
+        world = (sim_worlds or {}).get(wname) or load_world(wname)
         robot = SimRobot(world, seed=cfg.seed)
         views, checker = ViewCache(robot), CollisionChecker()
-        model = _attractor(cfg, raw, robot, world, wname, log)
+        model = _attractor(cfg, raw, robot, world, wname, log, graph_poses)
         policy = O4APolicy("o4a", model, wname, max_steps=cfg.max_steps, **cfg.nav_params)
         for ep in sample_episodes(world, wname, cfg.episodes, cfg.seed, tuple(cfg.difficulties)).episodes:
             goal = render_goal(robot, ep)
@@ -394,3 +425,22 @@ def diagnose(cfg: DiagnoseConfig, log=print) -> dict:
     summary = {"mode": cfg.mode, "episodes": len(records), "succeeded": sum(r["success"] for r in records),
                "rotations_per_forward": sum(r["rotations"] for r in records) / max(forwards, 1)}
     return {"episodes": records, "summary": summary}
+
+
+def graph_pose_outcome(model_dir, world_name: str, world, poses, episodes: int, seed: int = 1, log=None) -> dict:
+    """The training report's graph check: the benchmark's episodes of one world (`episodes`
+    per difficulty, `seed`) navigated by the rule with d_G of the model's own graph at
+    perfect localisation (`o4a diagnose --mode graph-pose`): what the graph alone is worth,
+    before p+ and localisation from images. {"episodes", "succeeded", "rotations_per_forward",
+    "seed", "per_difficulty": {difficulty: [succeeded, episodes]}}."""
+    cfg = DiagnoseConfig(model=str(model_dir), worlds=[world_name], episodes=episodes, seed=seed, mode="graph-pose")
+    result = diagnose(cfg, log=log or (lambda *a, **k: None), sim_worlds={world_name: world},
+                      graph_poses={world_name: poses})
+    per: dict = {}
+    for e in result["episodes"]:
+        n = per.setdefault(e["difficulty"], [0, 0])
+        n[0] += int(e["success"])
+        n[1] += 1
+    s = result["summary"]
+    return {"episodes": s["episodes"], "succeeded": s["succeeded"], "seed": seed,
+            "rotations_per_forward": s["rotations_per_forward"], "per_difficulty": per}

@@ -115,6 +115,10 @@ class TrainConfig:
     # ever queried on f's predictions, which lie off the codes p+ was fitted on. 0 = paper;
     # 0.5 won on two benchmark seeds (docs/journal/benchmark.md, decision-rule experiments).
     geodesic_predicted_share: float = 0.5
+    # report: the graph check (`o4a diagnose --mode graph-pose`: the rule navigating by d_G of
+    # the new graph at perfect localisation) on this many benchmark episodes per difficulty
+    # and world (seed 1), for worlds with true poses and a simulator world; 0 = skipped
+    report_graph_episodes: int = 2
     # data
     val_fraction: float = 0.3             # share of trajectories held out (paper 30 %)
     # The frames form this many shards of whole trajectories; a stage-1 batch takes
@@ -152,6 +156,8 @@ class TrainConfig:
                             "train.laser_tol_deg > 0")
         if self.laser_mount:
             self.mount_pose()
+        if self.report_graph_episodes < 0:
+            raise UserError(f"train.report_graph_episodes must be >= 0, not {self.report_graph_episodes}")
         if self.precision not in ("fp32", "bf16"):
             raise UserError(f"train.precision must be 'fp32' or 'bf16', not {self.precision!r}")
 

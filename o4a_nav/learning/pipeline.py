@@ -74,7 +74,7 @@ def _fingerprint(bags, tcfg: TrainConfig, mcfg, base, init=None, segment: Segmen
 
 def _settings_key(tcfg: TrainConfig, stage: str) -> str:
     """File-name key of a stage-3/4 checkpoint: stage-1 length + all other settings."""
-    d = {k: v for k, v in to_dict(tcfg).items() if k not in ("threads",)}
+    d = {k: v for k, v in to_dict(tcfg).items() if k not in ("threads", "report_graph_episodes")}
     return hashlib.sha1(json.dumps([stage, d], sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -470,6 +470,7 @@ def _report(model, out: Path, final_out: Path, mode: _Scratch, worlds, graphs: d
         m["geodesic"] = R.geodesic_metrics(w, wg.codes, head, wg.dist_rows, wg.sources, seed=tcfg.seed)
         fig = R.latent_map(out / f"report_latent_{G.graph_name(w.name)[6:-4]}.png", w, wg.codes, head)
         m["latent_map"] = fig.name if fig else None
+        m["graph_pose"] = R.graph_pose_check(out, w, tcfg.report_graph_episodes)
     timings["report"] = time.perf_counter() - t0
     weights_bytes = (out / "weights.pt").stat().st_size
     summary_worlds = {**mode.earlier_worlds(final_out, out), **summary_worlds}   # a base's other worlds kept

@@ -4,6 +4,7 @@ report.json with plain keys, report.md and figures. ROS-free.
 from __future__ import annotations
 
 import json
+import time
 import math
 from pathlib import Path
 
@@ -119,6 +120,24 @@ def _load_sim_world(world_data):
         return load_world(world_data.name)
     except Exception:
         return None
+
+
+def graph_pose_check(model_dir, world_data, episodes: int) -> dict:
+    """The graph-pose diagnostic (o4a_nav/bench/diagnose.py, graph_pose_outcome) of the
+    model in `model_dir` (weights and graph_<world>.npz written) on world_data's world, or
+    {"available": False, "reason": ...}."""
+    if episodes <= 0:
+        return {"available": False, "reason": "train.report_graph_episodes = 0"}
+    if world_data.poses is None:
+        return {"available": False, "reason": "the bags have no true poses"}
+    world = _load_sim_world(world_data)
+    if world is None:
+        return {"available": False, "reason": "no simulator world of this name or in the bags"}
+    from o4a_nav.bench.diagnose import graph_pose_outcome
+
+    t0 = time.perf_counter()
+    out = graph_pose_outcome(model_dir, world_data.name, world, world_data.poses, episodes)
+    return {"available": True, **out, "seconds": time.perf_counter() - t0}
 
 
 def _pairs_by_goal(frames: np.ndarray, n_goals: int, per_goal: int, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -407,6 +426,14 @@ def _markdown(r: dict) -> str:
                       f"loop edges > 1 m wrong: {_fmt(lc['wrong_place_rate_1m'])}"]
         else:
             lines += [f"- loop closure metrics: not available ({lc.get('reason', 'no poses')})"]
+        gp = m.get("graph_pose") or {}
+        if gp.get("available"):
+            per = ", ".join(f"{d} {k}/{n}" for d, (k, n) in gp["per_difficulty"].items())
+            lines += [f"- graph check (the rule on d_G of this graph at perfect localisation, `o4a diagnose "
+                      f"--mode graph-pose`, seed {gp['seed']}): {gp['succeeded']}/{gp['episodes']} ({per}), "
+                      f"{_fmt(gp['rotations_per_forward'], '.2f')} rotations per forward"]
+        elif gp:
+            lines += [f"- graph check: not run ({gp.get('reason')})"]
         g = m.get("geodesic", {})
         if g.get("available"):
             lines += [f"- p+: Spearman {g['spearman']:.3f}, MAE {g['mae_m']:.2f} m (scale {g['scale_m_per_unit']:.3f} "
