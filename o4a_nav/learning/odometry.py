@@ -154,101 +154,121 @@ def _still(ahead: float, left: float, turn: float, p: SegmentParams) -> bool:
     return math.hypot(ahead, left) <= p.still_m and abs(turn) <= math.radians(p.still_deg)
 
 
+class _Segmenter:
+    """segment's state: the frames kept so far (index, action, chain id) and the motion
+    since the last one (the anchor)."""
+
+    def __init__(self, frame_poses: np.ndarray, frame_ok: np.ndarray, params: SegmentParams):
+        self.P, self.ok, self.params = frame_poses, frame_ok, params
+        self.kept, self.actions, self.chains = [], [], []
+        self.chain = 0
+        self.anchor = None       # the frame the current motion is measured from (the last kept one)
+        self.run_end = None      # the last frame of the stretch at rest that begins at the anchor
+        self.rest = None         # the first frame of the latest stretch at rest since then
+        self.first_rest = None   # ... and of the first one
+        self.cands: list = []    # (error, frame, action): frames since the anchor near a primitive
+        self.stats = {"forward": 0, "rotate": 0, "breaks": 0}
+
+    def settle(self):
+        """The anchor's kept frame: the middle of its stretch at rest."""
+        if self.anchor is not None and self.kept:
+            self.kept[-1] = (self.anchor + self.run_end) // 2
+
+    def close_chain(self):
+        self.settle()
+        if self.kept and self.chains[-1] == self.chain:
+            self.actions[-1] = Action.STOP
+            self.chain += 1
+
+    def start(self, k):
+        self.kept.append(k), self.actions.append(Action.STOP), self.chains.append(self.chain)
+        self.anchor, self.run_end, self.rest, self.first_rest, self.cands = k, k, None, None, []
+
+    def label(self, k, action):
+        self.settle()
+        self.actions[-1] = action
+        self.stats["forward" if action == Action.FORWARD else "rotate"] += 1
+        self.start(k)
+
+    def still(self, a: int, b: int) -> bool:
+        return _still(*relative(self.P[a], self.P[b]), self.params)
+
+    def step(self, i: int) -> int:
+        """Takes in frame i -> the next frame to take in."""
+        if not self.ok[i]:
+            if self.anchor is not None:
+                self.stats["breaks"] += 1
+            self.close_chain()
+            self.anchor = None
+            return i + 1
+        if self.anchor is None:
+            self.start(i)
+            return i + 1
+        if self.run_end == i - 1 and self.still(self.anchor, i):
+            self.run_end = i                # still at the anchor's pose
+            return i + 1
+        return self._moved(i)
+
+    def _moved(self, i: int) -> int:
+        """Frame i away from the anchor's stretch at rest."""
+        P, params = self.P, self.params
+        rel = relative(P[(self.anchor + self.run_end) // 2], P[i])   # from the kept frame: the middle of the stretch
+        stopped = self.ok[i - 1] and i - 1 > self.run_end and self.still(i - 1, i)
+        if stopped and (self.rest is None or not self.still(self.rest, i)):
+            self.rest = i - 1               # stopped (again): a stretch at rest starts at i - 1
+            self.first_rest = self.rest if self.first_rest is None else self.first_rest
+        near = near_primitive(*rel, params)
+        if near is not None and stopped:    # stopped one primitive from the anchor: that ends it
+            end = self.rest
+            self.label(end, near[0])
+            return end + 1
+        if stopped and _small(*rel, params) and self._stop_keeps_transition():
+            # stopped just past the anchor (a frame in the motion was kept): the stop is the
+            # kept frame, if the transition into the anchor still holds from there
+            end = self.rest
+            self.kept[-1] = end
+            self.anchor, self.run_end, self.rest, self.first_rest, self.cands = end, end, None, None, []
+            return end + 1
+        act = classify(*rel, params)
+        if act == "wait":
+            if near is not None:
+                self.cands.append((near[1], i, near[0]))
+            return i + 1
+        return self._crossed(i, act, near)
+
+    def _stop_keeps_transition(self) -> bool:
+        """Is the transition into the anchor (if any in this chain) still its action when it
+        ends at the latest stop instead?"""
+        if len(self.kept) == 1 or self.chains[-2] != self.chain:
+            return True
+        prev = near_primitive(*relative(self.P[self.kept[-2]], self.P[self.rest]), self.params)
+        return prev is not None and prev[0] == self.actions[-2]
+
+    def _crossed(self, i: int, act, near) -> int:
+        """Frame i crossed a threshold (act: the primitive or None): label the candidate frame
+        nearest the primitive, else end the chain."""
+        options = self.cands + ([(near[1], i, near[0])] if near is not None and near[0] == act else [])
+        if options:
+            _, best, action = min(options)  # nearest the primitive; ties: the earliest frame
+            self.label(best, action)
+            return best + 1                 # the frames after it are measured from it
+        self.stats["breaks"] += 1           # no primitive: end the chain; a new one starts at the
+        restart = self.first_rest if self.first_rest is not None else i   # first stop since the anchor, else here
+        self.close_chain()
+        self.start(restart)
+        return restart + 1
+
+
 def segment(frame_poses: np.ndarray, frame_ok: np.ndarray, params: SegmentParams = SegmentParams()):
     """Frames (N, 3) odometry poses -> (kept frame indices, their actions, chain ids, stats).
 
     frame_ok[i] False (no odometry or images near frame i) breaks the chain before i."""
-    P = frame_poses
-    kept, actions, chains = [], [], []
-    chain = 0
-    anchor = None            # the frame the current motion is measured from (the last kept one)
-    run_end = None           # the last frame of the stretch at rest that begins at the anchor
-    rest = None              # the first frame of the latest stretch at rest since then
-    first_rest = None        # ... and of the first one
-    cands: list = []         # (error, frame, action): frames since the anchor near a primitive
-    stats = {"forward": 0, "rotate": 0, "breaks": 0}
-
-    def settle():
-        """The anchor's kept frame: the middle of its stretch at rest."""
-        if anchor is not None and kept:
-            kept[-1] = (anchor + run_end) // 2
-
-    def close_chain():
-        nonlocal chain
-        settle()
-        if kept and chains[-1] == chain:
-            actions[-1] = Action.STOP
-            chain += 1
-
-    def start(k):
-        nonlocal anchor, run_end, rest, first_rest, cands
-        kept.append(k), actions.append(Action.STOP), chains.append(chain)
-        anchor, run_end, rest, first_rest, cands = k, k, None, None, []
-
-    def label(k, action):
-        settle()
-        actions[-1] = action
-        stats["forward" if action == Action.FORWARD else "rotate"] += 1
-        start(k)
-
-    i, n = 0, len(P)
+    s = _Segmenter(frame_poses, frame_ok, params)
+    i, n = 0, len(frame_poses)
     while i < n:
-        if not frame_ok[i]:
-            if anchor is not None:
-                stats["breaks"] += 1
-            close_chain()
-            anchor = None
-            i += 1
-            continue
-        if anchor is None:
-            start(i)
-            i += 1
-            continue
-        if run_end == i - 1 and _still(*relative(P[anchor], P[i]), params):
-            run_end = i                     # still at the anchor's pose
-            i += 1
-            continue
-        rel = relative(P[(anchor + run_end) // 2], P[i])   # from the kept frame: the middle of the stretch
-        stopped = frame_ok[i - 1] and i - 1 > run_end and _still(*relative(P[i - 1], P[i]), params)
-        if stopped and (rest is None or not _still(*relative(P[rest], P[i]), params)):
-            rest = i - 1                    # stopped (again): a stretch at rest starts at i - 1
-            first_rest = rest if first_rest is None else first_rest
-        near = near_primitive(*rel, params)
-        if near is not None and stopped:    # stopped one primitive from the anchor: that ends it
-            end = rest
-            label(end, near[0])
-            i = end + 1
-            continue
-        if stopped and _small(*rel, params):
-            # stopped just past the anchor (a frame in the motion was kept): the stop is the
-            # kept frame, if the transition into the anchor still holds from there
-            first = len(kept) == 1 or chains[-2] != chain
-            if first or near_primitive(*relative(P[kept[-2]], P[rest]), params) is not None and \
-                    near_primitive(*relative(P[kept[-2]], P[rest]), params)[0] == actions[-2]:
-                end = rest
-                kept[-1] = end
-                anchor, run_end, rest, first_rest, cands = end, end, None, None, []
-                i = end + 1
-                continue
-        act = classify(*rel, params)
-        if act == "wait":
-            if near is not None:
-                cands.append((near[1], i, near[0]))
-            i += 1
-            continue
-        options = cands + ([(near[1], i, near[0])] if near is not None and near[0] == act else [])
-        if options:
-            _, best, action = min(options)  # nearest the primitive; ties: the earliest frame
-            label(best, action)
-            i = best + 1                    # the frames after it are measured from it
-            continue
-        stats["breaks"] += 1                # no primitive: end the chain; a new one starts at the
-        restart = first_rest if first_rest is not None else i   # first stop since the anchor, else here
-        close_chain()
-        start(restart)
-        i = restart + 1
-    close_chain()
-    return np.asarray(kept, np.int64), np.asarray(actions, np.int8), np.asarray(chains, np.int64), stats
+        i = s.step(i)
+    s.close_chain()
+    return np.asarray(s.kept, np.int64), np.asarray(s.actions, np.int8), np.asarray(s.chains, np.int64), s.stats
 
 
 @dataclass
