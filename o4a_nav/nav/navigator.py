@@ -334,6 +334,82 @@ class O4ANavigator:
                     via.append(float(passed[k, d]) + c * (k + 1))
         return first, torch.cat(w_first, 0), torch.cat(ends, 0), torch.tensor(via)
 
+    def _stop_before_deciding(self, x, d_h: float, t0: float) -> Decision | None:
+        """The STOP of a goal reached (d_h, or f-dagger with stop_on_connected) or of
+        max_steps exhausted; None: go on deciding."""
+        torch, p = self._torch, self.params
+        if d_h < p.stop_threshold:
+            return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
+                            reason=f"d_h {d_h:.3f} < stop_threshold {p.stop_threshold}")
+        if p.stop_on_connected:
+            cls = int(torch.argmax(self.model.inverse_logits(x, self._x_g).reshape(-1)))
+            if cls != 0:
+                return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
+                                reason="f-dagger: goal is one action away")
+        if self.steps > p.max_steps:
+            return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, failed=True,
+                            reason=f"max_steps {p.max_steps} exhausted")
+        return None
+
+    def _candidates(self, free) -> tuple[list, list]:
+        """(candidate motions, free motions): the motions of A_free in evaluation order, the
+        candidates without the rotation anti_oscillation drops."""
+        cands = [a for a in Action.motions() if a in set(free)]
+        free_motions = list(cands)
+        if self.params.anti_oscillation and self._last_motion in _OPPOSITE:
+            undo = _OPPOSITE[self._last_motion]
+            if undo in cands and len(cands) > 1:
+                cands.remove(undo)
+        return cands, free_motions
+
+    def _take_scanned(self, scanned):
+        """The look-around's motion (not STOP) -> (action, candidates, attraction, repulsion,
+        potential); its FORWARD's waypoint enters the memory."""
+        chosen, w_first_i, att, rep = scanned
+        if self.params.use_repulsor and chosen == Action.FORWARD:   # the look-around itself is a measurement
+            self._push(w_first_i.detach().clone())
+        return chosen, [chosen], att, rep, att + rep
+
+    def _choose(self, x, cands):
+        """The rule: the candidate (or plan, lookahead_rotations) of least potential ->
+        (action, candidates, attraction, repulsion, potential); its first waypoint enters
+        the memory."""
+        torch, p = self._torch, self.params
+        if p.lookahead_rotations > 0:
+            first, w_first, w, via = self._plans(x, cands)
+        else:
+            first = cands
+            acts = torch.tensor([int(a) for a in cands], dtype=torch.long)
+            w = self.model.forward_kinematics(x.expand(len(cands), -1), acts).float()
+            w_first, via = w, 0.0
+        att, rep = self._potential(w)
+        rep = rep + via
+        pot = att + rep
+        i = int(torch.argmin(pot))  # first minimum: evaluation order breaks ties
+        chosen = first[i]
+        if p.use_repulsor:
+            self._push(w_first[i].detach().clone())
+        if p.lookahead_rotations > 0:  # report, per first action, its best plan
+            best = {}
+            for k, a in enumerate(first):
+                if a not in best or pot[k] < pot[best[a]]:
+                    best[a] = k
+            keep = [best[a] for a in cands if a in best]
+            cands = [first[k] for k in keep]
+            att, rep, pot = att[keep], rep[keep], pot[keep]
+        return chosen, cands, att, rep, pot
+
+    def _count(self, chosen) -> None:
+        """The counters after a motion is decided (a FORWARD ends a look-around)."""
+        self._last_motion = chosen
+        if chosen == Action.FORWARD:
+            self.forwards += 1
+            self._rot_run = 0
+            self._scan = None
+        else:
+            self.rotations += 1
+            self._rot_run += 1
+
     def step(self, front, rear, free) -> Decision:
         """One decision from the current observation and A_free (a set of Actions)."""
         t0 = time.perf_counter()
@@ -346,68 +422,23 @@ class O4ANavigator:
             x = self.model.embed(f, r).reshape(1, -1).float()
             d_h = float(torch.linalg.vector_norm(x - self._x_g))
             self.steps += 1
-            if d_h < p.stop_threshold:
-                return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
-                                reason=f"d_h {d_h:.3f} < stop_threshold {p.stop_threshold}")
-            if p.stop_on_connected:
-                cls = int(torch.argmax(self.model.inverse_logits(x, self._x_g).reshape(-1)))
-                if cls != 0:
-                    return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
-                                    reason="f-dagger: goal is one action away")
-            if self.steps > p.max_steps:
-                return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, failed=True,
-                                reason=f"max_steps {p.max_steps} exhausted")
-            cands = [a for a in Action.motions() if a in set(free)]
-            free_motions = list(cands)
-            if p.anti_oscillation and self._last_motion in _OPPOSITE:
-                undo = _OPPOSITE[self._last_motion]
-                if undo in cands and len(cands) > 1:
-                    cands.remove(undo)
+            stop = self._stop_before_deciding(x, d_h, t0)
+            if stop is not None:
+                return stop
+            cands, free_motions = self._candidates(free)
             if not cands:
                 self.steps -= 1  # no decision taken
                 return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps,
                                 reason="no collision-free motion")
             scanned = self._scan_action(x, f, r, free_motions) if p.stuck_scan > 0 else None
+            if scanned is not None and scanned[0] == Action.STOP:
+                return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
+                                reason=f"rear view: d_h {scanned[3]:.3f} < stop_threshold {p.stop_threshold}")
             if scanned is not None:
-                chosen, w_first_i, att, rep = scanned
-                if chosen == Action.STOP:
-                    return Decision(Action.STOP, d_h, [], time.perf_counter() - t0, self.steps, reached=True,
-                                    reason=f"rear view: d_h {rep:.3f} < stop_threshold {p.stop_threshold}")
-                cands = [chosen]
-                if p.use_repulsor and chosen == Action.FORWARD:   # the look-around itself is a measurement
-                    self._push(w_first_i.detach().clone())
-                pot = att + rep
-            elif p.lookahead_rotations > 0:
-                first, w_first, w, via = self._plans(x, cands)
+                chosen, cands, att, rep, pot = self._take_scanned(scanned)
             else:
-                first = cands
-                acts = torch.tensor([int(a) for a in cands], dtype=torch.long)
-                w = self.model.forward_kinematics(x.expand(len(cands), -1), acts).float()
-                w_first, via = w, 0.0
-            if scanned is None:
-                att, rep = self._potential(w)
-                rep = rep + via
-                pot = att + rep
-                i = int(torch.argmin(pot))  # first minimum: evaluation order breaks ties
-                chosen = first[i]
-                if p.use_repulsor:
-                    self._push(w_first[i].detach().clone())
-            if scanned is None and p.lookahead_rotations > 0:  # report, per first action, its best plan
-                best = {}
-                for k, a in enumerate(first):
-                    if a not in best or pot[k] < pot[best[a]]:
-                        best[a] = k
-                keep = [best[a] for a in cands if a in best]
-                cands = [first[k] for k in keep]
-                att, rep, pot = att[keep], rep[keep], pot[keep]
-        self._last_motion = chosen
-        if chosen == Action.FORWARD:
-            self.forwards += 1
-            self._rot_run = 0
-            self._scan = None
-        else:
-            self.rotations += 1
-            self._rot_run += 1
+                chosen, cands, att, rep, pot = self._choose(x, cands)
+        self._count(chosen)
         att_l, rep_l, pot_l = att.tolist(), rep.tolist(), pot.tolist()
         candidates = [Candidate(a, pot_l[k], att_l[k], rep_l[k]) for k, a in enumerate(cands)]
         return Decision(chosen, d_h, candidates, time.perf_counter() - t0, self.steps)
