@@ -96,6 +96,83 @@ def geodesic_diameter(world, rng: np.random.Generator, sweeps: int = 3) -> float
     return best
 
 
+def _wanted(world, world_name: str, per_difficulty: int, seed: int, difficulties: tuple[str, ...]):
+    """(episodes wanted per difficulty, the world's estimated geodesic diameter or None): no
+    episodes for a bin that begins beyond the diameter."""
+    wanted = {d: per_difficulty for d in difficulties}
+    diameter = geodesic_diameter(world, np.random.default_rng(world_seed(seed, world_name, 1)))
+    if diameter is not None:
+        for name, lo, _ in DIFFICULTIES:
+            if name in wanted and lo > diameter:
+                wanted[name] = 0
+    return wanted, diameter
+
+
+def _needs(found: dict, wanted: dict, name: str) -> bool:
+    """Does the bin still need episodes?"""
+    return name in found and len(found[name]) < wanted[name]
+
+
+class _GoalPool:
+    """A pool of goal poses drawn once; per start, one Dijkstra field gives the distance to
+    every pooled goal (vectorised), and a goal is drawn uniformly among those in a bin that
+    still needs episodes."""
+
+    def __init__(self, world, rng: np.random.Generator, size: int):
+        self.world = world
+        self.poses = [world.sample_free_pose(rng) for _ in range(size)]
+        self.rows, self.cols = world.cell_of(np.array([g.x for g in self.poses]), np.array([g.y for g in self.poses]))
+
+    def goals(self, start: Pose2D, rng: np.random.Generator, found: dict, wanted: dict):
+        """([a pooled goal in a bin that needs episodes] or [], the longest finite geodesic
+        from start to the pool, 0 when none)."""
+        dists = np.asarray(self.world.geodesic_field(start.x, start.y))[self.rows, self.cols]
+        finite = np.isfinite(dists)
+        longest = float(dists[finite].max()) if finite.any() else 0.0
+        ok = np.zeros(len(self.poses), dtype=bool)
+        for name, lo, hi in DIFFICULTIES:
+            if _needs(found, wanted, name):
+                ok |= (dists >= lo) & (dists < hi)
+        idx = np.flatnonzero(ok)
+        return ([self.poses[int(idx[rng.integers(len(idx))])]] if len(idx) else []), longest
+
+
+def _take_first(world, world_name: str, start: Pose2D, candidates, found: dict, wanted: dict) -> float:
+    """The first candidate goal in a bin that needs episodes becomes one (the others are not
+    drawn) -> the longest finite geodesic tried, 0 when none."""
+    longest = 0.0
+    for goal in candidates:
+        dist = float(world.geodesic((goal.x, goal.y), (start.x, start.y)))
+        if math.isfinite(dist):
+            longest = max(longest, dist)
+        name = difficulty_of(dist)
+        if name is not None and _needs(found, wanted, name):
+            found[name].append(Episode(world_name, len(found[name]), name, start, goal, dist))
+            break
+    return longest
+
+
+def _short_bin_notes(world_name: str, difficulties, per_difficulty: int, found: dict, wanted: dict, diameter,
+                     tries: int, longest: float) -> list[str]:
+    """A note per bin that got fewer episodes than asked (the world too small, or not found
+    within the tries)."""
+    notes = []
+    for name in difficulties:
+        lo, hi = next((lo, hi) for n, lo, hi in DIFFICULTIES if n == name)
+        span = f"{lo:g}-{hi:g} m" if math.isfinite(hi) else f"> {lo:g} m"
+        if wanted[name] == 0 and per_difficulty > 0:
+            notes.append(
+                f"world '{world_name}': no {name} episodes (geodesic {span}): the world is too small "
+                f"(its longest shortest path is about {diameter:.1f} m)")
+        elif len(found[name]) < wanted[name]:
+            notes.append(
+                f"world '{world_name}': only {len(found[name])}/{wanted[name]} {name} episodes "
+                f"(geodesic {span}) after {tries} start draws; longest geodesic seen {longest:.1f} m"
+                + (" (world too small for this difficulty)" if longest < lo else "")
+            )
+    return notes
+
+
 def sample_episodes(
     world,
     world_name: str,
@@ -121,61 +198,26 @@ def sample_episodes(
     if unknown:
         raise ValueError(f"unknown difficulty {unknown}; known: {list(DIFFICULTY_NAMES)}")
     rng = np.random.default_rng(world_seed(seed, world_name))
-    wanted = {d: per_difficulty for d in difficulties}
-    diameter = geodesic_diameter(world, np.random.default_rng(world_seed(seed, world_name, 1)))
-    if diameter is not None:
-        for name, lo, _ in DIFFICULTIES:
-            if name in wanted and lo > diameter:
-                wanted[name] = 0
+    wanted, diameter = _wanted(world, world_name, per_difficulty, seed, difficulties)
     found: dict[str, list[Episode]] = {d: [] for d in difficulties}
     if max_tries is None:
         max_tries = 50 * max(1, sum(wanted.values()))
     tries = 0
     longest = 0.0
-    fast = hasattr(world, "geodesic_field") and hasattr(world, "cell_of")
-    if fast:
-        # A pool of goal poses drawn once; per start, one Dijkstra field gives the
-        # distance to every pooled goal (vectorised), and a goal is drawn uniformly among
-        # those in a bin that still needs episodes.
-        pool = [world.sample_free_pose(rng) for _ in range(max(pool_size, 20 * sum(wanted.values())))]
-        rows, cols = world.cell_of(np.array([g.x for g in pool]), np.array([g.y for g in pool]))
+    pool = None
+    if hasattr(world, "geodesic_field") and hasattr(world, "cell_of"):
+        pool = _GoalPool(world, rng, max(pool_size, 20 * sum(wanted.values())))
     while tries < max_tries and any(len(found[d]) < wanted[d] for d in difficulties):
         tries += 1
         start = world.sample_free_pose(rng)
-        if fast:
-            dists = np.asarray(world.geodesic_field(start.x, start.y))[rows, cols]
-            finite = np.isfinite(dists)
-            if finite.any():
-                longest = max(longest, float(dists[finite].max()))
-            ok = np.zeros(len(pool), dtype=bool)
-            for name, lo, hi in DIFFICULTIES:
-                if name in found and len(found[name]) < wanted[name]:
-                    ok |= (dists >= lo) & (dists < hi)
-            idx = np.flatnonzero(ok)
-            candidates = [pool[int(idx[rng.integers(len(idx))])]] if len(idx) else []
+        if pool is not None:
+            candidates, far = pool.goals(start, rng, found, wanted)
+            longest = max(longest, far)
         else:
             candidates = (world.sample_free_pose(rng) for _ in range(goals_per_start))
-        for goal in candidates:
-            dist = float(world.geodesic((goal.x, goal.y), (start.x, start.y)))
-            if math.isfinite(dist):
-                longest = max(longest, dist)
-            name = difficulty_of(dist)
-            if name is not None and name in found and len(found[name]) < wanted[name]:
-                found[name].append(Episode(world_name, len(found[name]), name, start, goal, dist))
-                break
+        longest = max(longest, _take_first(world, world_name, start, candidates, found, wanted))
     out = EpisodeSet(world_name, tries=tries)
     for name in difficulties:  # stable order: by difficulty, then index
         out.episodes.extend(found[name])
-        lo, hi = next((lo, hi) for n, lo, hi in DIFFICULTIES if n == name)
-        span = f"{lo:g}-{hi:g} m" if math.isfinite(hi) else f"> {lo:g} m"
-        if wanted[name] == 0 and per_difficulty > 0:
-            out.notes.append(
-                f"world '{world_name}': no {name} episodes (geodesic {span}): the world is too small "
-                f"(its longest shortest path is about {diameter:.1f} m)")
-        elif len(found[name]) < wanted[name]:
-            out.notes.append(
-                f"world '{world_name}': only {len(found[name])}/{wanted[name]} {name} episodes "
-                f"(geodesic {span}) after {tries} start draws; longest geodesic seen {longest:.1f} m"
-                + (" (world too small for this difficulty)" if longest < lo else "")
-            )
+    out.notes = _short_bin_notes(world_name, difficulties, per_difficulty, found, wanted, diameter, tries, longest)
     return out
