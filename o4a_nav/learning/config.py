@@ -130,7 +130,7 @@ class TrainConfig:
     threads: int = 2                      # torch CPU threads
     # stage-1 arithmetic: "fp32" or "bf16" (torch.autocast: convolutions and matrix products
     # in bfloat16, losses in float32; fast on CPUs with AMX/AVX-512-BF16 and on GPUs).
-    # Measured by scripts/measure_stage1_throughput.py (docs/LEARNING.md).
+    # Measured by scripts/measure_stage1_throughput.py (docs/journal/learning.md, "Stage-1 throughput").
     precision: str = "fp32"
 
     def __post_init__(self):

@@ -5,7 +5,7 @@ apart, and which action) and by odometry labelling (an independent displacement 
 consecutive frames).
 
 The registration itself is small_gicp's GICP (C++, PyPI `small_gicp`, pinned
-in requirements-robot.txt; chosen over kiss-icp and open3d in docs/LEARNING.md, "Laser
+in requirements-robot.txt; chosen over kiss-icp and open3d in docs/journal/learning.md, "Laser
 loop closures"). small_gicp works on 3D points: a planar scan is lifted to a three-layer
 wall (z = -0.1, 0, +0.1 m), which keeps the problem well-posed, and the result is projected
 back to the plane (x, y, yaw). Points are given in the robot's base frame (the laser's
@@ -37,7 +37,7 @@ LAYERS_M = (-0.1, 0.0, 0.1)
 
 @dataclass(frozen=True)
 class RegParams:
-    """Registration and acceptance settings (defaults measured in docs/LEARNING.md)."""
+    """Registration and acceptance settings (defaults measured in docs/journal/learning.md)."""
 
     method: str = "GICP"           # small_gicp registration type: GICP, ICP or PLANE_ICP
     voxel_m: float = 0.1           # downsampling of each scan before registration
