@@ -53,6 +53,62 @@ def stop_nodes(nodes: list) -> None:
         n.destroy_node()
 
 
+def _overrides_from_args(nodes: dict, sim: bool, model, world: str | None, seed: int | None) -> dict[str, dict]:
+    """node name -> the parameters plan's own arguments set."""
+    extra: dict[str, dict] = {name: {} for name in nodes}
+    if model:
+        extra["navigator"]["model_path"] = str(model)
+    if sim and world:
+        extra["sim"]["world"] = world
+    if sim and seed is not None:
+        extra["sim"]["seed"] = int(seed)
+    if sim:
+        extra["collision_checker"]["publish_laser_tf"] = False   # the sim publishes its sensor mounts
+    return extra
+
+
+def _apply_sets(extra: dict[str, dict], nodes: dict, sets) -> None:
+    """NODE.PARAM=VALUE overrides (YAML values) into extra; UserError for a bad one."""
+    import yaml
+
+    from o4a_nav.errors import UserError
+
+    for item in sets:
+        key, sep, value = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot or not param:
+            raise UserError(f"--set {item!r}: expected NODE.PARAM=VALUE")
+        if node not in nodes:
+            raise UserError(f"--set {item!r}: no node {node!r} here (nodes: {', '.join(nodes)})")
+        try:
+            extra[node][param] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item!r}: bad value ({exc})") from None
+
+
+def _navigator_follows_sim_world(out: list, extra: dict[str, dict]) -> None:
+    """The navigator's p+ head follows the simulated world unless it was set explicitly."""
+    sim_world = next((p.value for n, _, _, ov in out if n == "sim" for p in ov if p.name == "world"), None)
+    nav_ov = next(ov for n, _, _, ov in out if n == "navigator")
+    if sim_world and not any(p.name == "world" and p.value for p in nav_ov) and "world" not in extra["navigator"]:
+        from rclpy.parameter import Parameter
+
+        nav_ov[:] = [p for p in nav_ov if p.name != "world"] + [Parameter("world", value=str(sim_world))]
+
+
+def _sim_time_with_sim_clock(out: list) -> None:
+    """A simulator that publishes /clock (lockstep implies it): every other node runs on
+    simulated time."""
+    sim_clock = any(p.name in ("publish_clock", "lockstep") and p.value is True
+                    for n, _, _, ov in out if n == "sim" for p in ov)
+    if sim_clock:
+        from rclpy.parameter import Parameter
+
+        for n, _, _, ov in out:
+            if n != "sim" and not any(p.name == "use_sim_time" for p in ov):
+                ov.append(Parameter("use_sim_time", value=True))
+
+
 def plan(sim: bool = False, params=None, model=None, world: str | None = None, seed: int | None = None,
          sets=(), namespace: str = "") -> list[tuple[str, str, str, list]]:
     """[(node name, module, class, rclpy Parameter overrides)] of the navigation nodes (and
@@ -61,9 +117,6 @@ def plan(sim: bool = False, params=None, model=None, world: str | None = None, s
     model_path; ``world`` / ``seed`` the simulator's; ``sets`` NODE.PARAM=VALUE overrides
     (YAML value syntax, as `--set`). No rclpy context needed; raises UserError for bad
     files or override syntax."""
-    import yaml
-
-    from o4a_nav.errors import UserError
     from o4a_nav.nodes._common import node_overrides
     from o4a_nav.params import load_param_file
 
@@ -76,46 +129,14 @@ def plan(sim: bool = False, params=None, model=None, world: str | None = None, s
     nodes = dict(NAV_NODES)
     if sim:
         nodes.update(SIM_NODES)
-    extra: dict[str, dict] = {name: {} for name in nodes}
-    if model:
-        extra["navigator"]["model_path"] = str(model)
-    if sim and world:
-        extra["sim"]["world"] = world
-    if sim and seed is not None:
-        extra["sim"]["seed"] = int(seed)
-    if sim:
-        extra["collision_checker"]["publish_laser_tf"] = False   # the sim publishes its sensor mounts
-    for item in sets:
-        key, sep, value = item.partition("=")
-        node, dot, param = key.partition(".")
-        if not sep or not dot or not param:
-            raise UserError(f"--set {item!r}: expected NODE.PARAM=VALUE")
-        if node not in nodes:
-            raise UserError(f"--set {item!r}: no node {node!r} here (nodes: {', '.join(nodes)})")
-        try:
-            extra[node][param] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise UserError(f"--set {item!r}: bad value ({exc})") from None
+    extra = _overrides_from_args(nodes, sim, model, world, seed)
+    _apply_sets(extra, nodes, sets)
     out = []
     for name, (module, cls) in nodes.items():
         out.append((name, module, cls, node_overrides(files, name, extra[name], namespace)))
-    # the navigator's p+ head follows the simulated world unless it was set explicitly
     if sim:
-        sim_world = next((p.value for n, _, _, ov in out if n == "sim" for p in ov if p.name == "world"), None)
-        nav_ov = next(ov for n, _, _, ov in out if n == "navigator")
-        if sim_world and not any(p.name == "world" and p.value for p in nav_ov) and "world" not in extra["navigator"]:
-            from rclpy.parameter import Parameter
-
-            nav_ov[:] = [p for p in nav_ov if p.name != "world"] + [Parameter("world", value=str(sim_world))]
-    # a simulator that publishes /clock (lockstep implies it): every other node runs on simulated time
-    sim_clock = any(p.name in ("publish_clock", "lockstep") and p.value is True
-                    for n, _, _, ov in out if n == "sim" for p in ov)
-    if sim_clock:
-        from rclpy.parameter import Parameter
-
-        for n, _, _, ov in out:
-            if n != "sim" and not any(p.name == "use_sim_time" for p in ov):
-                ov.append(Parameter("use_sim_time", value=True))
+        _navigator_follows_sim_world(out, extra)
+    _sim_time_with_sim_clock(out)
     return out
 
 
