@@ -313,14 +313,11 @@ def _missing_model(path: Path) -> None:
                   f"{olds[0]}", stacklevel=3)
 
 
-def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
-    """Load a model directory. ModelLoadError names the file and what is wrong."""
-    path = Path(path)
-    if not path.exists():
-        _missing_model(path)
+def _read_meta(path: Path) -> tuple[dict, ModelConfig, list[str]]:
+    """(description, config, worlds) of an existing path's model directory, checked."""
     if not path.is_dir():
         raise ModelLoadError(f"{path} is not a model directory")
-    meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
+    meta_path = path / META_FILE
     if not meta_path.is_file():
         raise ModelLoadError(f"{path} is not an o4a model directory: {META_FILE} is missing")
     try:
@@ -339,19 +336,30 @@ def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
         worlds = [str(w) for w in meta["worlds"]]
     except Exception as exc:
         raise ModelLoadError(f"{meta_path}: invalid config or worlds field ({exc})") from None
+    return meta, cfg, worlds
+
+
+def _verify_weights(path: Path, meta: dict) -> str:
+    """The weights file is there and matches the description's weights_sha256 -> "", or the
+    warning (also issued, for load_model's caller) that it has none."""
+    meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ModelLoadError(f"{path}: {WEIGHTS_FILE} is missing")
-    warning = ""
     expected = meta.get("weights_sha256")
     if expected:
         actual = weights_sha256(weights_path)
         if actual != expected:
             raise ModelLoadError(f"{weights_path}: sha256 {actual[:16]}... differs from {expected[:16]}... in "
                                  f"{META_FILE}: the weights are corrupt or were replaced")
-    else:
-        warning = (f"{meta_path} has no weights_sha256: {WEIGHTS_FILE} cannot be verified "
-                   f"(re-save the model to add it)")
-        warnings.warn(warning, stacklevel=2)
+        return ""
+    warning = (f"{meta_path} has no weights_sha256: {WEIGHTS_FILE} cannot be verified "
+               f"(re-save the model to add it)")
+    warnings.warn(warning, stacklevel=3)
+    return warning
+
+
+def _load_weights(weights_path: Path, cfg: ModelConfig, worlds: list[str]) -> O4AModel:
+    """The model of cfg and worlds with the weights file's weights (all finite)."""
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -365,6 +373,18 @@ def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
     bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ModelLoadError(f"{weights_path}: non-finite values (NaN/inf) in {len(bad)} tensor(s), e.g. {bad[0]}")
+    return model
+
+
+def load_model(path, device: str | torch.device = "cpu") -> O4AModel:
+    """Load a model directory. ModelLoadError names the file and what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        _missing_model(path)
+    meta, cfg, worlds = _read_meta(path)
+    warning = _verify_weights(path, meta)
+    weights_path = path / WEIGHTS_FILE
+    model = _load_weights(weights_path, cfg, worlds)
     model.meta = meta
     model.integrity_warning = warning
     model.eval()
