@@ -83,9 +83,10 @@ class TrainConfig:
     # known mount, else "image"; "laser" = candidates from h's nearest codes verified by scan
     # registration and labelled by the registered pose (o4a_nav/learning/closures.py; refused
     # when a bag has no usable scans); "image" = f-dagger on all pairs (the paper's rule).
-    # Default "image": laser graphs are exact (precision 1.000) but p+ fitted to them did not
-    # navigate better with the shipped h (seeds 1/2: 16 and 30 against 25 and 37;
-    # docs/journal/laser_closures.md); use --set train.graph_closures=auto to have them.
+    # Default "image": laser graphs are exact (precision 1.000) but p+ fitted to them
+    # navigates worse with the shipped h: on the same bags, seeds 1/2, 16/44 and 30/55
+    # against 31/44 and 39/55 for image closures (docs/journal/laser_closures.md); use
+    # --set train.graph_closures=auto to have them.
     graph_closures: str = "image"
     # Edge weights of the graph: "dh" = d_h(x_i, x_j) (the paper's); "actions" = what the
     # edge's action costs: 1 per FORWARD or rotation, 0.05 per STOP (same place) edge, so
