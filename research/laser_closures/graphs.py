@@ -1,4 +1,5 @@
-"""Stage 2 only (laser closures with the shipped h) on the other worlds' bags: exact precision, ideal recall, time."""
+"""Stage 2 only (laser closures with the shipped h) on worlds' bags: exact precision, ideal recall, time.
+Usage: graphs.py OUT.json BAG... ; a comma-separated BAG,BAG,... is one world of several bags (30,000 frames)."""
 import json, sys, time
 sys.path.insert(0, '/work/main')
 import numpy as np, torch
@@ -15,7 +16,7 @@ _, tcfg = make_configs('compact', [])
 out = {}
 for bag in sys.argv[2:]:
     t0 = time.time()
-    (w,) = load_worlds([bag])
+    (w,) = load_worlds(bag.split(','))
     codes = embed_frames(model, w)
     rule, mount, why = closure_rule(w, tcfg)
     lc = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, C.ClosureParams(), traj=w.traj)
