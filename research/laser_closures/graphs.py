@@ -12,7 +12,7 @@ from o4a_nav.learning.report import exact_closures, ideal_pairs
 from o4a_nav.learning.training import embed_frames
 torch.set_num_threads(1)
 model = load_model('models/o4a_default')
-_, tcfg = make_configs('compact', [])
+_, tcfg = make_configs('compact', ['train.graph_closures=auto'])
 out = {}
 for bag in sys.argv[2:]:
     t0 = time.time()
