@@ -138,3 +138,13 @@ def test_shortest_paths_chunks_match_scipy():
     ref = dijkstra(G.to_csr(g), directed=True, indices=sources)
     assert rows.dtype == np.float32 and rows.shape == (len(sources), n)
     assert np.allclose(rows, ref, rtol=1e-5, equal_nan=False)
+
+
+def test_connectivity_counts_strong_components():
+    """One-way edges do not connect: a chain 0 -> 1 -> 2 with a loop back 2 -> 0 is one
+    component; node 3, reached from 2 but with no way back, is a component of its own."""
+    g = {"n_nodes": 4, "src": np.array([0, 1, 2, 2]), "dst": np.array([1, 2, 0, 3]),
+         "weight": np.ones(4, np.float32)}
+    assert G.connectivity(g) == {"components": 2, "largest": 3, "largest_share": 0.75}
+    g["src"], g["dst"] = np.append(g["src"], 3), np.append(g["dst"], 2)     # the way back
+    assert G.connectivity(g) == {"components": 1, "largest": 4, "largest_share": 1.0}

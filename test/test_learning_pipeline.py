@@ -57,6 +57,9 @@ def test_model_dir_and_report(trained):
     assert -1.0 <= rep["geodesic_spearman"] <= 1.0 and rep["geodesic_mae_m"] >= 0
     assert set(w["fdagger"]["per_class"]) >= {"NOT_CONNECTED", "STOP", "FORWARD"}
     assert w["loop_closure"]["available"] is True
+    conn = w["graph_connectivity"]                      # the graph's strongly connected parts
+    assert 1 <= conn["components"] <= 120 and conn["largest_share"] == conn["largest"] / 120
+    assert "graph connectivity" in (model_dir / "report.md").read_text()
     for fig in rep["figures"].values():
         assert (model_dir / fig).is_file()
     assert (model_dir / "report.md").is_file()

@@ -168,6 +168,26 @@ def to_csr(graph: dict):
     return m
 
 
+# A graph whose largest strongly connected part holds less than this share of the frames
+# is reported as fragmented: goals in the other parts cannot be reached on the graph.
+CONNECTED_SHARE = 0.95
+
+
+def connectivity(graph: dict) -> dict:
+    """Strongly connected components of the directed graph: {"components", "largest",
+    "largest_share"} (nodes of the largest component, and their share of all nodes)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = graph["n_nodes"]
+    if n == 0:
+        return {"components": 0, "largest": 0, "largest_share": 0.0}
+    adj = csr_matrix((np.ones(len(graph["src"]), np.int8), (graph["src"], graph["dst"])), shape=(n, n))
+    k, labels = connected_components(adj, directed=True, connection="strong")
+    largest = int(np.bincount(labels).max())
+    return {"components": int(k), "largest": largest, "largest_share": largest / n}
+
+
 def shortest_paths(graph: dict, sources: np.ndarray, chunk: int = 128, progress=None) -> np.ndarray:
     """d_G from each source to every node: (K, N) float32, inf where unreachable.
     Memory: K x N float32 plus one chunk x N float64."""

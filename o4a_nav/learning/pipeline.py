@@ -352,12 +352,17 @@ def _stage2(model, worlds, tcfg: TrainConfig, out, ctx, progress, log) -> tuple[
         log(f"stage 2 graph {w.name}: {int(g['chain'].sum())} chain + {int((~g['chain']).sum())} loop-closure edges "
             f"in {g['seconds']:.1f}s; Dijkstra from {len(sources)} sources {time.perf_counter() - t1:.1f}s; "
             f"reachable {np.isfinite(rows[:, train_frames]).mean():.3f}")
+        conn = G.connectivity(g)
+        if conn["largest_share"] < G.CONNECTED_SHARE:
+            log(f"stage 2 graph {w.name}: WARNING fragmented: its largest strongly connected part holds "
+                f"{conn['largest_share']:.1%} of the frames ({conn['components']} parts); goals outside it cannot "
+                f"be reached on the graph. Record more of this place: drive through it again, in both directions")
         graphs[w.name] = _WorldGraph(codes, g, sources, rows)
         summary_worlds[w.name] = {
             "frames": len(w), "trajectories": int(len(np.unique(w.traj))), "val_trajectories": len(w.val_traj),
             "bags": w.sources, "graph_seconds": g["seconds"], "graph_file": G.graph_name(w.name),
             "graph_edges": {"chain": int(g["chain"].sum()), "loop_closure": int((~g["chain"]).sum())},
-            "closures": closures,
+            "closures": closures, "graph_connectivity": conn,
         }
     return graphs, summary_worlds
 

@@ -4,14 +4,15 @@ report.json with plain keys, report.md and figures. ROS-free.
 from __future__ import annotations
 
 import json
-import time
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from o4a_nav.learning.config import CLASSES
+from o4a_nav.learning.graph import CONNECTED_SHARE
 from o4a_nav.plotting import pyplot, save_figure
 from o4a_nav.types import FORWARD_STEP_M, ROTATE_STEP_RAD, wrap_angle
 
@@ -416,6 +417,11 @@ def _markdown(r: dict) -> str:
                       f"{_fmt(cl.get('register_seconds'), '.1f')} s)"]
         elif cl.get("rule"):
             lines += [f"- loop closures: image ({cl.get('why')})"]
+        conn = m.get("graph_connectivity")
+        if conn:
+            lines += [f"- graph connectivity: the largest strongly connected part holds "
+                      f"{conn['largest_share']:.1%} of the frames ({conn['components']} parts)"
+                      + (" - FRAGMENTED: record more of this place" if conn["largest_share"] < CONNECTED_SHARE else "")]
         lc = m.get("loop_closure", {})
         if lc.get("available") and lc.get("exact_precision") is not None:
             lines += [f"- loop closures exact {_fmt(lc['exact_precision'])}, ideal-pair recall "
