@@ -8,12 +8,7 @@ EXAMPLES = """examples:
   o4a collect --world data/worlds/my_world.yaml --steps 2000 --out data/bags/my_world_s0
 """
 
-from o4a_nav import topics as _T
-
-# Topic names in the bag (fully qualified, as `ros2 bag record` writes them).
-FRONT, REAR, SCAN, POSE, ACTION, WORLD = (_T.absolute(t) for t in (
-    _T.FRONT_IMAGE, _T.REAR_IMAGE, _T.SCAN, _T.GROUND_TRUTH_POSE, _T.ACTION, _T.WORLD_NAME))
-WORLD_DEFINITION = _T.absolute(_T.WORLD_DEFINITION)   # the world file's text: the report's ground truth
+from o4a_nav.sim.collector import ACTION, FRONT, POSE, REAR, SCAN, WORLD, WORLD_DEFINITION  # noqa: F401 (the bag's topics)
 
 
 def add_arguments(p) -> None:
@@ -44,7 +39,6 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import sys
-    import time
 
     from o4a_nav.errors import UserError
 
@@ -63,48 +57,22 @@ def run(args) -> int:
     if Path(args.out).exists():
         raise UserError(f"--out {args.out} exists already; choose a new folder (a bag is never overwritten)")
 
-    import numpy as np
     from tqdm import tqdm
 
-    from o4a_nav import bagio
-    from o4a_nav import topics as T
-    from o4a_nav.frames import sim_sensor_mounts
-    from o4a_nav.sim import SimRobot, load_world
-    from o4a_nav.sim.collector import coverage, explore
+    from o4a_nav.sim.collector import write_exploration_bag
     from o4a_nav.sim.explore import ExplorerParams
 
     if args.drive == "teleop":
         return _teleop(args)
     params = ExplorerParams(trajectory_length=args.trajectory_length, forward_prob=args.forward_prob)
-    world = load_world(args.world)
-    robot = SimRobot(world, seed=args.seed, laser=laser, motion_noise=noise)
-    xy = np.zeros((args.steps, 2))
-    n_traj = 0
-    t0 = time.perf_counter()
-    with bagio.BagWriter(args.out, storage=args.storage, latched_topics=[WORLD, WORLD_DEFINITION]) as w:
-        w.write(WORLD, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
-        w.write(WORLD_DEFINITION, "std_msgs/msg/String", 0.0, bagio.string_msg(world.text))
-        bagio.write_tf_static(w, sim_sensor_mounts(robot.camera.mount_height))
-        bar = tqdm(total=args.steps, unit="step", desc=f"collect {world.name}", disable=args.quiet, file=sys.stderr)
-        for f in explore(robot, args.steps, seed=args.seed, params=params, dt=args.dt):
-            for topic, img, frame in ((FRONT, f.front, T.FRONT_CAMERA_FRAME), (REAR, f.rear, T.REAR_CAMERA_FRAME)):
-                if args.compressed:
-                    w.write(topic + "/compressed", "sensor_msgs/msg/CompressedImage", f.t,
-                            bagio.compressed_image_msg(img, f.t, frame))
-                else:
-                    w.write(topic, "sensor_msgs/msg/Image", f.t, bagio.image_msg(img, f.t, frame))
-            w.write(SCAN, "sensor_msgs/msg/LaserScan", f.t, bagio.scan_msg(f.scan, T.LASER_FRAME))
-            w.write(POSE, "geometry_msgs/msg/PoseStamped", f.t, bagio.pose_msg(f.pose, f.t, T.MAP_FRAME))
-            w.write(ACTION, "o4a_msgs/msg/DiscreteAction", f.t, bagio.action_msg(int(f.action), f.t, f.index))
-            xy[f.index] = (f.pose.x, f.pose.y)
-            n_traj = f.trajectory + 1
-            bar.update(1)
-        bar.close()
-    dt = time.perf_counter() - t0
-    robot.close()
-    print(f"{args.out}: world {world.name}, {args.steps} frames in {n_traj} trajectories, "
-          f"{robot.collisions} rejected moves, coverage {coverage(world, xy):.1%} of {world.free_area:.0f} m^2, "
-          f"{args.steps / dt:.0f} steps/s")
+    with tqdm(total=args.steps, unit="step", desc=f"collect {Path(args.world).stem}", disable=args.quiet,
+              file=sys.stderr) as bar:
+        res = write_exploration_bag(args.out, args.world, args.steps, seed=args.seed, params=params, dt=args.dt,
+                                    storage=args.storage, compressed=args.compressed, laser=laser,
+                                    motion_noise=noise, progress=bar)
+    print(f"{args.out}: world {res['world']}, {args.steps} frames in {res['trajectories']} trajectories, "
+          f"{res['collisions']} rejected moves, coverage {res['coverage']:.1%} of {res['free_area']:.0f} m^2, "
+          f"{args.steps / res['seconds']:.0f} steps/s")
     return 0
 
 

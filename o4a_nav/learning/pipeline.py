@@ -306,12 +306,19 @@ def _revisits(model, worlds, tcfg: TrainConfig, mode: _Scratch, ctx, progress, l
             log(f"stage 1 {w.name}: no revisit positives ({why})")
             continue
         codes = embed_frames(model, w, progress=progress, dist=ctx if ctx.enabled else None)
-        lc = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, _closure_params(tcfg),
-                              progress=progress, traj=w.traj)
-        other_visit = (w.traj[lc["src"]] != w.traj[lc["dst"]]) | (np.abs(lc["src"] - lc["dst"]) > 2)
-        w.revisits = np.stack([lc["src"], lc["dst"], lc["action"]], 1)[other_visit].astype(np.int64)
-        log(f"stage 1 {w.name}: {len(w.revisits)} revisit positives from {mode.init}'s h ({lc['stats']['edges']} "
-            f"laser one-action pairs, {lc['stats']['seconds']:.0f}s)")
+        w.revisits, stats = revisit_pairs(w, codes, mount, tcfg, progress)
+        log(f"stage 1 {w.name}: {len(w.revisits)} revisit positives from {mode.init}'s h ({stats['edges']} "
+            f"laser one-action pairs, {stats['seconds']:.0f}s)")
+
+
+def revisit_pairs(w, codes, mount, tcfg: TrainConfig, progress=None) -> tuple[np.ndarray, dict]:
+    """Stage 1's revisit positives of one world: the laser-verified one-action pairs among
+    h's candidates (`codes`) that lie on different visits ((K, 3) int64 rows frame i, frame
+    j, action), and the closure statistics."""
+    lc = C.laser_closures(codes, w.laser.ranges, w.laser.geometry, mount, _closure_params(tcfg),
+                          progress=progress, traj=w.traj)
+    other_visit = (w.traj[lc["src"]] != w.traj[lc["dst"]]) | (np.abs(lc["src"] - lc["dst"]) > 2)
+    return np.stack([lc["src"], lc["dst"], lc["action"]], 1)[other_visit].astype(np.int64), lc["stats"]
 
 
 def _stage1(model, worlds, tcfg: TrainConfig, work: Path, mode: _Scratch, ctx, progress, log):

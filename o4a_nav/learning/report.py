@@ -111,6 +111,34 @@ def ideal_pairs(poses: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.nda
     return pr[keep, 0], pr[keep, 1], a[keep].astype(np.int64)
 
 
+def place_metrics(codes: torch.Tensor, poses: np.ndarray, traj: np.ndarray, knn: int = 20, far_m: float = 2.0,
+                  threshold: float = 3.5, far_pairs: int = 200000, seed: int = 0) -> dict:
+    """What h gives a building before any registration (ground truth: the poses): the
+    share of the `ideal` one-action pairs among each frame's ``knn`` nearest codes
+    (candidate recall: the revisits the laser can verify), and the arrival test's errors
+    at d_h < ``threshold``: view pairs more than ``far_m`` apart taken for the goal
+    (``far_below``) and same-place pairs (ideal STOP pairs) recognised (``same_below``);
+    ``same_p90``: the 90th percentile of d_h over the same-place pairs."""
+    from o4a_nav.learning.closures import knn_pairs
+
+    n = len(codes)
+    s, d, a = ideal_pairs(poses, traj)
+    cs, cd = knn_pairs(codes, knn)
+    keys = np.union1d(cs.astype(np.int64) * n + cd, cd.astype(np.int64) * n + cs)
+    recall = float(np.isin(s * n + d, keys).mean()) if len(s) else float("nan")
+    same = a == 0
+    dh_same = torch.linalg.vector_norm(codes[s[same]] - codes[d[same]], dim=1).numpy()
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, n, far_pairs), rng.integers(0, n, far_pairs)
+    far = np.hypot(*(poses[i, :2] - poses[j, :2]).T) > far_m
+    dh_far = torch.linalg.vector_norm(codes[i[far]] - codes[j[far]], dim=1).numpy()
+    return {"frames": int(n), "ideal_pairs": int(len(s)), "knn": int(knn), "candidate_recall": recall,
+            "far_below": float((dh_far < threshold).mean()) if len(dh_far) else float("nan"),
+            "same_below": float((dh_same < threshold).mean()) if len(dh_same) else float("nan"),
+            "same_p90": float(np.quantile(dh_same, 0.9)) if len(dh_same) else float("nan"),
+            "threshold": float(threshold), "far_m": float(far_m)}
+
+
 def _load_sim_world(world_data):
     """The simulator world of a WorldData: from the world file's text the bag carries
     (any world file given to `o4a collect`), else a built-in world of that name."""

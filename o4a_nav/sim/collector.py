@@ -13,9 +13,15 @@ from typing import Iterator
 
 import numpy as np
 
+from o4a_nav import topics as _T
 from o4a_nav.sim.explore import ExplorationPolicy, ExplorerParams
 from o4a_nav.sim.robot import SimRobot
 from o4a_nav.types import Action, Pose2D, ScanData
+
+# Topic names in an exploration bag (fully qualified, as `ros2 bag record` writes them).
+FRONT, REAR, SCAN, POSE, ACTION, WORLD = (_T.absolute(t) for t in (
+    _T.FRONT_IMAGE, _T.REAR_IMAGE, _T.SCAN, _T.GROUND_TRUTH_POSE, _T.ACTION, _T.WORLD_NAME))
+WORLD_DEFINITION = _T.absolute(_T.WORLD_DEFINITION)   # the world file's text: the report's ground truth
 
 
 @dataclass
@@ -73,6 +79,51 @@ def explore(robot: SimRobot, steps: int, seed: int = 0, params: ExplorerParams =
             robot.respawn()
             policy.reset()
             traj += 1
+
+
+def write_exploration_bag(out, world, steps: int, seed: int = 0, params: ExplorerParams = ExplorerParams(),
+                          dt: float = 0.1, storage: str = "mcap", compressed: bool = False, laser=None,
+                          motion_noise=None, progress=None) -> dict:
+    """`o4a collect`'s bag: `steps` frames of the exploration policy in `world` (a built-in
+    name, a world file or a loaded World) written to the new bag folder `out` (images,
+    scan, ground-truth pose, action, the world's name and text, the sensor mounts on
+    /tf_static). ``laser``/``motion_noise``: SimRobot's noise options; ``progress``: a bar
+    with update(n). Returns {world, trajectories, collisions, coverage, free_area, seconds}."""
+    import time
+
+    from o4a_nav import bagio
+    from o4a_nav import topics as T
+    from o4a_nav.frames import sim_sensor_mounts
+
+    kw = {k: v for k, v in (("laser", laser), ("motion_noise", motion_noise)) if v is not None}
+    robot = SimRobot(str(world) if hasattr(world, "__fspath__") else world, seed=seed, **kw)
+    world = robot.world
+    xy = np.zeros((steps, 2))
+    n_traj = 0
+    t0 = time.perf_counter()
+    try:
+        with bagio.BagWriter(out, storage=storage, latched_topics=[WORLD, WORLD_DEFINITION]) as w:
+            w.write(WORLD, "std_msgs/msg/String", 0.0, bagio.string_msg(world.name))
+            w.write(WORLD_DEFINITION, "std_msgs/msg/String", 0.0, bagio.string_msg(world.text))
+            bagio.write_tf_static(w, sim_sensor_mounts(robot.camera.mount_height))
+            for f in explore(robot, steps, seed=seed, params=params, dt=dt):
+                for topic, img, frame in ((FRONT, f.front, T.FRONT_CAMERA_FRAME), (REAR, f.rear, T.REAR_CAMERA_FRAME)):
+                    if compressed:
+                        w.write(topic + "/compressed", "sensor_msgs/msg/CompressedImage", f.t,
+                                bagio.compressed_image_msg(img, f.t, frame))
+                    else:
+                        w.write(topic, "sensor_msgs/msg/Image", f.t, bagio.image_msg(img, f.t, frame))
+                w.write(SCAN, "sensor_msgs/msg/LaserScan", f.t, bagio.scan_msg(f.scan, T.LASER_FRAME))
+                w.write(POSE, "geometry_msgs/msg/PoseStamped", f.t, bagio.pose_msg(f.pose, f.t, T.MAP_FRAME))
+                w.write(ACTION, "o4a_msgs/msg/DiscreteAction", f.t, bagio.action_msg(int(f.action), f.t, f.index))
+                xy[f.index] = (f.pose.x, f.pose.y)
+                n_traj = f.trajectory + 1
+                if progress is not None:
+                    progress.update(1)
+    finally:
+        robot.close()
+    return {"world": world.name, "trajectories": n_traj, "collisions": robot.collisions,
+            "coverage": coverage(world, xy), "free_area": world.free_area, "seconds": time.perf_counter() - t0}
 
 
 def coverage(world, poses_xy: np.ndarray) -> float:
