@@ -7,9 +7,10 @@ HELP = ("train h, f-dagger and f on many generated worlds in rounds (resumable a
 EXAMPLES = """examples:
   o4a backbone --hours 2                           # continue the job in runs/backbone for two hours
   o4a backbone --rounds 1 --device cuda            # one round on a GPU
-  scripts/backbone_job.sh                          # the same in the background, logging to runs/backbone/job.log
-  o4a train --base models/backbone --bags data/bags/my_building --out models/my_building   # use it
-what a round does, what is published and when: docs/LEARNING.md, "The backbone job".
+
+scripts/backbone_job.sh runs it in the background (nice), logging to runs/backbone/job.log. Use what it
+publishes: o4a train --base models/backbone --bags data/bags/my_building --out models/my_building.
+What a round does, what is published and when: docs/LEARNING.md, "The backbone job".
 """
 
 

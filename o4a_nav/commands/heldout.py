@@ -8,6 +8,7 @@ EXAMPLES = """examples:
   o4a heldout --model models/backbone --job runs/backbone --out runs/heldout/backbone     # the job's held-out worlds
   o4a heldout --model models/o4a_default --worlds data/worlds/gen/gen_s7_00*.yaml --adapt init --out runs/heldout/init
   o4a heldout --model models/o4a_default --job runs/backbone --steps 2000 --episodes 1 --out runs/heldout/quick
+
 Each world takes the collection (about 1 min per 10,000 frames), the adaptation (--base: minutes; --init: tens of
 minutes) and the benchmark (minutes). A killed run continues where it stopped (same --out). The table:
 OUT/heldout.md; the numbers: OUT/heldout.json.
