@@ -103,3 +103,30 @@ def test_worlds_lists_names(capsys):
     assert main(["worlds"]) == 0
     names = capsys.readouterr().out.split()
     assert len(names) >= 8 and "two_rooms" in names and names == sorted(names)
+
+
+def test_ideal_connectivity_joins_a_turn_on_the_spot_and_splits_a_one_way_drive():
+    from o4a_nav.learning.report import ideal_connectivity
+
+    # 24 left turns of 15 degrees on the spot: the last frame is the first place and heading
+    # again, so the laser would close the loop and every frame reaches every other
+    yaw = np.arange(25) * ROTATE_STEP_RAD
+    turn = np.stack([np.zeros(25), np.zeros(25), yaw], axis=1)
+    c = ideal_connectivity(turn, np.zeros(25, np.int64))
+    assert (c["components"], c["largest"], c["largest_share"]) == (1, 25, 1.0)
+    # a straight one-way drive: no frame can get back to an earlier one
+    line = np.stack([np.arange(10) * FORWARD_STEP_M, np.zeros(10), np.zeros(10)], axis=1)
+    c = ideal_connectivity(line, np.zeros(10, np.int64))
+    assert (c["components"], c["largest"]) == (10, 1)
+
+
+def test_collect_says_how_connected_the_graph_can_be_and_how_much_to_record(tmp_path, capsys):
+    assert main(["collect", "--world", "two_rooms", "--steps", "60", "--out", str(tmp_path / "b"), "--seed", "3",
+                 "--trajectory-length", "20", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "best one-action graph of this bag: its largest strongly connected part holds" in out
+    # 60 frames in two rooms are far too few: the advice names a frame count for the free area
+    free = load_world("two_rooms").free_area
+    assert "WARNING fragmented" in out
+    want = int(out.split("here ")[1].split(" frames")[0])
+    assert want >= C.FRAMES_PER_M2 * free and want > 60

@@ -111,6 +111,18 @@ def ideal_pairs(poses: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.nda
     return pr[keep, 0], pr[keep, 1], a[keep].astype(np.int64)
 
 
+def ideal_connectivity(poses: np.ndarray, traj: np.ndarray) -> dict:
+    """graph.connectivity of the best graph these frames allow: the recorded chains plus
+    every `ideal_pairs` edge (what a perfect verifier of one-action closures would add).
+    Its largest strongly connected part bounds any training graph's of the same frames."""
+    from o4a_nav.learning import graph as G
+
+    s, d, _ = ideal_pairs(poses, traj)
+    chain = np.flatnonzero(traj[1:] == traj[:-1])
+    return G.connectivity({"n_nodes": len(poses), "src": np.concatenate([s, chain]),
+                           "dst": np.concatenate([d, chain + 1])})
+
+
 def place_metrics(codes: torch.Tensor, poses: np.ndarray, traj: np.ndarray, knn: int = 20, far_m: float = 2.0,
                   threshold: float = 3.5, far_pairs: int = 200000, seed: int = 0) -> dict:
     """What h gives a building before any registration (ground truth: the poses): the

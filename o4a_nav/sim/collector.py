@@ -88,7 +88,8 @@ def write_exploration_bag(out, world, steps: int, seed: int = 0, params: Explore
     name, a world file or a loaded World) written to the new bag folder `out` (images,
     scan, ground-truth pose, action, the world's name and text, the sensor mounts on
     /tf_static). ``laser``/``motion_noise``: SimRobot's noise options; ``progress``: a bar
-    with update(n). Returns {world, trajectories, collisions, coverage, free_area, seconds}."""
+    with update(n). Returns {world, trajectories, collisions, coverage, free_area, seconds,
+    poses (N, 3) true x, y, yaw, trajectory (N,) ids}."""
     import time
 
     from o4a_nav import bagio
@@ -98,7 +99,8 @@ def write_exploration_bag(out, world, steps: int, seed: int = 0, params: Explore
     kw = {k: v for k, v in (("laser", laser), ("motion_noise", motion_noise)) if v is not None}
     robot = SimRobot(str(world) if hasattr(world, "__fspath__") else world, seed=seed, **kw)
     world = robot.world
-    xy = np.zeros((steps, 2))
+    poses = np.zeros((steps, 3))
+    traj_ids = np.zeros(steps, np.int64)
     n_traj = 0
     t0 = time.perf_counter()
     try:
@@ -116,14 +118,16 @@ def write_exploration_bag(out, world, steps: int, seed: int = 0, params: Explore
                 w.write(SCAN, "sensor_msgs/msg/LaserScan", f.t, bagio.scan_msg(f.scan, T.LASER_FRAME))
                 w.write(POSE, "geometry_msgs/msg/PoseStamped", f.t, bagio.pose_msg(f.pose, f.t, T.MAP_FRAME))
                 w.write(ACTION, "o4a_msgs/msg/DiscreteAction", f.t, bagio.action_msg(int(f.action), f.t, f.index))
-                xy[f.index] = (f.pose.x, f.pose.y)
+                poses[f.index] = (f.pose.x, f.pose.y, f.pose.yaw)
+                traj_ids[f.index] = f.trajectory
                 n_traj = f.trajectory + 1
                 if progress is not None:
                     progress.update(1)
     finally:
         robot.close()
     return {"world": world.name, "trajectories": n_traj, "collisions": robot.collisions,
-            "coverage": coverage(world, xy), "free_area": world.free_area, "seconds": time.perf_counter() - t0}
+            "coverage": coverage(world, poses[:, :2]), "free_area": world.free_area,
+            "seconds": time.perf_counter() - t0, "poses": poses, "trajectory": traj_ids}
 
 
 def coverage(world, poses_xy: np.ndarray) -> float:
