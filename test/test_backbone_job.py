@@ -16,10 +16,11 @@ START = str(Path(__file__).resolve().parents[1] / "models" / "o4a_default")
 SPEC = JobSpec(train_worlds=2, heldout_worlds=1, frames=500, epochs_per_round=1)
 
 
-def _bar(pub: Path, recall: float) -> None:
-    """Stand in for a published backbone whose held-out candidate recall is `recall`."""
+def _bar(pub: Path, recall: float, far: float = 1.0) -> None:
+    """Stand in for a published backbone with these held-out candidate recall and far pairs."""
     pub.mkdir(parents=True, exist_ok=True)
-    (pub / "meta.json").write_text(json.dumps({"backbone_job": {"heldout": {"mean": {"candidate_recall": recall}}}}))
+    (pub / "meta.json").write_text(json.dumps(
+        {"backbone_job": {"heldout": {"mean": {"candidate_recall": recall, "far_below": far}}}}))
 
 
 def _same(a, b) -> bool:
@@ -86,3 +87,13 @@ def test_place_metrics_scores_codes_that_know_places_above_codes_that_do_not():
     bad = place_metrics(torch.randn(len(poses), 4) * 3.0, poses, traj, threshold=0.3)
     assert good["ideal_pairs"] > 10000 and good["candidate_recall"] > 0.95 and bad["candidate_recall"] < 0.1
     assert good["far_below"] == 0.0 and good["same_below"] == 1.0
+
+
+def test_a_round_beats_the_published_only_with_more_recall_and_no_more_far_pairs():
+    from o4a_nav.learning.backbone import PUBLISH_MIN_GAIN, beats
+
+    bar = {"candidate_recall": 0.681, "far_below": 0.023}
+    assert beats({"candidate_recall": 0.70, "far_below": 0.02}, bar)
+    assert not beats({"candidate_recall": 0.797, "far_below": 0.039}, bar)      # round 1 of the first job
+    assert not beats({"candidate_recall": 0.681 + PUBLISH_MIN_GAIN / 2, "far_below": 0.0}, bar)
+    assert beats({"candidate_recall": 0.70, "far_below": 0.5}, {"candidate_recall": 0.6})   # an old bar: recall only
