@@ -7,6 +7,7 @@ controller's clock (both accepted: odometry younger than odom_timeout by stamp, 
 than max_clock_skew ahead)."""
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -181,7 +182,14 @@ def test_scan_heading_ends_a_forward_whose_odometry_hides_the_veer(base_process)
         veer = math.degrees(abs(wrap_angle(real(base.pose).yaw - start_yaw)))
         print(f"\nveering base, straight odometry: {rep.message!r}; the robot turned {veer:.1f} deg")
         assert rep.state == 3 and "laser shows" in rep.message, rep.message
-        assert veer <= 6.0
+        # what the controller decides: it ends the motion at the first scan past the
+        # mismatch (2.9 deg; scans every ~1.2 deg of this veer, more apart under load) ...
+        seen = float(re.search(r"laser shows ([0-9.]+) deg", rep.message).group(1))
+        assert 2.9 < seen <= 2.9 + 3.0, rep.message
+        # ... and the base stops well short of the unprotected 14-19 deg; what it turns after
+        # the decision is the stop's latency on this machine (3.3-7.4 deg seen, the most
+        # under a loaded `make test`), measured in docs/RUNTIME.md, not asserted to the degree
+        assert veer <= 11.0
     finally:
         base.stop()
 
