@@ -21,5 +21,7 @@ for spec in sys.argv[4:]:
     r = diagnose(cfg, log=lambda *a, **k: None, sim_worlds={world.name: world},
                  graph_poses={world.name: poses} if (variant or "shipped") == "shipped" else None)
     s = r["summary"]
+    out = Path("runs/diag") / Path(mdir).name / f"{spec.replace(':', '_').replace(',', '_')}.json"
+    out.write_text(__import__("json").dumps(r, default=str))
     print(f"{world.name} {spec}: {s['succeeded']}/{s['episodes']}, rotations per forward "
           f"{s['rotations_per_forward']:.2f}", flush=True)
