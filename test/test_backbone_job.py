@@ -97,3 +97,16 @@ def test_a_round_beats_the_published_only_with_more_recall_and_no_more_far_pairs
     assert not beats({"candidate_recall": 0.797, "far_below": 0.039}, bar)      # round 1 of the first job
     assert not beats({"candidate_recall": 0.681 + PUBLISH_MIN_GAIN / 2, "far_below": 0.0}, bar)
     assert beats({"candidate_recall": 0.70, "far_below": 0.5}, {"candidate_recall": 0.6})   # an old bar: recall only
+
+
+def test_a_new_job_starts_from_the_published_backbone_when_there_is_one(tmp_path):
+    from o4a_nav.learning.backbone import default_start
+
+    pub = tmp_path / "backbone"
+    assert default_start(str(pub)) == "models/o4a_default"          # nothing published yet
+    assert default_start(None) == "models/o4a_default"
+    (pub).mkdir()
+    (pub / "meta.json").write_text(json.dumps({"model": "not the job's"}))
+    assert default_start(str(pub)) == "models/o4a_default"          # a model the job did not make
+    _bar(pub, 0.8, 0.02)
+    assert default_start(str(pub)) == str(pub)                      # e.g. committed by an earlier machine's job

@@ -21,9 +21,10 @@ def add_arguments(p) -> None:
     p.add_argument("--state", default="runs/backbone", metavar="DIR",
                    help="the job's folder (worlds, bags, rounds, state.json); a second run continues it "
                         "(default runs/backbone)")
-    p.add_argument("--start", default="models/o4a_default", metavar="MODEL",
-                   help="networks of the job's first round (default models/o4a_default; later runs continue "
-                        "from the job's own)")
+    p.add_argument("--start", default=None, metavar="MODEL",
+                   help="networks of a new job's first round (default: the published backbone, --publish, when "
+                        "there is one, as on a fresh clone after an earlier machine's job; else "
+                        "models/o4a_default); a job continues from its own")
     p.add_argument("--publish", default="models/backbone", metavar="DIR",
                    help="model folder the networks are published to when they beat it on the held-out worlds "
                         "(default models/backbone; '' publishes nothing)")
@@ -57,7 +58,10 @@ def run(args) -> int:
                    train_seed=args.train_seed, heldout_seed=args.heldout_seed,
                    epochs_per_round=args.epochs_per_round, revisit_share=args.revisit_share)
     rounds = args.rounds if args.rounds is not None or args.hours is not None else 1
-    st = run_job(args.state, args.start, spec, publish=args.publish or None, rounds=rounds, hours=args.hours,
+    from o4a_nav.learning.backbone import default_start
+
+    start = args.start or default_start(args.publish or None)
+    st = run_job(args.state, start, spec, publish=args.publish or None, rounds=rounds, hours=args.hours,
                  threads=args.threads, device=args.device)
     print(f"{args.state}: {st['rounds_done']} rounds done, "
           f"{sum(r['published'] for r in st['rounds'])} published; held-out candidate recall: start "

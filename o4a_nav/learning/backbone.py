@@ -166,6 +166,12 @@ def _published_eval(publish: Path | None) -> dict | None:
     return meta["backbone_job"]["heldout"]["mean"]
 
 
+def default_start(publish: str | None, shipped: str = "models/o4a_default") -> str:
+    """Where a new job starts: the published backbone when `publish` holds one (the job's
+    progress that outlives its machine: runs/ is not in git), else the shipped model."""
+    return str(publish) if publish is not None and _published_eval(Path(publish)) is not None else shipped
+
+
 def beats(new: dict, bar: dict) -> bool:
     """Held-out means `new` beat `bar`: candidate recall up by PUBLISH_MIN_GAIN, far pairs
     taken for the goal not more often (a bar without far_below does not limit them)."""
