@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -26,16 +25,11 @@ ADAPT_MODES = ("base", "init")
 def _bag(out: Path, world_file: str, steps: int, seed: int, log) -> Path:
     from tqdm import tqdm
 
-    from o4a_nav.sim.collector import write_exploration_bag
+    from o4a_nav.sim.collector import write_exploration_bag_once
 
     bag = out / "bags" / f"{Path(world_file).stem}_s{seed}"
-    if not bag.is_dir():
-        part = bag.with_name(bag.name + ".partial")
-        shutil.rmtree(part, ignore_errors=True)
-        part.parent.mkdir(parents=True, exist_ok=True)
-        with tqdm(total=steps, unit="step", desc=f"collect {bag.name}", leave=False) as bar:
-            res = write_exploration_bag(part, world_file, steps, seed=seed, progress=bar)
-        part.rename(bag)
+    res = write_exploration_bag_once(bag, world_file, steps, seed, tqdm)
+    if res is not None:
         log(f"{bag}: {steps} frames, coverage {res['coverage']:.0%} of {res['free_area']:.0f} m^2")
     return bag
 

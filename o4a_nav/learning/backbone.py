@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -107,18 +106,13 @@ def _worlds(state: Path, spec: JobSpec) -> tuple[list[Path], list[Path]]:
 def _bags(state: Path, world_files: list[Path], frames: int, progress, log) -> list[Path]:
     """One exploration bag per world (seed = the world's index in its list): an existing
     bag is kept, a partial one (a killed run) is written again."""
-    from o4a_nav.sim.collector import write_exploration_bag
+    from o4a_nav.sim.collector import write_exploration_bag_once
 
     out = []
     for i, wf in enumerate(world_files):
         bag = state / "bags" / wf.stem
-        if not bag.is_dir():
-            part = bag.with_name(bag.name + ".partial")
-            shutil.rmtree(part, ignore_errors=True)
-            part.parent.mkdir(parents=True, exist_ok=True)
-            with progress(total=frames, unit="step", desc=f"collect {wf.stem}", leave=False) as bar:
-                res = write_exploration_bag(part, wf, frames, seed=i, progress=bar)
-            part.rename(bag)
+        res = write_exploration_bag_once(bag, wf, frames, i, progress)
+        if res is not None:
             log(f"bag {bag}: {frames} frames, coverage {res['coverage']:.0%} of {res['free_area']:.0f} m^2, "
                 f"{res['seconds']:.0f}s")
         out.append(bag)

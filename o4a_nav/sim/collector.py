@@ -130,6 +130,26 @@ def write_exploration_bag(out, world, steps: int, seed: int = 0, params: Explore
             "seconds": time.perf_counter() - t0, "poses": poses, "trajectory": traj_ids}
 
 
+def write_exploration_bag_once(bag, world, steps: int, seed: int, progress) -> dict | None:
+    """write_exploration_bag into the folder `bag` unless it is there: written as
+    BAG.partial and renamed when complete, so a killed run leaves no half bag under the
+    name (a partial one is written again). ``progress``: a tqdm-like factory (total, unit,
+    desc, leave). Returns write_exploration_bag's result, or None when the bag was there."""
+    import shutil
+    from pathlib import Path
+
+    bag = Path(bag)
+    if bag.is_dir():
+        return None
+    part = bag.with_name(bag.name + ".partial")
+    shutil.rmtree(part, ignore_errors=True)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with progress(total=steps, unit="step", desc=f"collect {bag.name}", leave=False) as bar:
+        res = write_exploration_bag(part, world, steps, seed=seed, progress=bar)
+    part.rename(bag)
+    return res
+
+
 def coverage(world, poses_xy: np.ndarray) -> float:
     """Share of the world's reachable free cells within the robot's footprint (radius
     0.2 m) of some visited position."""
