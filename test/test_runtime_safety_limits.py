@@ -184,8 +184,9 @@ def test_scan_heading_ends_a_forward_whose_odometry_hides_the_veer(base_process)
         assert rep.state == 3 and "laser shows" in rep.message, rep.message
         # what the controller decides: it ends the motion at the first scan past the
         # mismatch (2.9 deg; scans every ~1.2 deg of this veer, more apart under load) ...
+        # (the message gives the turn to 0.1 deg: a decision at 2.93 deg reads "2.9")
         seen = float(re.search(r"laser shows ([0-9.]+) deg", rep.message).group(1))
-        assert 2.9 < seen <= 2.9 + 3.0, rep.message
+        assert 2.9 - 0.05 <= seen <= 2.9 + 3.0, rep.message
         # ... and the base stops well short of the unprotected 14-19 deg; what it turns after
         # the decision is the stop's latency on this machine (3.3-7.4 deg seen, the most
         # under a loaded `make test`), measured in docs/RUNTIME.md, not asserted to the degree
