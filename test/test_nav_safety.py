@@ -494,6 +494,76 @@ def test_scan_heading_ends_a_motion_whose_odometry_hides_the_turn(action):
     assert rep.state == SUCCEEDED, rep.message
 
 
+def test_scan_heading_reference_is_the_first_scan_that_can_be_registered():
+    """The scan a motion starts from saw nothing (all rays at infinity: an open space, or a
+    laser that had not seen the room yet), so nothing can be registered against it. Before
+    session 15 that turned the check off for the whole motion: a veering FORWARD SUCCEEDED
+    with 19 deg of turn (the signature of the CI failure of test_runtime_safety_limits). The
+    first scan of the motion with enough points becomes the reference and the laser ends it."""
+    from o4a_nav.sim.faults import OdometryFault
+
+    class BlindFirst(VeeringRobot):
+        n = 0
+
+        def scan(self):
+            self.n += 1
+            return scan_with(np.full(181, np.inf, np.float32), stamp=self.t) if self.n == 1 else super().scan()
+
+    drift = OdometryFault("heading_drift")
+    drift.start = 10.1
+    rb = BlindFirst(BaseController(BaseControllerParams(), CollisionChecker()), drift, t=10.0)
+    rep = rb.run(Action.FORWARD)
+    veer = abs(wrap_angle(drift(rb.true, rb.t)[0].yaw - rb.true.yaw))
+    print(f"\nblind first scan: {rep.message!r}, veer {math.degrees(veer):.1f} deg")
+    assert rep.state == ABORTED and "laser shows" in rep.message, rep.message
+    assert math.degrees(veer) < 5.0
+
+
+def test_scan_heading_judges_a_motion_end_that_odometry_reports_before_the_scans():
+    """The controller's process stalls for 0.4 s near the end of a FORWARD while the base
+    keeps driving and slips 8 deg to the side; on waking, the executor hands it the odometry
+    that shows the target reached before the scans queued behind it. The motion stops and
+    waits for the next scan instead of reporting SUCCEEDED on scans older than its end, and
+    the laser ends it. Without the stall the same base SUCCEEDS."""
+    def run(stall_s):
+        def slip(pose, t):   # the real heading turns by 8 deg during the stall, only then
+            a = min(max(t - box["from"], 0.0), stall_s) / stall_s if stall_s and box["from"] else 0.0
+            return Pose2D(pose.x, pose.y, wrap_angle(pose.yaw + math.radians(8.0) * a)), t
+
+        box = {"from": None}
+        ctl = BaseController(BaseControllerParams(), CollisionChecker())
+        rb = VeeringRobot(ctl, slip, t=10.0)
+        rb.step()
+        rb.reports += ctl.command(Action.FORWARD, 1, rb.t, rb.t).reports
+        queued = []
+        for _ in range(1000):
+            if ctl.state != EXECUTING:
+                break
+            if stall_s and box["from"] is None and ctl.remaining() < 0.05:
+                box["from"] = rb.t
+            if box["from"] is not None and rb.t < box["from"] + stall_s:
+                queued = (queued + [rb.scan()])[-5:]      # sensor QoS keeps the last 5
+                p, (v, w) = rb.true, rb.v
+                rb.true = Pose2D(p.x + v * DT * math.cos(p.yaw), p.y + v * DT * math.sin(p.yaw), p.yaw + w * DT)
+                rb.t += DT
+                continue
+            if queued:                                    # awake: odometry first, then the scans
+                ctl.on_odom(rb.true, rb.t, rb.t)
+                rb.reports += ctl.update(rb.t).reports
+                for sc in queued:
+                    rb.reports += ctl.on_scan(sc, rb.t).reports
+                queued = []
+                continue
+            rb.step()
+        return rb.reports[-1]
+
+    rep = run(0.0)
+    assert rep.state == SUCCEEDED, rep.message
+    rep = run(0.4)
+    print(f"\nstalled controller: {rep.message!r}")
+    assert rep.state == ABORTED and "laser shows" in rep.message, rep.message
+
+
 def test_odometry_heading_against_the_commanded_turn():
     """Odometry whose heading turns the wrong way during a rotation: the mismatch with the
     commanded turn ends it (before issue 28 only the angle cap did, at 19 deg); a healthy

@@ -36,7 +36,10 @@ Motions are bounded whatever odometry says (each ends the motion, ABORTED with t
   from odometry's turn between the two scans' arrivals (give or take ``SCAN_BEFORE_S`` /
   ``ODOM_AFTER_S``) by more than ``scan_heading_mismatch`` (odometry that does not show the
   robot turning, as wheel odometry on a slipping or veering base, or the reverse); fits that
-  scanreg does not accept are not used.
+  scanreg does not accept are not used. A motion that reaches its target while the latest
+  scan arrived more than ``SCAN_LATE_PERIODS`` scan periods ago (the process was stalled and
+  odometry was taken before the scans queued behind it) stops and waits for the next scan:
+  it is reported only once the laser has seen where it ended (or ``scan_timeout`` ends it).
 
 Collision monitor (with a :class:`~o4a_nav.nav.collision.CollisionChecker`, as the node
 always has unless ``collision_monitor`` is false): a motion starts only on a scan younger
@@ -88,6 +91,9 @@ HEADING_LAG_S = 0.25  # s: odometry's heading may trail or lead the commanded tu
 # laser's sweep plus transport), odometry of an instant arrives at most ODOM_AFTER_S after it
 SCAN_BEFORE_S = 0.15
 ODOM_AFTER_S = 0.05
+# a motion's end is judged on a scan that arrived at most this many scan periods (the median
+# of the recent intervals between scans) before it; a later one is waited for
+SCAN_LATE_PERIODS = 1.5
 
 
 @dataclass
@@ -203,6 +209,7 @@ class BaseController:
         self._prev_odom: tuple | None = None  # (pose, stamp) of the previous odometry message
         self.scan = None                     # latest ScanData
         self.scan_arrival: float = -math.inf
+        self._scan_gaps: deque = deque(maxlen=21)  # recent intervals between scan arrivals [s]
         self._cmd_dist = 0.0                 # integral of |v| commanded in this motion [m]
         self._cmd_angle = 0.0                # integral of |w| commanded in this motion [rad]
         self._cmd_turn = 0.0                 # integral of w (signed) commanded in this motion [rad]
@@ -224,6 +231,7 @@ class BaseController:
         # (a motion's reference scan arrived before it started), and the motion's registered turns
         self._yaw_hist: deque = deque(maxlen=512)   # (arrival, yaw)
         self._scan_turn = None                       # ScanTurn, made at the first motion that needs it
+        self._scan_ref_pose: Pose2D | None = None    # odometry's pose when the reference scan arrived
         self._scan_turns: list[tuple[float, float]] = []  # (scan arrival, registered turn) not yet judged
         self._ready_said: tuple[bool, float] | None = None  # (ready, time) of the last idle_report
 
@@ -313,6 +321,8 @@ class BaseController:
     def on_scan(self, scan, now: float) -> ControlOutput:
         """Collision monitor: store the scan (``now``: its arrival) and check the rest of the
         running motion against it; an intrusion aborts the motion with zero velocity."""
+        if float(now) > self.scan_arrival > -math.inf:
+            self._scan_gaps.append(float(now) - self.scan_arrival)
         self.scan, self.scan_arrival = scan, float(now)
         if self.state != MotionStatus.EXECUTING:
             return ControlOutput(0.0, 0.0)
@@ -342,21 +352,40 @@ class BaseController:
             self._scan_turn.mount = Pose2D(m.params.laser_x, m.params.laser_y, m.params.laser_yaw)
         fresh = self.scan is not None and not self._scan_problem(now) and not (m is not None and m.scan_fault(self.scan))
         self._scan_turn.start(self.scan if fresh else None, self.scan_arrival)
+        self._scan_ref_pose = self.pose
         return self._scan_turn
 
     def _measure_scan_turn(self, scan, now: float) -> None:
-        """Register a scan of the running motion against its first one (kept for
-        :meth:`_scan_turn_problem` to judge once odometry covers the scan's arrival)."""
+        """Register a scan of the running motion against its reference (kept for
+        :meth:`_scan_turn_problem` to judge once odometry covers the scan's arrival). While
+        the motion has no reference with enough points to register against (its first scan
+        saw nothing), this scan becomes the reference: the check covers the motion from
+        here on instead of not at all."""
         st = self._scan_turn
-        if (st is None or st.ref_arrival is None or self.params.scan_heading_mismatch <= 0 or self._start is None
+        if (st is None or self.params.scan_heading_mismatch <= 0 or self._start is None
                 or (self.monitor is not None and self.monitor.scan_fault(scan))):
             return
-        s, pose = self._start, self.pose
+        if not st.usable():
+            st.start(scan, now)
+            self._scan_ref_pose = self.pose
+            return
+        s, pose = self._scan_ref_pose, self.pose
         c, si = math.cos(s.yaw), math.sin(s.yaw)
         dx, dy = pose.x - s.x, pose.y - s.y
         yaw = st.turn(scan, (c * dx + si * dy, -si * dx + c * dy, wrap_angle(pose.yaw - s.yaw)))
         if yaw is not None:
             self._scan_turns.append((float(now), yaw))
+
+    def _end_unseen(self, now: float) -> bool:
+        """Whether the scan heading check of the running motion has not seen its end yet:
+        the latest scan arrived more than SCAN_LATE_PERIODS scan periods before ``now``
+        (False while the check is off or the period is not known yet)."""
+        st = self._scan_turn
+        if (st is None or st.ref_arrival is None or self.params.scan_heading_mismatch <= 0
+                or len(self._scan_gaps) < 3):
+            return False
+        gaps = sorted(self._scan_gaps)
+        return now - self.scan_arrival > SCAN_LATE_PERIODS * gaps[len(gaps) // 2]
 
     def _odom_yaw_range(self, t0: float, t1: float, final: bool) -> tuple[float, float] | None:
         """Least and greatest odometry heading (unwrapped) of the messages that arrived in
@@ -397,7 +426,7 @@ class BaseController:
             off = max(turn - hi, lo - turn, 0.0)
             if off > p.scan_heading_mismatch:
                 self._scan_turns = []
-                return (f"heading: the laser shows {math.degrees(turn):.1f} deg of turn since the motion started, "
+                return (f"heading: the laser shows {math.degrees(turn):.1f} deg of turn during the motion, "
                         f"odometry {math.degrees(lo):.1f} to {math.degrees(hi):.1f} deg (scan_heading_mismatch "
                         f"{math.degrees(p.scan_heading_mismatch):.1f} deg): odometry not showing how the base turns "
                         f"(slipping or veering base, drifting heading)")
@@ -579,19 +608,22 @@ class BaseController:
         rem = self.remaining()
         if self.action == Action.FORWARD:
             if rem <= p.distance_tolerance:
-                return self._succeed()
+                return self._succeed(now)
             v = min(p.max_linear_speed, max(p.min_linear_speed, p.linear_gain * rem))
             yaw_err = wrap_angle(self._start.yaw - self.pose.yaw)
             w = max(-p.max_angular_speed, min(p.max_angular_speed, p.heading_gain * yaw_err))
             return self._out(v, w, now=now)
         if rem <= p.angle_tolerance:
-            return self._succeed()
+            return self._succeed(now)
         w = min(p.max_angular_speed, max(p.min_angular_speed, p.angular_gain * rem))
         return self._out(0.0, w if self.action == Action.ROTATE_LEFT else -w, now=now)
 
-    def _succeed(self) -> ControlOutput:
+    def _succeed(self, now: float) -> ControlOutput:
         """The motion reached its target: SUCCEEDED, unless a scan registered during it and
-        not judged yet contradicts odometry."""
+        not judged yet contradicts odometry; while the latest scan is late (see
+        :meth:`_end_unseen`), zero velocity and no report yet."""
+        if self._end_unseen(now):
+            return self._out(0.0, 0.0, now=now)
         why = self._scan_turn_problem(final=True)
         return self._finish(MotionStatus.ABORTED, why) if why else self._finish(MotionStatus.SUCCEEDED, "")
 

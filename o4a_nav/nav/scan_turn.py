@@ -1,7 +1,8 @@
 """The robot's turn as the laser sees it, for the base controller's heading check (ROS-free).
 
 A motion's reference is the scan it started from (the collision monitor's latest scan at the
-command); every scan that arrives while the motion runs is registered against it with
+command), or, when that scan has too few points to register (an open space, a laser that had
+not seen anything yet), the first scan of the motion that has enough; every scan that arrives while the motion runs is registered against it with
 `o4a_nav.learning.scanreg` (the project's one scan registration, small_gicp GICP, about
 2-4 ms per scan here), which gives the turn of the base between the two scans independent of
 odometry. The base controller compares it with odometry's turn over the same interval
@@ -48,16 +49,21 @@ class ScanTurn:
                                   scan.range_max, self.mount)
         return scanreg.prepare(pts, self.params)
 
+    def usable(self) -> bool:
+        """Whether there is a reference scan with enough points to register against
+        (prepared here, once per reference)."""
+        if self._ref_scan is None:
+            return False
+        if self._ref_cloud is None:
+            self._ref_cloud = self._cloud(self._ref_scan) or False
+        return bool(self._ref_cloud)
+
     def turn(self, scan, init: tuple[float, float, float]) -> float | None:
         """Yaw [rad] of the base when ``scan`` was taken relative to the reference scan, or
         None when there is no reference or the fit cannot be trusted. ``init``: the
         odometry's pose of the base at ``scan`` in the reference's base frame (x, y, yaw),
         the registration's starting point."""
-        if self._ref_scan is None:
-            return None
-        if self._ref_cloud is None:
-            self._ref_cloud = self._cloud(self._ref_scan) or False
-        cloud = self._cloud(scan) if self._ref_cloud else None
+        cloud = self._cloud(scan) if self.usable() else None
         if cloud is None:
             return None
         r = scanreg.register(self._ref_cloud, cloud, init, self.params)
