@@ -379,13 +379,15 @@ class BaseController:
     def _end_unseen(self, now: float) -> bool:
         """Whether the scan heading check of the running motion has not seen its end yet:
         the latest scan arrived more than SCAN_LATE_PERIODS scan periods before ``now``
-        (False while the check is off or the period is not known yet)."""
+        (False while the check is off or the period is not known yet, and once the scan is
+        older than scan_timeout: the collision monitor ends the motion then; without it,
+        the end is judged on the scans there are)."""
         st = self._scan_turn
         if (st is None or st.ref_arrival is None or self.params.scan_heading_mismatch <= 0
                 or len(self._scan_gaps) < 3):
             return False
-        gaps = sorted(self._scan_gaps)
-        return now - self.scan_arrival > SCAN_LATE_PERIODS * gaps[len(gaps) // 2]
+        gaps, late = sorted(self._scan_gaps), now - self.scan_arrival
+        return SCAN_LATE_PERIODS * gaps[len(gaps) // 2] < late <= self.params.scan_timeout
 
     def _odom_yaw_range(self, t0: float, t1: float, final: bool) -> tuple[float, float] | None:
         """Least and greatest odometry heading (unwrapped) of the messages that arrived in
