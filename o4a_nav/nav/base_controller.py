@@ -231,7 +231,6 @@ class BaseController:
         # (a motion's reference scan arrived before it started), and the motion's registered turns
         self._yaw_hist: deque = deque(maxlen=512)   # (arrival, yaw)
         self._scan_turn = None                       # ScanTurn, made at the first motion that needs it
-        self._scan_ref_pose: Pose2D | None = None    # odometry's pose when the reference scan arrived
         self._scan_turns: list[tuple[float, float]] = []  # (scan arrival, registered turn) not yet judged
         self._ready_said: tuple[bool, float] | None = None  # (ready, time) of the last idle_report
 
@@ -351,8 +350,7 @@ class BaseController:
         if m is not None:
             self._scan_turn.mount = Pose2D(m.params.laser_x, m.params.laser_y, m.params.laser_yaw)
         fresh = self.scan is not None and not self._scan_problem(now) and not (m is not None and m.scan_fault(self.scan))
-        self._scan_turn.start(self.scan if fresh else None, self.scan_arrival)
-        self._scan_ref_pose = self.pose
+        self._scan_turn.start(self.scan if fresh else None, self.scan_arrival, self.pose)
         return self._scan_turn
 
     def _measure_scan_turn(self, scan, now: float) -> None:
@@ -366,13 +364,9 @@ class BaseController:
                 or (self.monitor is not None and self.monitor.scan_fault(scan))):
             return
         if not st.usable():
-            st.start(scan, now)
-            self._scan_ref_pose = self.pose
+            st.start(scan, now, self.pose)
             return
-        s, pose = self._scan_ref_pose, self.pose
-        c, si = math.cos(s.yaw), math.sin(s.yaw)
-        dx, dy = pose.x - s.x, pose.y - s.y
-        yaw = st.turn(scan, (c * dx + si * dy, -si * dx + c * dy, wrap_angle(pose.yaw - s.yaw)))
+        yaw = st.turn(scan, self.pose)
         if yaw is not None:
             self._scan_turns.append((float(now), yaw))
 
